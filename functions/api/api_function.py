@@ -1,0 +1,32 @@
+"""API Lambda (container image): FastAPI through Mangum behind API Gateway.
+
+The app and the model cache live at module level, so a warm container reuses both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from fraudops.api import build_default_app, invalid_event_response
+from fraudops.observability import observability
+
+obs = observability("fraudops-api")
+logger, metrics = obs.logger, obs.metrics
+
+app = build_default_app()
+asgi_handler = Mangum(app, lifespan="off")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    problem = invalid_event_response(event)
+    if problem is not None:
+        logger.warning("not an API Gateway proxy event", extra={"problem": problem["body"]})
+        return problem
+    response: dict[str, Any] = asgi_handler(event, context)
+    return response

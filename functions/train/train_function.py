@@ -1,0 +1,30 @@
+"""Train Lambda: read the transactions, train XGBoost, log to MLflow (artifacts in S3), register."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fraudops.config import get_settings
+from fraudops.data_sync import fetch_training_db
+from fraudops.events import parse_train_input
+from fraudops.observability import observability
+from fraudops.training import run_training
+
+obs = observability("fraudops-train")
+logger, metrics, tracer = obs.logger, obs.metrics, obs.tracer
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_train_input(event)
+    settings = fetch_training_db(get_settings())
+    result = run_training(settings, feature_set=request.feature_set)
+    metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
+    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=sum(result.seconds.values()))
+    logger.info("registered a new version", extra=result.summary())
+    return result.summary()

@@ -1,0 +1,349 @@
+"""The fraud-scoring API (FastAPI). The same app runs under Mangum in Lambda and under uvicorn locally.
+
+Every error is JSON: ``{"error": <code>, "message": <text>, "fields": [{"field", "message"}...]}``.
+A malformed request is a 4xx naming the field; nothing a client sends can produce a 500 with a trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fraudops.config import Settings
+from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.serving import ModelProvider, ModelUnavailableError
+
+log = logging.getLogger(__name__)
+
+MAX_MONEY = 1e12  # PaySim's largest balance is ~3.6e8; anything near float32's range is an input error
+MAX_STEP = 1_000_000
+API_KEY_HEADER = "x-api-key"
+
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
+TransactionType = Literal["CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER"]
+
+EXAMPLE_TRANSACTION = {
+    "step": 212,
+    "type": "TRANSFER",
+    "amount": 181000.0,
+    "oldbalanceOrg": 181000.0,
+    "newbalanceOrig": 0.0,
+    "oldbalanceDest": 0.0,
+    "newbalanceDest": 0.0,
+}
+
+
+class Transaction(BaseModel):
+    """One transaction as the payment system sees it (PaySim field names). Balances are after/before
+    the transaction as PaySim records them; labels (isFraud) are not inputs."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_TRANSACTION]})
+
+    step: int = Field(ge=0, le=MAX_STEP, description="Hour since the start of the simulation (1 step = 1 h).")
+    type: TransactionType
+    amount: Money
+    oldbalanceOrg: Money
+    newbalanceOrig: Money
+    oldbalanceDest: Money
+    newbalanceDest: Money
+    nameOrig: str | None = Field(None, max_length=64, description="Origin account id (not used for scoring).")
+    nameDest: str | None = Field(None, max_length=64, description="Destination account id (not used).")
+
+    def raw(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RAW_FEATURE_COLUMNS}
+
+
+class Prediction(BaseModel):
+    probability: float = Field(description="Model fraud score in [0, 1] (class-weighted training).")
+    prediction: float = Field(description="1.0 when probability >= the model's threshold, else 0.0.")
+    threshold: float
+    model_version: str
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    transactions: list[Transaction] = Field(min_length=1)
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    model_name: str
+    version: str
+    run_id: str
+    model_uri: str
+    threshold: float
+    features: list[str]
+    metrics: dict[str, float]
+    promoted_at: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    model_version: str | None
+    problem: str | None = None
+
+
+def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    return JSONResponse(status_code=status, content=body)
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "header", "query", "path"}:
+        parts = parts[1:] or parts
+    return ".".join(parts)
+
+
+def _validation_fields(errors: Any) -> list[dict[str, str]]:
+    fields = []
+    for error in errors:
+        message = str(error.get("msg", "invalid value"))
+        if error.get("type") == "json_invalid":
+            message = f"request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+        fields.append({"field": _field_name(error.get("loc", ("body",))), "message": message})
+    return fields
+
+
+class ApiKeyChecker:
+    """Accepts a request when its x-api-key equals one configured key (compared in constant time)."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._keys = [key.encode() for key in keys]
+
+    def __call__(self, x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+        if not self._keys:
+            raise StarletteHTTPException(503, "the API has no keys configured (set FRAUDOPS_API_KEYS)")
+        if not x_api_key:
+            raise StarletteHTTPException(401, f"missing API key: send it in the '{API_KEY_HEADER}' header")
+        presented = x_api_key.encode()
+        matched = False
+        for key in self._keys:  # no early exit: timing does not reveal which key, or how much, matched
+            matched |= hmac.compare_digest(presented, key)
+        if not matched:
+            raise StarletteHTTPException(403, "invalid API key")
+
+
+_ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+                413: "payload_too_large", 415: "unsupported_media_type", 503: "unavailable"}  # fmt: skip
+
+
+class BodySizeLimit:
+    """Refuses bodies over ``max_bytes`` with 413 before they are parsed (pure ASGI, no buffering twice)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+        send: Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        body = b""
+        if not too_large:
+            more = True
+            while more:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = bool(message.get("more_body"))
+                if len(body) > self.max_bytes:
+                    too_large = True
+                    break
+        if too_large:
+            response = _error(413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes")
+            await response(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> MutableMapping[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str]) -> FastAPI:
+    app = FastAPI(
+        title="fraudops",
+        version="0.1.0",
+        summary="Fraud scores for PaySim-schema transactions from the Production XGBoost model.",
+        description="Every route but /health and the docs needs an `x-api-key` header.",
+    )
+    require_key = ApiKeyChecker(api_keys)
+    Authorized = Depends(require_key)
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _validation_fields(exc.errors())
+        summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
+        return _error(422, "validation_error", f"invalid request: {summary}", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, _ERROR_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        if exc.status_code == 401:
+            response.headers["WWW-Authenticate"] = "ApiKey"
+        return response
+
+    @app.exception_handler(ModelUnavailableError)
+    async def _on_unavailable(request: Request, exc: ModelUnavailableError) -> JSONResponse:
+        response = _error(503, "model_unavailable", f"no model to serve: {exc}")
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(Exception)
+    async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "-")
+        log.exception("unhandled error (request %s)", request_id)
+        return _error(500, "internal_error", f"internal error; quote request id {request_id}")
+
+    @app.middleware("http")
+    async def _request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        event = request.scope.get("aws.event") or {}
+        context_id = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
+        request_id = request.headers.get("x-request-id") or context_id or uuid.uuid4().hex
+        request.state.request_id = request_id
+        response = await call_next(request)
+        response.headers["x-request-id"] = request_id
+        return response
+
+    def _prediction(probability: float, threshold: float, version: str) -> Prediction:
+        return Prediction(
+            probability=probability,
+            prediction=1.0 if probability >= threshold else 0.0,
+            threshold=threshold,
+            model_version=version,
+        )
+
+    @app.get("/health", tags=["ops"])
+    def health() -> JSONResponse:
+        """Open (no key): load balancers and `sam` smoke tests call it."""
+        try:
+            loaded = provider.get()
+        except ModelUnavailableError as error:
+            body = Health(status="unavailable", model_version=None, problem=str(error))
+            return JSONResponse(status_code=503, content=body.model_dump())
+        problem = provider.last_error
+        body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem)
+        return JSONResponse(status_code=200, content=body.model_dump())
+
+    @app.get("/model", dependencies=[Authorized], tags=["model"])
+    def model_info() -> ModelInfo:
+        manifest = provider.get().manifest
+        return ModelInfo(
+            model_name=manifest.model_name,
+            version=manifest.version,
+            run_id=manifest.run_id,
+            model_uri=manifest.model_uri,
+            threshold=manifest.threshold,
+            features=manifest.feature_names,
+            metrics=manifest.metrics,
+            promoted_at=manifest.promoted_at,
+        )
+
+    @app.post("/predict", dependencies=[Authorized], tags=["model"])
+    def predict(transaction: Transaction) -> Prediction:
+        loaded = provider.get()
+        probability = loaded.model.predict_one(transaction.raw())
+        return _prediction(probability, loaded.model.threshold, loaded.manifest.version)
+
+    @app.post("/predict/batch", dependencies=[Authorized], tags=["model"])
+    def predict_batch(batch: BatchRequest) -> BatchPrediction:
+        if len(batch.transactions) > settings.max_batch_size:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "transactions"),
+                        "msg": f"at most {settings.max_batch_size} transactions per batch, got "
+                        f"{len(batch.transactions)}",
+                        "type": "too_long",
+                    }
+                ]
+            )
+        loaded = provider.get()
+        columns = {name: [getattr(t, name) for t in batch.transactions] for name in RAW_FEATURE_COLUMNS}
+        probabilities = loaded.model.predict_proba(columns)
+        threshold, version = loaded.model.threshold, loaded.manifest.version
+        return BatchPrediction(
+            predictions=[_prediction(float(p), threshold, version) for p in probabilities],
+            model_version=version,
+        )
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def invalid_event_response(event: Any) -> dict[str, Any] | None:
+    """A 400 response for events that are not API Gateway proxy events (Mangum would raise on them)."""
+    problem = None
+    if not isinstance(event, dict):
+        problem = f"event must be a JSON object, got {type(event).__name__}"
+    elif not isinstance(event.get("requestContext"), dict):
+        problem = "event has no requestContext: not an API Gateway proxy event"
+    elif event.get("version") == "2.0":
+        if not isinstance(event["requestContext"].get("http"), dict):
+            problem = "HTTP API event has no requestContext.http"
+    elif not isinstance(event.get("httpMethod"), str) or not isinstance(event.get("path"), str):
+        problem = "REST API event lacks httpMethod or path"
+    elif event.get("body") is not None and not isinstance(event.get("body"), str):
+        problem = "event body must be a string"
+    if problem is None:
+        return None
+    return {
+        "statusCode": 400,
+        "headers": {"content-type": "application/json"},
+        "body": json.dumps({"error": "bad_event", "message": problem}),
+        "isBase64Encoded": False,
+    }
+
+
+def load_api_keys(settings: Settings) -> list[str]:
+    """Keys from FRAUDOPS_API_KEYS and, if configured, an SSM SecureString (never from the repo)."""
+    keys = settings.api_key_values()
+    if settings.api_keys_ssm_parameter:
+        import boto3
+
+        ssm = boto3.client("ssm", region_name=settings.aws_region)
+        value = ssm.get_parameter(Name=settings.api_keys_ssm_parameter, WithDecryption=True)["Parameter"]["Value"]
+        keys += [key.strip() for key in str(value).split(",") if key.strip()]
+    return keys
+
+
+def build_default_app(settings: Settings | None = None) -> FastAPI:
+    """The app as the Lambda handler and `fraudops serve` build it from configuration."""
+    from fraudops.config import get_settings
+
+    settings = settings or get_settings()
+    return create_app(settings, ModelProvider(settings), load_api_keys(settings))
+
+
+__all__ = ["Transaction", "build_default_app", "create_app", "invalid_event_response"]

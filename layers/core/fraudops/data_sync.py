@@ -1,0 +1,38 @@
+"""In AWS the training data is a SQLite snapshot in the data bucket; copy it to /tmp before reading.
+
+Warm containers keep the copy and re-download only when the object's ETag changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from botocore.exceptions import ClientError
+
+from fraudops.config import Settings
+from fraudops.store import StoreError, s3_client, split_s3_uri
+
+log = logging.getLogger(__name__)
+
+
+def fetch_training_db(settings: Settings, cache_dir: Path = Path("/tmp/fraudops-data")) -> Settings:  # noqa: S108 - Lambda's only writable path
+    """Settings whose ``db_path`` is a local copy of ``data_s3_uri`` (unchanged when that is unset)."""
+    if not settings.data_s3_uri:
+        return settings
+    bucket, key = split_s3_uri(settings.data_s3_uri)
+    client = s3_client(settings)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    local = cache_dir / Path(key).name
+    etag_file = local.with_suffix(local.suffix + ".etag")
+    try:
+        etag = str(client.head_object(Bucket=bucket, Key=key)["ETag"])
+        if not (local.exists() and etag_file.exists() and etag_file.read_text() == etag):
+            log.info("downloading training data %s", settings.data_s3_uri)
+            partial = local.with_suffix(".partial")
+            client.download_file(bucket, key, str(partial))
+            partial.replace(local)
+            etag_file.write_text(etag)
+    except ClientError as error:
+        raise StoreError(f"cannot fetch training data {settings.data_s3_uri}: {error}") from error
+    return settings.model_copy(update={"db_path": local})

@@ -1,0 +1,287 @@
+"""Promotion: score the candidate and the current Production version on the same, current held-out data
+and move the Production alias only when the candidate is better.
+
+Order of writes, so that a failure at any point leaves Production as it was: evaluate (read-only) ->
+decision tags + alias, in one registry session (one conditional S3 write in AWS) -> serving manifest.
+Re-running a promotion is safe: a candidate that already is Production only re-publishes the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from fraudops.config import Settings
+from fraudops.data import load_training_frame
+from fraudops.features import FeatureMismatchError
+from fraudops.metrics import EvaluationMetrics, MetricsError, evaluate
+from fraudops.model import FraudModel, ModelLoadError
+from fraudops.schema import LABEL
+from fraudops.store import (
+    BOOSTER_ARTIFACT,
+    ModelStore,
+    ServingManifest,
+    StoreError,
+    publish_manifest,
+    read_manifest,
+    sha256_hex,
+    with_registry_retries,
+)
+from fraudops.training import TrainingError, holdout_slice, raw_columns
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "fraudops.promotion."
+
+
+class PromotionError(RuntimeError):
+    """Promotion could not run (no candidate, no data, store unreachable); Production is unchanged."""
+
+
+@dataclass(frozen=True)
+class PromotionRules:
+    margin: float
+    floor: float
+    guardrail_tolerance: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PromotionRules:
+        return cls(settings.promotion_margin, settings.promotion_floor, settings.guardrail_tolerance)
+
+
+GUARDRAILS = ("roc_auc", "recall_at_1pct_fpr")
+
+
+def decide(
+    candidate: EvaluationMetrics, production: EvaluationMetrics | None, rules: PromotionRules
+) -> tuple[bool, str]:
+    """The promotion rule, as a pure function: (promote?, human-readable reason)."""
+    if production is None:
+        if candidate.auprc >= rules.floor:
+            return True, f"no working Production model; candidate AUPRC {candidate.auprc:.4f} >= floor {rules.floor}"
+        return False, f"no Production model, but candidate AUPRC {candidate.auprc:.4f} < floor {rules.floor}"
+    gain = candidate.auprc - production.auprc
+    if gain < rules.margin:
+        return False, (
+            f"candidate AUPRC {candidate.auprc:.4f} does not beat Production {production.auprc:.4f} "
+            f"by the margin {rules.margin} (gain {gain:+.4f})"
+        )
+    for metric in GUARDRAILS:
+        drop = getattr(production, metric) - getattr(candidate, metric)
+        if drop > rules.guardrail_tolerance:
+            return False, (
+                f"guardrail {metric}: candidate {getattr(candidate, metric):.4f} is {drop:.4f} below "
+                f"Production {getattr(production, metric):.4f} (tolerance {rules.guardrail_tolerance})"
+            )
+    return True, (
+        f"candidate AUPRC {candidate.auprc:.4f} beats Production {production.auprc:.4f} by {gain:+.4f} "
+        f"(margin {rules.margin}); guardrails within {rules.guardrail_tolerance}"
+    )
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    model_name: str
+    candidate_version: str
+    previous_production_version: str | None
+    production_version: str | None
+    outcome: str  # "promoted" | "rejected" | "already_production"
+    reason: str
+    candidate_metrics: dict[str, float] | None
+    production_metrics: dict[str, float] | None
+    margin: float
+    holdout_rows: int
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == "promoted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+
+@dataclass
+class _LoadedVersion:
+    version: ModelVersion
+    model: FraudModel
+    booster_sha256: str
+    artifact_location: str
+
+
+def _load_version(client: MlflowClient, name: str, version: ModelVersion) -> _LoadedVersion:
+    """Download a registered version's artifacts and load them exactly as the API will."""
+    import mlflow
+
+    workdir = Path(tempfile.mkdtemp(prefix="fraudops-promote-"))
+    try:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{version.version}", dst_path=str(workdir)
+                )
+            )
+        except Exception as error:  # MLflow wraps S3/IO failures in several exception types
+            raise ModelLoadError(f"cannot download version {version.version}: {error}") from error
+        model = FraudModel.from_dir(local / "artifacts", version=str(version.version), n_threads=0)
+        booster_sha = sha256_hex((local / "artifacts" / BOOSTER_ARTIFACT).read_bytes())
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return _LoadedVersion(version, model, booster_sha, _artifact_location(client, version))
+
+
+def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
+    """Where the version's model files live in S3 (the SQLite registry keeps the id only in `source`)."""
+    model_id = getattr(version, "model_id", None)
+    if not model_id and str(version.source).startswith("models:/m-"):
+        model_id = str(version.source).removeprefix("models:/")
+    if not model_id:
+        raise ModelLoadError(f"version {version.version} has no logged model (source {version.source})")
+    return str(client.get_logged_model(model_id).artifact_location)
+
+
+def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> EvaluationMetrics:
+    scores = loaded.model.predict_proba(raw_columns(holdout))
+    return evaluate(holdout[LABEL].to_numpy(), scores, loaded.model.threshold)
+
+
+def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: EvaluationMetrics) -> ServingManifest:
+    return ServingManifest(
+        model_name=settings.model_name,
+        version=str(loaded.version.version),
+        run_id=str(loaded.version.run_id),
+        model_uri=f"models:/{settings.model_name}/{loaded.version.version}",
+        artifact_location=loaded.artifact_location,
+        booster_sha256=loaded.booster_sha256,
+        threshold=loaded.model.threshold,
+        feature_names=list(loaded.model.spec.feature_names),
+        metrics={k: v for k, v in metrics.as_dict().items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def _production_version(client: MlflowClient, settings: Settings) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(settings.model_name, settings.production_alias)
+    except MlflowException as error:
+        if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+            return None
+        raise
+
+
+def _candidate_version(client: MlflowClient, settings: Settings, requested: str | None) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if requested is not None:
+            return client.get_model_version(settings.model_name, str(requested))
+        versions = client.search_model_versions(f"name='{settings.model_name}'")
+    except MlflowException as error:
+        raise PromotionError(f"cannot find {settings.model_name} version {requested or '(latest)'}: {error}") from error
+    if not versions:
+        raise PromotionError(f"no registered versions of {settings.model_name}: run training first")
+    return max(versions, key=lambda v: int(v.version))
+
+
+@with_registry_retries()
+def _promote_in_session(
+    settings: Settings, holdout: pd.DataFrame, requested: str | None
+) -> tuple[PromotionDecision, ServingManifest | None]:
+    rules = PromotionRules.from_settings(settings)
+    store = ModelStore(settings)
+    with store.session() as client:
+        candidate_version = _candidate_version(client, settings, requested)
+        production_version = _production_version(client, settings)
+        previous = str(production_version.version) if production_version else None
+        name = settings.model_name
+
+        if previous == str(candidate_version.version):
+            loaded = _load_version(client, name, candidate_version)
+            metrics = _score(loaded, holdout)
+            decision = PromotionDecision(
+                name, previous, previous, previous, "already_production",
+                f"version {previous} already holds the '{settings.production_alias}' alias",
+                metrics.as_dict(), metrics.as_dict(), rules.margin, len(holdout),
+            )  # fmt: skip
+            return decision, _manifest_for(settings, loaded, metrics)
+
+        candidate_metrics: EvaluationMetrics | None = None
+        try:
+            loaded_candidate = _load_version(client, name, candidate_version)
+            candidate_metrics = _score(loaded_candidate, holdout)
+        except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
+            promote, reason = False, f"candidate refused: {error}"
+        production_metrics: EvaluationMetrics | None = None
+        if candidate_metrics is not None:
+            if production_version is not None:
+                try:
+                    production_metrics = _score(_load_version(client, name, production_version), holdout)
+                except (ModelLoadError, FeatureMismatchError) as error:
+                    log.warning("Production version %s cannot be loaded (%s); judging the candidate alone", previous, error)
+            promote, reason = decide(candidate_metrics, production_metrics, rules)
+
+        decided_at = datetime.now(UTC).isoformat(timespec="seconds")
+        tags = {
+            "decision": "promoted" if promote else "rejected",
+            "reason": reason,
+            "decided_at": decided_at,
+            "candidate_auprc": f"{candidate_metrics.auprc:.6f}" if candidate_metrics else "n/a",
+            "production_version": previous or "none",
+            "production_auprc": f"{production_metrics.auprc:.6f}" if production_metrics else "n/a",
+            "margin": str(rules.margin),
+            "holdout_rows": str(len(holdout)),
+            "holdout_start_step": str(int(holdout["step"].min())),
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(candidate_version.version), TAG_PREFIX + key, value)
+        if promote:
+            client.set_registered_model_alias(name, settings.production_alias, str(candidate_version.version))
+        decision = PromotionDecision(
+            name,
+            str(candidate_version.version),
+            previous,
+            str(candidate_version.version) if promote else previous,
+            "promoted" if promote else "rejected",
+            reason,
+            candidate_metrics.as_dict() if candidate_metrics else None,
+            production_metrics.as_dict() if production_metrics else None,
+            rules.margin,
+            len(holdout),
+        )
+        manifest = _manifest_for(settings, loaded_candidate, candidate_metrics) if promote and candidate_metrics else None
+        return decision, manifest
+
+
+def run_promotion(settings: Settings, candidate_version: str | None = None) -> PromotionDecision:
+    """Compare ``candidate_version`` (default: the newest) with Production and promote if better."""
+    try:
+        holdout = holdout_slice(load_training_frame(settings.db_path), settings)
+    except TrainingError as error:
+        raise PromotionError(f"cannot build the holdout: {error}") from error
+    decision, manifest = _promote_in_session(settings, holdout, candidate_version)
+    log.info("promotion of %s version %s: %s (%s)", decision.model_name, decision.candidate_version,
+             decision.outcome, decision.reason)  # fmt: skip
+    if manifest is not None:
+        current, _ = read_manifest(settings)
+        if decision.promoted or current is None or current.version != manifest.version:
+            try:
+                publish_manifest(settings, manifest)
+            except Exception as error:
+                raise StoreError(
+                    f"version {manifest.version} is Production in the registry but the serving manifest "
+                    f"could not be written ({error}); re-run the promotion to publish it"
+                ) from error
+            log.info("published serving manifest for version %s", manifest.version)
+    return decision

@@ -1,0 +1,120 @@
+"""Keeps the Production model in memory for the API: fetched once per container, re-checked at most every
+``model_refresh_seconds`` (one HEAD request), swapped only for a model that loads and verifies.
+
+A refresh that fails keeps the model already loaded and records the problem for ``/health``; with no
+model at all the API answers 503 instead of crashing, so a broken store never causes a crash loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fraudops.config import Settings
+from fraudops.model import FraudModel, ModelLoadError
+from fraudops.store import ServingManifest, StoreError, manifest_etag, read_manifest, read_s3_bytes, sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+class ModelUnavailableError(RuntimeError):
+    """No model can be served yet (nothing promoted, or the store is unreachable)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: FraudModel
+    manifest: ServingManifest
+    etag: str
+    loaded_at: float
+
+
+def load_from_manifest(settings: Settings) -> LoadedModel | None:
+    """The Production model, verified against the checksum promotion recorded; None if none promoted."""
+    manifest, etag = read_manifest(settings)
+    if manifest is None or etag is None:
+        return None
+    booster_raw = read_s3_bytes(settings, manifest.booster_uri)
+    if sha256_hex(booster_raw) != manifest.booster_sha256:
+        raise ModelLoadError(
+            f"booster of version {manifest.version} does not match the checksum recorded at promotion"
+        )
+    spec_raw = read_s3_bytes(settings, manifest.spec_uri)
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
+    if list(model.spec.feature_names) != list(manifest.feature_names):
+        raise ModelLoadError(f"feature spec of version {manifest.version} differs from its manifest")
+    return LoadedModel(model, manifest, etag, time.time())
+
+
+class ModelProvider:
+    """Thread-safe holder of the served model (uvicorn may call from several threads)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        loader: Callable[[Settings], LoadedModel | None] = load_from_manifest,
+        etag_reader: Callable[[Settings], str | None] = manifest_etag,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._loader = loader
+        self._etag_reader = etag_reader
+        self._clock = clock
+        self._current: LoadedModel | None = None
+        self._last_check: float | None = None
+        self._last_error: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    @property
+    def current(self) -> LoadedModel | None:
+        return self._current
+
+    def get(self) -> LoadedModel:
+        """The model to answer with; refreshes when the staleness bound has passed."""
+        now = self._clock()
+        due = self._last_check is None or now - self._last_check >= self._settings.model_refresh_seconds
+        if due or self._current is None:
+            with self._lock:
+                if self._last_check is None or self._clock() - self._last_check >= self._refresh_interval():
+                    self._refresh()
+        if self._current is None:
+            raise ModelUnavailableError(self._last_error or "no model has been promoted to Production yet")
+        return self._current
+
+    def _refresh_interval(self) -> float:
+        # Without a model, retry sooner than the staleness bound, but not on every request.
+        return self._settings.model_refresh_seconds if self._current else min(5.0, self._settings.model_refresh_seconds)
+
+    def _refresh(self) -> None:
+        self._last_check = self._clock()
+        try:
+            if self._current is not None and self._etag_reader(self._settings) == self._current.etag:
+                self._last_error = None
+                return
+            loaded = self._loader(self._settings)
+        except (StoreError, ModelLoadError, OSError) as error:
+            self._last_error = f"{type(error).__name__}: {error}"
+            log.error("model refresh failed; keeping version %s: %s", self.version or "none", error)
+            return
+        except Exception as error:  # botocore raises many kinds; never let a refresh crash a request
+            self._last_error = f"{type(error).__name__}: {error}"
+            log.exception("model refresh failed unexpectedly")
+            return
+        if loaded is None:
+            self._last_error = None if self._current else "no model has been promoted to Production yet"
+            return
+        if self._current is None or loaded.manifest.version != self._current.manifest.version:
+            log.info("serving model version %s", loaded.manifest.version)
+        self._current = loaded
+        self._last_error = None
+
+    @property
+    def version(self) -> str | None:
+        return self._current.manifest.version if self._current else None
