@@ -13,13 +13,23 @@ from fraudops.schema import COLUMNS
 def test_write_and_read_back(tmp_path: Path) -> None:
     db = tmp_path / "fraud.db"
     seen: list[int] = []
-    written = write_transactions(db, generate_frames(GeneratorConfig(12_345, seed=1), chunk_rows=5_000), progress=seen.append)
+    written = write_transactions(
+        db, generate_frames(GeneratorConfig(12_345, seed=1), chunk_rows=5_000), progress=seen.append
+    )
     assert written == 12_345 == count_rows(db)
     assert seen == [5_000, 10_000, 12_345]
     frame = load_training_frame(db)
     assert frame["step"].is_monotonic_increasing
-    assert set(frame.columns) == {"step", "type", "amount", "oldbalanceOrg", "newbalanceOrig",
-                                  "oldbalanceDest", "newbalanceDest", "isFraud"}
+    assert set(frame.columns) == {
+        "step",
+        "type",
+        "amount",
+        "oldbalanceOrg",
+        "newbalanceOrig",
+        "oldbalanceDest",
+        "newbalanceDest",
+        "isFraud",
+    }
 
 
 def test_fingerprint_changes_with_data(tmp_path: Path) -> None:
@@ -65,7 +75,9 @@ def test_import_csv_reports_bad_rows_with_line_numbers(tmp_path: Path) -> None:
     assert report.rows_imported == 47 == count_rows(db)
     assert [line for line, _ in report.bad_rows] == [4, 11, 21]
     reasons = [reason for _, reason in report.bad_rows]
-    assert reasons[0].startswith("type:") and reasons[1].startswith("amount:") and reasons[2].startswith("oldbalanceOrg:")
+    assert (
+        reasons[0].startswith("type:") and reasons[1].startswith("amount:") and reasons[2].startswith("oldbalanceOrg:")
+    )
 
 
 def test_import_csv_rejects_wrong_header(tmp_path: Path) -> None:

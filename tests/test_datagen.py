@@ -108,7 +108,9 @@ def test_flagged_fraud_rule() -> None:
     assert (flagged["isFraud"] == 1).all()
     # A halted transfer moves nothing.
     assert np.allclose(flagged["newbalanceOrig"], flagged["oldbalanceOrg"])
-    big_fraud_transfers = frame[(frame["isFraud"] == 1) & (frame["type"] == "TRANSFER") & (frame["amount"] > FLAG_THRESHOLD)]
+    big_fraud_transfers = frame[
+        (frame["isFraud"] == 1) & (frame["type"] == "TRANSFER") & (frame["amount"] > FLAG_THRESHOLD)
+    ]
     assert len(flagged) / len(big_fraud_transfers) < 0.02  # rare, as in PaySim (16 rows)
 
 

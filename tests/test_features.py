@@ -44,8 +44,15 @@ def test_one_row_equals_its_row_in_a_batch() -> None:
 
 def test_seed_feature_set() -> None:
     values = one(TAKEOVER, FEATURE_SETS["seed"])
-    assert values == {"amount": 1000.0, "step": 26.0, "type_CASH_IN": 0.0, "type_CASH_OUT": 0.0,
-                      "type_DEBIT": 0.0, "type_PAYMENT": 0.0, "type_TRANSFER": 1.0}
+    assert values == {
+        "amount": 1000.0,
+        "step": 26.0,
+        "type_CASH_IN": 0.0,
+        "type_CASH_OUT": 0.0,
+        "type_DEBIT": 0.0,
+        "type_PAYMENT": 0.0,
+        "type_TRANSFER": 1.0,
+    }
 
 
 def test_unknown_features_are_refused() -> None:

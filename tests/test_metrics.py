@@ -12,7 +12,12 @@ def test_perfect_ranking() -> None:
     metrics = evaluate(y, scores, threshold=0.5)
     assert metrics.auprc == 1.0 and metrics.roc_auc == 1.0
     assert metrics.precision == metrics.recall == metrics.f1 == 1.0
-    assert (metrics.true_positives, metrics.false_positives, metrics.true_negatives, metrics.false_negatives) == (2, 0, 3, 0)
+    assert (metrics.true_positives, metrics.false_positives, metrics.true_negatives, metrics.false_negatives) == (
+        2,
+        0,
+        3,
+        0,
+    )
 
 
 def test_confusion_matrix_and_rates() -> None:

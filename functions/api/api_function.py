@@ -5,7 +5,7 @@ The app and the model cache live at module level, so a warm container reuses bot
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,5 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if problem is not None:
         logger.warning("not an API Gateway proxy event", extra={"problem": problem["body"]})
         return problem
-    response: dict[str, Any] = asgi_handler(event, context)
+    # Powertools and Mangum type the same Lambda context with two different protocols.
+    response: dict[str, Any] = asgi_handler(event, cast(Any, context))
     return response

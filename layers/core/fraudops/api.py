@@ -11,12 +11,13 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraudops.config import Settings
@@ -32,7 +33,7 @@ API_KEY_HEADER = "x-api-key"
 Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
 TransactionType = Literal["CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER"]
 
-EXAMPLE_TRANSACTION = {
+EXAMPLE_TRANSACTION: dict[str, Any] = {
     "step": 212,
     "type": "TRANSFER",
     "amount": 181000.0,
@@ -47,7 +48,9 @@ class Transaction(BaseModel):
     """One transaction as the payment system sees it (PaySim field names). Balances are after/before
     the transaction as PaySim records them; labels (isFraud) are not inputs."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [EXAMPLE_TRANSACTION]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [cast(JsonDict, EXAMPLE_TRANSACTION)]}
+    )
 
     step: int = Field(ge=0, le=MAX_STEP, description="Hour since the start of the simulation (1 step = 1 h).")
     type: TransactionType

@@ -1,11 +1,11 @@
 """`fraudops` command line: the same core the Lambda functions run, for local use.
 
-    fraudops generate --rows 1000000     write data/fraud.db
-    fraudops import-csv PS_2017.csv      load the real PaySim CSV instead
-    fraudops train | promote             one training run / one promotion decision
-    fraudops serve                       the API under uvicorn on 127.0.0.1
-    fraudops up | down | logs            local stack in the background (S3, MLflow UI, API)
-    fraudops demo                        everything end to end, then a key-authenticated prediction
+fraudops generate --rows 1000000     write data/fraud.db
+fraudops import-csv PS_2017.csv      load the real PaySim CSV instead
+fraudops train | promote             one training run / one promotion decision
+fraudops serve                       the API under uvicorn on 127.0.0.1
+fraudops up | down | logs            local stack in the background (S3, MLflow UI, API)
+fraudops demo                        everything end to end, then a key-authenticated prediction
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def _post_json(url: str, body: Any, api_key: str | None) -> tuple[int, Any]:
         headers["x-api-key"] = api_key
     request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback by default
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read() or b"null")
@@ -216,7 +216,9 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fraudops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="fraudops", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -62,9 +62,7 @@ class Settings(BaseSettings):
     promotion_margin: float = Field(
         0.002, ge=0, description="Candidate AUPRC must beat Production's by at least this much."
     )
-    promotion_floor: float = Field(
-        0.5, ge=0, le=1, description="Minimum AUPRC for the first model to be promoted."
-    )
+    promotion_floor: float = Field(0.5, ge=0, le=1, description="Minimum AUPRC for the first model to be promoted.")
     guardrail_tolerance: float = Field(
         0.02, ge=0, description="Largest allowed drop in ROC AUC and recall@1%FPR versus Production."
     )

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudops.schema import COLUMNS, CREATE_INDEX_SQL, CREATE_TABLE_SQL, LABEL, RAW_FEATURE_COLUMNS, TABLE, TRANSACTION_TYPES
+from fraudops.schema import (
+    COLUMNS,
+    CREATE_INDEX_SQL,
+    CREATE_TABLE_SQL,
+    LABEL,
+    RAW_FEATURE_COLUMNS,
+    TABLE,
+    TRANSACTION_TYPES,
+)
 
 ProgressCallback = Callable[[int], None]
 
@@ -181,9 +189,7 @@ def _parse_row(row: dict[str, str]) -> tuple[object, ...]:
     return tuple(values)
 
 
-def _read_csv_chunks(
-    csv_path: Path, report: ImportReport, chunk_rows: int
-) -> Iterator[list[tuple[object, ...]]]:
+def _read_csv_chunks(csv_path: Path, report: ImportReport, chunk_rows: int) -> Iterator[list[tuple[object, ...]]]:
     with csv_path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]

@@ -16,7 +16,7 @@ from fraudops.store import StoreError, s3_client, split_s3_uri
 log = logging.getLogger(__name__)
 
 
-def fetch_training_db(settings: Settings, cache_dir: Path = Path("/tmp/fraudops-data")) -> Settings:  # noqa: S108 - Lambda's only writable path
+def fetch_training_db(settings: Settings, cache_dir: Path = Path("/tmp/fraudops-data")) -> Settings:
     """Settings whose ``db_path`` is a local copy of ``data_s3_uri`` (unchanged when that is unset)."""
     if not settings.data_s3_uri:
         return settings

@@ -40,9 +40,7 @@ class PromoteInput(BaseModel):
 
 
 def _describe(error: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors())
 
 
 def parse_train_input(event: Any) -> TrainInput:

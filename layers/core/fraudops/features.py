@@ -126,9 +126,7 @@ class FeatureSpec:
     def validate(self) -> None:
         unknown = [name for name in self.feature_names if name not in _FEATURES]
         if unknown:
-            raise FeatureMismatchError(
-                f"model needs feature(s) {', '.join(unknown)} that this code does not build"
-            )
+            raise FeatureMismatchError(f"model needs feature(s) {', '.join(unknown)} that this code does not build")
         missing = [c for c in self.raw_columns if c not in RAW_FEATURE_COLUMNS]
         if missing:
             raise FeatureMismatchError(f"model expects request field(s) {', '.join(missing)} the API lacks")

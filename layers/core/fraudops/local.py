@@ -42,7 +42,7 @@ def wait_for_http(url: str, timeout: float = 30.0, accept: tuple[int, ...] = (20
     last: object = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status in accept:
                     return
                 last = response.status
@@ -118,11 +118,19 @@ def services(settings: Settings) -> list[Service]:
             "mlflow-ui",
             settings.mlflow_ui_port,
             [
-                python, "-m", "mlflow", "ui",
-                "--backend-store-uri", tracking,
-                "--default-artifact-root", settings.artifact_root,
-                "--host", LOCALHOST, "--port", str(settings.mlflow_ui_port),
-            ],  # fmt: skip
+                python,
+                "-m",
+                "mlflow",
+                "ui",
+                "--backend-store-uri",
+                tracking,
+                "--default-artifact-root",
+                settings.artifact_root,
+                "--host",
+                LOCALHOST,
+                "--port",
+                str(settings.mlflow_ui_port),
+            ],
             f"http://{LOCALHOST}:{settings.mlflow_ui_port}/health",
         ),
         Service(
@@ -158,7 +166,7 @@ def start_service(settings: Settings, service: Service, env: dict[str, str]) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     _pid_file(settings, service.name).parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        process = subprocess.Popen(
             service.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     _pid_file(settings, service.name).write_text(str(process.pid))

@@ -229,7 +229,9 @@ def _promote_in_session(
                 try:
                     production_metrics = _score(_load_version(client, name, production_version), holdout)
                 except (ModelLoadError, FeatureMismatchError) as error:
-                    log.warning("Production version %s cannot be loaded (%s); judging the candidate alone", previous, error)
+                    log.warning(
+                        "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error
+                    )
             promote, reason = decide(candidate_metrics, production_metrics, rules)
 
         decided_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -260,7 +262,9 @@ def _promote_in_session(
             rules.margin,
             len(holdout),
         )
-        manifest = _manifest_for(settings, loaded_candidate, candidate_metrics) if promote and candidate_metrics else None
+        manifest = (
+            _manifest_for(settings, loaded_candidate, candidate_metrics) if promote and candidate_metrics else None
+        )
         return decision, manifest
 
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from fraudops.model import FraudModel
 from fraudops.store import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 
 
-class FraudPyfunc(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class FraudPyfunc(PythonModel):
     def load_context(self, context: Any) -> None:
         directory = Path(context.artifacts[BOOSTER_ARTIFACT]).parent
         assert Path(context.artifacts[SPEC_ARTIFACT]).parent == directory

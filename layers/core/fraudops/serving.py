@@ -39,9 +39,7 @@ def load_from_manifest(settings: Settings) -> LoadedModel | None:
         return None
     booster_raw = read_s3_bytes(settings, manifest.booster_uri)
     if sha256_hex(booster_raw) != manifest.booster_sha256:
-        raise ModelLoadError(
-            f"booster of version {manifest.version} does not match the checksum recorded at promotion"
-        )
+        raise ModelLoadError(f"booster of version {manifest.version} does not match the checksum recorded at promotion")
     spec_raw = read_s3_bytes(settings, manifest.spec_uri)
     model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
     if list(model.spec.feature_names) != list(manifest.feature_names):

@@ -62,7 +62,7 @@ def configure_local_aws(settings: Settings) -> None:
         host = urlparse(settings.s3_endpoint_url).hostname or ""
         if host in {"127.0.0.1", "localhost", "::1"} and "AWS_ACCESS_KEY_ID" not in os.environ:
             os.environ["AWS_ACCESS_KEY_ID"] = "testing"
-            os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"  # noqa: S105 - moto's placeholder
+            os.environ["AWS_SECRET_ACCESS_KEY"] = "testing"
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.aws_region)
 
 

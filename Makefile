@@ -1,0 +1,81 @@
+# fraudops: `make demo` runs the whole loop locally; `make test` runs the tests. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+ROWS ?= 200000
+
+# The local stack (make up) serves S3 here; the demo and the tests start their own on a free port.
+export FRAUDOPS_S3_ENDPOINT_URL ?= http://127.0.0.1:5000
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain serve predict bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing fraudops with pinned dependencies"
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install everything (pinned by constraints.txt)
+
+demo: $(STAMP) ## generate data, train, register, promote, serve and predict (end to end, local)
+	$(BIN)/fraudops demo --rows $(ROWS)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## unit tests only (no moto S3 server)
+	$(BIN)/python -m pytest -m "not e2e and not slow"
+
+lint: $(STAMP) ## ruff, mypy and cfn-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/core functions tests benchmarks
+	$(BIN)/cfn-lint template.yaml
+
+fmt: $(STAMP) ## format the code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+up: $(STAMP) ## start S3 (moto), MLflow UI and the API in the background on 127.0.0.1
+	$(BIN)/fraudops up
+
+down: $(STAMP) ## stop the local stack
+	$(BIN)/fraudops down
+
+logs: $(STAMP) ## show the local stack's logs
+	$(BIN)/fraudops logs
+
+generate: $(STAMP) ## write ROWS generated transactions to data/fraud.db
+	$(BIN)/fraudops generate --rows $(ROWS)
+
+train: $(STAMP) ## train and register a version against the local stack (make up first)
+	@test -f data/fraud.db || $(BIN)/fraudops generate --rows $(ROWS)
+	$(BIN)/fraudops train
+
+promote: $(STAMP) ## promote the newest version if it beats Production (make up first)
+	$(BIN)/fraudops promote
+
+serve: $(STAMP) ## run the API in the foreground (uvicorn, 127.0.0.1:8000)
+	$(BIN)/fraudops serve
+
+predict: $(STAMP) ## send an example transaction to the local API with the local key
+	$(BIN)/fraudops predict
+
+bench: $(STAMP) ## run the benchmarks and write docs/performance.md
+	$(BIN)/python -m benchmarks.run_all
+
+lock: ## re-pin constraints.txt from a fresh resolve of pyproject.toml
+	rm -rf /tmp/fraudops-lock && $(PYTHON) -m venv /tmp/fraudops-lock
+	/tmp/fraudops-lock/bin/pip install --quiet -e ".[dev]"
+	( echo '# Exact versions of every package the project installs (pip install -c constraints.txt -e ".[dev]").'; \
+	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
+	  /tmp/fraudops-lock/bin/pip freeze --exclude-editable | grep -v '^fraudops' ) > constraints.txt
+
+clean: ## remove the venv, local state and generated data
+	rm -rf $(VENV) .fraudops .pytest_cache .mypy_cache .ruff_cache .hypothesis data/*.db
