@@ -61,6 +61,9 @@ train: $(STAMP) ## train and register a version against the local stack (make up
 promote: $(STAMP) ## promote the newest version if it beats Production (make up first)
 	$(BIN)/fraudops promote
 
+retrain: $(STAMP) ## run one retraining execution (real ASL in moto's Step Functions engine) and print the decision
+	$(BIN)/fraudops retrain-local
+
 serve: $(STAMP) ## run the API in the foreground (uvicorn, 127.0.0.1:8000)
 	$(BIN)/fraudops serve
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from fraudops.config import Settings
 from fraudops.data import load_training_frame
+from fraudops.emulation import LambdaContext
 from fraudops.model import FraudModel
 from fraudops.serving import LoadedModel
 from fraudops.store import ServingManifest
@@ -79,14 +80,5 @@ def api_gateway_event(
     }
 
 
-class FakeLambdaContext:
-    function_name = "fraudops-test"
-    memory_limit_in_mb = 1024
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fraudops-test"
-    aws_request_id = "52fdfc07-2182-154f-163f-5f0f9a621d72"
-    function_version = "$LATEST"
-    log_group_name = "/aws/lambda/fraudops-test"
-    log_stream_name = "2026/11/25/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
+def lambda_context() -> LambdaContext:
+    return LambdaContext(function_name="fraudops-test")

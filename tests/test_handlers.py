@@ -15,9 +15,9 @@ from fraudops.api import EXAMPLE_TRANSACTION
 from fraudops.config import Settings, get_settings
 from fraudops.events import InvalidInputError
 
-from .helpers import FakeLambdaContext, api_gateway_event
+from .helpers import api_gateway_event, lambda_context
 
-CONTEXT = FakeLambdaContext()
+CONTEXT = lambda_context()
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

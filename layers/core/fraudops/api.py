@@ -329,15 +329,44 @@ def invalid_event_response(event: Any) -> dict[str, Any] | None:
     }
 
 
+def usage_plan_keys(plan_name: str, region: str) -> list[str]:
+    """The values of the enabled API keys attached to an API Gateway usage plan (the same keys API
+    Gateway enforces, so the app's own check agrees with it)."""
+    import boto3
+
+    client = boto3.client("apigateway", region_name=region)
+    plans = [p for page in client.get_paginator("get_usage_plans").paginate() for p in page.get("items", [])]
+    matching = [plan for plan in plans if plan.get("name") == plan_name]
+    if not matching:
+        raise LookupError(f"no API Gateway usage plan named {plan_name!r}")
+    keys: list[str] = []
+    for plan in matching:
+        pages = client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan["id"])
+        for item in (item for page in pages for item in page.get("items", [])):
+            key = client.get_api_key(apiKey=item["id"], includeValue=True)
+            if key.get("enabled", True) and key.get("value"):
+                keys.append(str(key["value"]))
+    return keys
+
+
 def load_api_keys(settings: Settings) -> list[str]:
-    """Keys from FRAUDOPS_API_KEYS and, if configured, an SSM SecureString (never from the repo)."""
+    """Keys from FRAUDOPS_API_KEYS, an SSM SecureString and/or the usage plan; never from the repo.
+    A source that cannot be read is logged and skipped: with no key at all the API fails closed."""
     keys = settings.api_key_values()
     if settings.api_keys_ssm_parameter:
         import boto3
 
-        ssm = boto3.client("ssm", region_name=settings.aws_region)
-        value = ssm.get_parameter(Name=settings.api_keys_ssm_parameter, WithDecryption=True)["Parameter"]["Value"]
-        keys += [key.strip() for key in str(value).split(",") if key.strip()]
+        try:
+            ssm = boto3.client("ssm", region_name=settings.aws_region)
+            parameter = ssm.get_parameter(Name=settings.api_keys_ssm_parameter, WithDecryption=True)
+            keys += [key.strip() for key in str(parameter["Parameter"]["Value"]).split(",") if key.strip()]
+        except Exception as error:  # botocore errors vary; the cause goes to the log, not to clients
+            log.error("cannot read API keys from SSM parameter %s: %s", settings.api_keys_ssm_parameter, error)
+    if settings.api_usage_plan_name:
+        try:
+            keys += usage_plan_keys(settings.api_usage_plan_name, settings.aws_region)
+        except Exception as error:
+            log.error("cannot read API keys of usage plan %s: %s", settings.api_usage_plan_name, error)
     return keys
 
 

@@ -206,6 +206,27 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_retrain_local(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.emulation import retrain_locally
+
+    db = Path(args.db or settings.db_path)
+    if not db.exists():
+        from fraudops.data import write_transactions
+        from fraudops.datagen import GeneratorConfig, generate_frames
+
+        print(f"no {db}: generating 200,000 rows first", file=sys.stderr)
+        write_transactions(db, generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed)))
+    results = retrain_locally(db, runs=args.runs, progress=lambda line: print(line, file=sys.stderr))
+    for result in results:
+        summary: dict[str, Any] = {"status": result.status}
+        if result.output:
+            summary |= {"train": result.output.get("train"), "promotion": result.output.get("promotion")}
+        if result.error:
+            summary |= {"error": result.error, "cause": result.cause}
+        print(json.dumps(summary, indent=2))
+    return 0 if all(r.status == "SUCCEEDED" for r in results) else 1
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.demo import run_demo
 
@@ -263,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     logs = sub.add_parser("logs", help="show the local stack's logs")
     logs.add_argument("--lines", type=int, default=40)
     logs.set_defaults(func=cmd_logs)
+
+    retrain = sub.add_parser(
+        "retrain-local", help="run the retraining state machine in moto's Step Functions engine (no AWS)"
+    )
+    retrain.add_argument("--db", help="training data (default FRAUDOPS_DB_PATH; generated if missing)")
+    retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
+    retrain.set_defaults(func=cmd_retrain_local)
 
     demo = sub.add_parser("demo", help="generate, train, promote, serve and predict, end to end")
     demo.add_argument("--rows", type=int, default=200_000)

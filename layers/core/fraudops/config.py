@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     api_keys_ssm_parameter: str | None = Field(
         None, description="SSM SecureString parameter holding comma-separated keys (read once at start)."
     )
+    api_usage_plan_name: str | None = Field(
+        None,
+        description="API Gateway usage plan whose enabled keys the app accepts (read once per container; "
+        "the template sets it in AWS).",
+    )
     model_refresh_seconds: float = Field(
         60.0, ge=0, description="How stale the served model may be: the alias is re-checked this often."
     )
