@@ -113,10 +113,13 @@ def test_equal_candidate_is_not_promoted_and_repeat_is_idempotent(settings: Sett
     assert production_version(settings) == "1"
 
 
-def test_better_candidate_is_promoted(settings: Settings) -> None:
+def test_better_candidate_is_promoted_and_served_without_restart(settings: Settings) -> None:
     run_training(settings, feature_set="seed")
     weak = settings.model_copy(update={"promotion_floor": 0.0})
     assert run_promotion(weak).promoted
+    api = TestClient(build_default_app(settings))  # model_refresh_seconds=0: re-check on every request
+    key = {"x-api-key": "key-one"}
+    assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=key).json()["model_version"] == "1"
     run_training(settings)
     decision = run_promotion(settings)
     assert decision.outcome == "promoted"
@@ -124,6 +127,7 @@ def test_better_candidate_is_promoted(settings: Settings) -> None:
     assert production_version(settings) == "2"
     manifest, _ = read_manifest(settings)
     assert manifest is not None and manifest.version == "2"
+    assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=key).json()["model_version"] == "2"
 
 
 def test_failure_midway_leaves_production_unchanged(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,10 @@ def test_definition_uses_exactly_the_template_substitutions() -> None:
     assert rendered["States"]["Promote"]["Parameters"]["FunctionName"] == "arn:p"
 
 
-def test_better_model_is_promoted_then_a_worse_one_is_not(emulation: Emulation) -> None:
+def test_better_model_is_promoted_then_a_worse_one_is_not(
+    emulation: Emulation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # Lambda's working directory is read-only: nothing may land there
     first = emulation.run()
     assert first.status == "SUCCEEDED", first.cause
     assert first.output["promotion"]["outcome"] == "promoted"
@@ -59,6 +62,7 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(emulation: Emulation) 
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
     assert [i.outcome for i in emulation.invocations] == ["ok"] * 4
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation, tmp_path: Path) -> None:
