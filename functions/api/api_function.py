@@ -5,6 +5,7 @@ The app and the model cache live at module level, so a warm container reuses bot
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, cast
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -13,12 +14,17 @@ from mangum import Mangum
 
 from fraudops.api import build_default_app, invalid_event_response
 from fraudops.observability import observability
+from fraudops.serving import ModelUnavailableError
 
 obs = observability("fraudops-api")
 logger, metrics = obs.logger, obs.metrics
 
 app = build_default_app()
 asgi_handler = Mangum(app, lifespan="off")
+# Fetch the Production model during the init phase, not on the first request. With nothing loadable
+# this records the problem and the API answers 503 until a model appears (no crash loop).
+with contextlib.suppress(ModelUnavailableError):
+    app.state.model_provider.get()
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

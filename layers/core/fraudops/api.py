@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Literal, cast
@@ -130,7 +131,7 @@ class ApiKeyChecker:
     def __init__(self, keys: list[str]) -> None:
         self._keys = [key.encode() for key in keys]
 
-    def __call__(self, x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    async def __call__(self, x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
         if not self._keys:
             raise StarletteHTTPException(503, "the API has no keys configured (set FRAUDOPS_API_KEYS)")
         if not x_api_key:
@@ -147,8 +148,26 @@ _ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "m
                 413: "payload_too_large", 415: "unsupported_media_type", 503: "unavailable"}  # fmt: skip
 
 
-class BodySizeLimit:
-    """Refuses bodies over ``max_bytes`` with 413 before they are parsed (pure ASGI, no buffering twice)."""
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _request_id(scope: MutableMapping[str, Any], headers: dict[bytes, bytes]) -> str:
+    """The caller's x-request-id if it is safe to echo, else API Gateway's request id, else a new one."""
+    supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+    if _SAFE_REQUEST_ID.fullmatch(supplied):
+        return supplied
+    event = scope.get("aws.event")
+    if isinstance(event, dict) and isinstance(event.get("requestContext"), dict):
+        context_id = event["requestContext"].get("requestId")
+        if isinstance(context_id, str) and _SAFE_REQUEST_ID.fullmatch(context_id):
+            return context_id
+    return uuid.uuid4().hex
+
+
+class RequestGuard:
+    """Pure ASGI middleware (no per-request task or stream, unlike ``@app.middleware``): gives every
+    request a correlation id (``request.state.request_id``, echoed as ``x-request-id``) and refuses
+    bodies over ``max_bytes`` with 413 before they are parsed."""
 
     def __init__(self, app: Any, max_bytes: int) -> None:
         self.app = app
@@ -164,6 +183,15 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        request_id = _request_id(scope, headers)
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def send_with_id(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
         declared = headers.get(b"content-length")
         too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
         body = b""
@@ -180,7 +208,7 @@ class BodySizeLimit:
                     break
         if too_large:
             response = _error(413, "payload_too_large", f"request body is larger than {self.max_bytes} bytes")
-            await response(scope, receive, send)
+            await response(scope, receive, send_with_id)
             return
         sent = False
 
@@ -191,7 +219,7 @@ class BodySizeLimit:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        await self.app(scope, replay, send_with_id)
 
 
 def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str]) -> FastAPI:
@@ -201,6 +229,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
         summary="Fraud scores for PaySim-schema transactions from the Production XGBoost model.",
         description="Every route but /health and the docs needs an `x-api-key` header.",
     )
+    app.state.model_provider = provider
     require_key = ApiKeyChecker(api_keys)
     Authorized = Depends(require_key)
 
@@ -229,16 +258,6 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
         log.exception("unhandled error (request %s)", request_id)
         return _error(500, "internal_error", f"internal error; quote request id {request_id}")
 
-    @app.middleware("http")
-    async def _request_id(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        event = request.scope.get("aws.event") or {}
-        context_id = (event.get("requestContext") or {}).get("requestId") if isinstance(event, dict) else None
-        request_id = request.headers.get("x-request-id") or context_id or uuid.uuid4().hex
-        request.state.request_id = request_id
-        response = await call_next(request)
-        response.headers["x-request-id"] = request_id
-        return response
-
     def _prediction(probability: float, threshold: float, version: str) -> Prediction:
         return Prediction(
             probability=probability,
@@ -248,7 +267,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
         )
 
     @app.get("/health", tags=["ops"])
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         """Open (no key): load balancers and `sam` smoke tests call it."""
         try:
             loaded = provider.get()
@@ -260,7 +279,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
         return JSONResponse(status_code=200, content=body.model_dump())
 
     @app.get("/model", dependencies=[Authorized], tags=["model"])
-    def model_info() -> ModelInfo:
+    async def model_info() -> ModelInfo:
         manifest = provider.get().manifest
         return ModelInfo(
             model_name=manifest.model_name,
@@ -274,13 +293,13 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
         )
 
     @app.post("/predict", dependencies=[Authorized], tags=["model"])
-    def predict(transaction: Transaction) -> Prediction:
+    async def predict(transaction: Transaction) -> Prediction:
         loaded = provider.get()
         probability = loaded.model.predict_one(transaction.raw())
         return _prediction(probability, loaded.model.threshold, loaded.manifest.version)
 
     @app.post("/predict/batch", dependencies=[Authorized], tags=["model"])
-    def predict_batch(batch: BatchRequest) -> BatchPrediction:
+    async def predict_batch(batch: BatchRequest) -> BatchPrediction:
         if len(batch.transactions) > settings.max_batch_size:
             raise RequestValidationError(
                 [
@@ -301,7 +320,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
             model_version=version,
         )
 
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     return app
 
 
