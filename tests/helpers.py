@@ -14,7 +14,7 @@ from fraudops.training import split_out_of_time, train_model
 def train_local_model(settings: Settings, version: str = "7") -> LoadedModel:
     frame = load_training_frame(settings.db_path)
     trained = train_model(split_out_of_time(frame, 0.1, 0.2), settings)
-    model = FraudModel(trained.booster, trained.spec, version=version)
+    model = FraudModel(trained.booster, trained.spec, version=version, fast_path=True)
     manifest = ServingManifest(
         model_name=settings.model_name,
         version=version,

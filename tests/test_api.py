@@ -65,7 +65,9 @@ def test_batch_matches_single_predictions(client: TestClient) -> None:
     batch = client.post("/predict/batch", json={"transactions": rows}, headers=KEY)
     assert batch.status_code == 200
     singles = [client.post("/predict", json=row, headers=KEY).json()["probability"] for row in rows]
-    assert [p["probability"] for p in batch.json()["predictions"]] == pytest.approx(singles, abs=1e-9)
+    assert [p["probability"] for p in batch.json()["predictions"]] == pytest.approx(
+        singles, abs=1e-6
+    )  # single rows take the compiled fast path
 
 
 @pytest.mark.parametrize("path", ["/predict", "/predict/batch", "/model"])

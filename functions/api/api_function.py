@@ -6,6 +6,7 @@ The app and the model cache live at module level, so a warm container reuses bot
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, cast
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -16,6 +17,8 @@ from fraudops.api import build_default_app, invalid_event_response
 from fraudops.observability import observability
 from fraudops.serving import ModelUnavailableError
 
+# The API publishes only the cold-start metric; Powertools would warn on every warm invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 obs = observability("fraudops-api")
 logger, metrics = obs.logger, obs.metrics
 
@@ -28,7 +31,7 @@ with contextlib.suppress(ModelUnavailableError):
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     problem = invalid_event_response(event)
     if problem is not None:

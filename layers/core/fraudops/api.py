@@ -14,9 +14,10 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Annotated, Any, Literal, cast
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -125,13 +126,17 @@ def _validation_fields(errors: Any) -> list[dict[str, str]]:
     return fields
 
 
+# Declares the scheme in the OpenAPI document ("Authorize" in /docs); the check itself is below.
+_API_KEY_HEADER = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
+
+
 class ApiKeyChecker:
     """Accepts a request when its x-api-key equals one configured key (compared in constant time)."""
 
     def __init__(self, keys: list[str]) -> None:
         self._keys = [key.encode() for key in keys]
 
-    async def __call__(self, x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None) -> None:
+    async def __call__(self, x_api_key: Annotated[str | None, Security(_API_KEY_HEADER)] = None) -> None:
         if not self._keys:
             raise StarletteHTTPException(503, "the API has no keys configured (set FRAUDOPS_API_KEYS)")
         if not x_api_key:
@@ -292,11 +297,13 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
             promoted_at=manifest.promoted_at,
         )
 
-    @app.post("/predict", dependencies=[Authorized], tags=["model"])
-    async def predict(transaction: Transaction) -> Prediction:
+    @app.post("/predict", dependencies=[Authorized], tags=["model"], response_model=Prediction)
+    async def predict(transaction: Transaction) -> Response:
+        """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
         probability = loaded.model.predict_one(transaction.raw())
-        return _prediction(probability, loaded.model.threshold, loaded.manifest.version)
+        prediction = _prediction(probability, loaded.model.threshold, loaded.manifest.version)
+        return Response(prediction.model_dump_json(), media_type="application/json")
 
     @app.post("/predict/batch", dependencies=[Authorized], tags=["model"])
     async def predict_batch(batch: BatchRequest) -> BatchPrediction:

@@ -7,6 +7,7 @@ scores a transaction goes through the same feature code and the same booster fil
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ import numpy as np
 import xgboost as xgb
 
 from fraudops.features import Columns, FeatureMismatchError, FeatureSpec, build_features
+from fraudops.treeeval import CompiledTrees, UnsupportedModelError
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
@@ -22,7 +26,9 @@ class ModelLoadError(RuntimeError):
 
 
 class FraudModel:
-    def __init__(self, booster: xgb.Booster, spec: FeatureSpec, version: str | None = None) -> None:
+    def __init__(
+        self, booster: xgb.Booster, spec: FeatureSpec, version: str | None = None, fast_path: bool = False
+    ) -> None:
         spec.validate()
         if booster.num_features() != len(spec.feature_names):
             raise FeatureMismatchError(
@@ -31,12 +37,26 @@ class FraudModel:
         self.booster = booster
         self.spec = spec
         self.version = version
+        self.compiled: CompiledTrees | None = None
+        if fast_path:
+            try:
+                compiled = CompiledTrees.from_booster(booster)
+                compiled.verify(booster)
+                self.compiled = compiled
+            except UnsupportedModelError as error:
+                log.warning("single-row fast path off for version %s: %s", version, error)
 
     @classmethod
     def from_bytes(
-        cls, booster_raw: bytes, spec_raw: bytes, version: str | None = None, n_threads: int = 1
+        cls,
+        booster_raw: bytes,
+        spec_raw: bytes,
+        version: str | None = None,
+        n_threads: int = 1,
+        fast_path: bool = True,
     ) -> FraudModel:
-        """Serving scores one request at a time, so one thread by default (no pool hand-off)."""
+        """Serving scores one request at a time: one thread (no pool hand-off) and the verified
+        single-row fast path by default."""
         try:
             spec = FeatureSpec.from_dict(json.loads(spec_raw))
         except ValueError as error:
@@ -48,7 +68,7 @@ class FraudModel:
             raise ModelLoadError(f"booster artifact cannot be loaded: {str(error).splitlines()[0]}") from error
         booster.set_param({"nthread": n_threads})
         try:
-            return cls(booster, spec, version)
+            return cls(booster, spec, version, fast_path=fast_path)
         except FeatureMismatchError as error:
             raise ModelLoadError(str(error)) from error
 
@@ -61,7 +81,7 @@ class FraudModel:
             spec_raw = (directory / SPEC_ARTIFACT).read_bytes()
         except OSError as error:
             raise ModelLoadError(f"model artifact missing: {error}") from error
-        return cls.from_bytes(booster_raw, spec_raw, version, n_threads)
+        return cls.from_bytes(booster_raw, spec_raw, version, n_threads, fast_path=False)
 
     @property
     def threshold(self) -> float:
@@ -76,4 +96,7 @@ class FraudModel:
         return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64).reshape(-1)
 
     def predict_one(self, transaction: Mapping[str, Any]) -> float:
-        return float(self.predict_proba({key: [value] for key, value in transaction.items()})[0])
+        row = self.features({key: [value] for key, value in transaction.items()})
+        if self.compiled is not None and not np.isnan(row).any():
+            return self.compiled.predict_one(row[0])
+        return float(self.booster.inplace_predict(row)[0])
