@@ -9,7 +9,8 @@ import json
 import sys
 from typing import Any
 
-from benchmarks.common import local_store, percentiles, print_table, time_calls, write_result
+from benchmarks.common import local_store, print_table, time_calls, write_result
+from fraudops.loadtest import percentiles
 
 CALLS = 10_000
 PYFUNC_CALLS = 3_000  # about 1 ms each: enough for stable percentiles, bounded run time

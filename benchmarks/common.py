@@ -1,4 +1,4 @@
-"""Shared benchmark plumbing: percentiles, a calibration baseline, a local S3-backed store with a
+"""Shared benchmark plumbing: a calibration baseline, a local S3-backed store with a
 Production model, results as JSON under benchmarks/results/.
 
 This machine is shared and noisy, so every speed figure is printed next to a baseline measured in the
@@ -30,17 +30,6 @@ os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 for _function in ("api", "train", "promote"):
     sys.path.insert(0, str(ROOT / "functions" / _function))
-
-
-def percentiles(samples_seconds: list[float]) -> dict[str, float]:
-    """p50/p95/p99/mean in milliseconds."""
-    ordered = sorted(samples_seconds)
-    n = len(ordered)
-
-    def at(q: float) -> float:
-        return ordered[min(n - 1, int(q * n))] * 1000
-
-    return {"n": n, "p50_ms": at(0.50), "p95_ms": at(0.95), "p99_ms": at(0.99), "mean_ms": 1000 * sum(ordered) / n}
 
 
 def time_calls(call: Callable[[], Any], n: int, warmup: int = 200) -> list[float]:

@@ -18,7 +18,7 @@ from fraudops.data import load_training_frame
 from fraudops.promotion import PromotionError, run_promotion
 from fraudops.schema import RAW_FEATURE_COLUMNS
 from fraudops.serving import load_from_manifest
-from fraudops.store import ModelStore, read_manifest
+from fraudops.store import ModelStore, StoreError, read_manifest
 from fraudops.training import TrainingError, holdout_slice, run_training
 
 pytestmark = pytest.mark.e2e
@@ -158,7 +158,7 @@ def test_failed_training_registers_nothing(settings: Settings, monkeypatch: pyte
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(training, "_plot_importance", broken_plot)
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(StoreError, match=r"disk full \(injected\)\); nothing was registered"):
         run_training(settings)
     assert version_count(settings) == 1
 

@@ -14,7 +14,9 @@ from fraudops.observability import observability
 from fraudops.promotion import run_promotion
 
 obs = observability("fraudops-promote")
-logger, metrics, tracer = obs.logger, obs.metrics, obs.tracer
+logger, metrics = obs.logger, obs.metrics
+assert obs.tracer is not None
+tracer = obs.tracer
 
 
 @logger.inject_lambda_context(log_event=True)

@@ -14,12 +14,14 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 class Observability:
     logger: Logger
     metrics: Metrics
-    tracer: Tracer
+    tracer: Tracer | None
 
 
-def observability(service: str) -> Observability:
+def observability(service: str, tracing: bool = True) -> Observability:
     """Structured JSON logs for the handler *and* the core package's ``fraudops.*`` loggers, EMF
-    metrics in the ``fraudops`` namespace, and X-Ray tracing (off outside Lambda)."""
+    metrics in the ``fraudops`` namespace, and X-Ray tracing (off outside Lambda). The API passes
+    ``tracing=False``: the X-Ray SDK costs ~160 ms of cold start, and Lambda's active tracing still
+    records each invocation without it."""
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", service)
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "fraudops")
     if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
@@ -29,4 +31,5 @@ def observability(service: str) -> Observability:
     copy_config_to_registered_loggers(source_logger=logger, include={"fraudops"})
     for noisy in ("botocore", "urllib3", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return Observability(logger=logger, metrics=Metrics(service=service), tracer=Tracer(service=service))
+    tracer = Tracer(service=service) if tracing else None
+    return Observability(logger=logger, metrics=Metrics(service=service), tracer=tracer)

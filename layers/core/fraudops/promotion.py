@@ -9,11 +9,8 @@ Re-running a promotion is safe: a candidate that already is Production only re-p
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -26,10 +23,13 @@ from fraudops.model import FraudModel, ModelLoadError
 from fraudops.schema import LABEL
 from fraudops.store import (
     BOOSTER_ARTIFACT,
+    SPEC_ARTIFACT,
+    ArtifactMissingError,
     ModelStore,
     ServingManifest,
     StoreError,
     publish_manifest,
+    read_artifact,
     read_manifest,
     sha256_hex,
     with_registry_retries,
@@ -119,25 +119,18 @@ class _LoadedVersion:
     artifact_location: str
 
 
-def _load_version(client: MlflowClient, name: str, version: ModelVersion) -> _LoadedVersion:
-    """Download a registered version's artifacts and load them exactly as the API will."""
-    import mlflow
-
-    workdir = Path(tempfile.mkdtemp(prefix="fraudops-promote-"))
+def _load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> _LoadedVersion:
+    """Fetch a registered version's booster and feature spec and load them exactly as the API will.
+    A missing or unloadable artifact is a ModelLoadError (the version is refused); S3 being unreachable
+    is a StoreError (the promotion fails and is retried, nothing is decided)."""
+    location = _artifact_location(client, version)
     try:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{name}/{version.version}", dst_path=str(workdir)
-                )
-            )
-        except Exception as error:  # MLflow wraps S3/IO failures in several exception types
-            raise ModelLoadError(f"cannot download version {version.version}: {error}") from error
-        model = FraudModel.from_dir(local / "artifacts", version=str(version.version), n_threads=0)
-        booster_sha = sha256_hex((local / "artifacts" / BOOSTER_ARTIFACT).read_bytes())
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return _LoadedVersion(version, model, booster_sha, _artifact_location(client, version))
+        booster_raw = read_artifact(settings, f"{location}/artifacts/{BOOSTER_ARTIFACT}")
+        spec_raw = read_artifact(settings, f"{location}/artifacts/{SPEC_ARTIFACT}")
+    except ArtifactMissingError as error:
+        raise ModelLoadError(f"version {version.version}: {error}") from error
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0, fast_path=False)
+    return _LoadedVersion(version, model, sha256_hex(booster_raw), location)
 
 
 def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
@@ -208,7 +201,7 @@ def _promote_in_session(
         name = settings.model_name
 
         if previous == str(candidate_version.version):
-            loaded = _load_version(client, name, candidate_version)
+            loaded = _load_version(settings, client, candidate_version)
             metrics = _score(loaded, holdout)
             decision = PromotionDecision(
                 name, previous, previous, previous, "already_production",
@@ -219,7 +212,7 @@ def _promote_in_session(
 
         candidate_metrics: EvaluationMetrics | None = None
         try:
-            loaded_candidate = _load_version(client, name, candidate_version)
+            loaded_candidate = _load_version(settings, client, candidate_version)
             candidate_metrics = _score(loaded_candidate, holdout)
         except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
             promote, reason = False, f"candidate refused: {error}"
@@ -227,7 +220,7 @@ def _promote_in_session(
         if candidate_metrics is not None:
             if production_version is not None:
                 try:
-                    production_metrics = _score(_load_version(client, name, production_version), holdout)
+                    production_metrics = _score(_load_version(settings, client, production_version), holdout)
                 except (ModelLoadError, FeatureMismatchError) as error:
                     log.warning(
                         "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error

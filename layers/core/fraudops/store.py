@@ -79,11 +79,16 @@ def s3_client(settings: Settings) -> S3Client:
 
 
 def ensure_bucket(settings: Settings) -> None:
+    """Create the model bucket if it does not exist (local runs; in AWS the template creates it).
+    A 403 means it exists but this role may not list it (the functions' least-privilege policies)."""
     client = s3_client(settings)
     try:
         client.head_bucket(Bucket=settings.model_bucket)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+        code = _error_code(error)
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            return
+        if code not in {"404", "NoSuchBucket", "NotFound"}:
             raise StoreError(f"cannot reach bucket {settings.model_bucket}: {error}") from error
         client.create_bucket(Bucket=settings.model_bucket)
 
@@ -169,7 +174,9 @@ class ModelStore:
                 db_path.write_bytes(response["Body"].read())
                 etag = response["ETag"]
             except ClientError as error:
-                if _error_code(error) not in {"NoSuchKey", "404"}:
+                if _error_code(error) == "NoSuchBucket":
+                    ensure_bucket(self.settings)  # a fresh local setup; in AWS the bucket always exists
+                elif _error_code(error) not in {"NoSuchKey", "404"}:
                     raise StoreError(f"cannot read registry s3://{bucket}/{key}: {error}") from error
             before = _file_digest(db_path)
             # MLflow commits each write, so the file is complete once the block exits.
@@ -296,13 +303,36 @@ def manifest_etag(settings: Settings) -> str | None:
     return str(response["ETag"])
 
 
+class ArtifactMissingError(StoreError):
+    """The object is not there (a deleted or never-written artifact), as opposed to S3 being unreachable."""
+
+
 def read_s3_bytes(settings: Settings, uri: str) -> bytes:
     bucket, key = split_s3_uri(uri)
     try:
         response = s3_client(settings).get_object(Bucket=bucket, Key=key)
     except ClientError as error:
+        if _error_code(error) in {"NoSuchKey", "404", "NotFound"}:
+            raise ArtifactMissingError(f"{uri} is missing") from error
         raise StoreError(f"cannot read {uri}: {error}") from error
     return bytes(response["Body"].read())
+
+
+def read_artifact(settings: Settings, uri: str) -> bytes:
+    """One artifact file by URI: S3 directly (one GET), any other MLflow artifact store through MLflow."""
+    if uri.startswith("s3://"):
+        return read_s3_bytes(settings, uri)
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="fraudops-artifact-") as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise ArtifactMissingError(f"{uri} is missing") from error
+            raise StoreError(f"cannot read {uri}: {error}") from error
+        return Path(path).read_bytes()
 
 
 def sha256_hex(data: bytes) -> str:

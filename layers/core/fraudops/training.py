@@ -28,7 +28,14 @@ from fraudops.data import DataError, DatasetFingerprint, fingerprint, load_train
 from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
 from fraudops.metrics import EvaluationMetrics, MetricsError, best_f1_threshold, evaluate
 from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
-from fraudops.store import BOOSTER_ARTIFACT, SPEC_ARTIFACT, ModelStore, with_registry_retries
+from fraudops.store import (
+    BOOSTER_ARTIFACT,
+    SPEC_ARTIFACT,
+    ModelStore,
+    RegistryConflictError,
+    StoreError,
+    with_registry_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +401,14 @@ def run_training(settings: Settings, feature_set: str = "engineered") -> Trainin
         trained.holdout.recall_at_1pct_fpr, trained.spec.threshold,
     )  # fmt: skip
     started = time.perf_counter()
-    run_id, version, model_uri = log_and_register(settings, trained, split, data, frame)
+    try:
+        run_id, version, model_uri = log_and_register(settings, trained, split, data, frame)
+    except RegistryConflictError:
+        raise
+    except Exception as error:  # S3, MLflow and plotting each raise their own kinds
+        raise StoreError(
+            f"could not log and register the model ({type(error).__name__}: {error}); nothing was registered"
+        ) from error
     timings["log_and_register"] = time.perf_counter() - started
     log.info("logged run %s and registered %s version %s", run_id, settings.model_name, version)
     return TrainingResult(run_id, settings.model_name, version, model_uri, trained.holdout, data, timings)

@@ -1,0 +1,88 @@
+"""Run in a fresh interpreter by bench_cold_start.py; prints one JSON line of timings (seconds)."""
+
+from __future__ import annotations
+
+import time
+
+STARTED = time.perf_counter()
+
+import itertools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+
+
+def api_total() -> dict[str, float]:
+    """What Lambda does: import the handler module (init: app + model fetch), then one request."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "functions", "api"))
+    import api_function
+
+    initialised = time.perf_counter()
+    from fraudops.api import EXAMPLE_TRANSACTION
+    from fraudops.emulation import LambdaContext, api_gateway_event
+
+    event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
+    response = api_function.handler(event, LambdaContext(function_name="cold"))
+    assert response["statusCode"] == 200, response
+    done = time.perf_counter()
+    return {"init": initialised - STARTED, "first_request": done - initialised, "total": done - STARTED}
+
+
+def api_breakdown() -> dict[str, float]:
+    """The same work, one phase at a time."""
+    marks = {"start": time.perf_counter()}
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "functions", "api"))
+    import mangum
+
+    import fraudops.api
+    import fraudops.observability
+    from fraudops.config import get_settings
+    from fraudops.model import FraudModel
+    from fraudops.serving import LoadedModel, ModelProvider
+    from fraudops.store import read_manifest, read_s3_bytes
+
+    marks["imports"] = time.perf_counter()
+    settings = get_settings()
+    manifest, etag = read_manifest(settings)
+    assert manifest is not None and etag is not None
+    marks["store_lookup"] = time.perf_counter()
+    booster_raw = read_s3_bytes(settings, manifest.booster_uri)
+    spec_raw = read_s3_bytes(settings, manifest.spec_uri)
+    marks["download"] = time.perf_counter()
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
+    marks["load"] = time.perf_counter()
+    loaded = LoadedModel(model, manifest, etag, time.time())
+    app = fraudops.api.create_app(settings, ModelProvider(settings, loader=lambda _: loaded), ["bench-key"])
+    handler = mangum.Mangum(app, lifespan="off")
+    from fraudops.api import EXAMPLE_TRANSACTION
+    from fraudops.emulation import LambdaContext, api_gateway_event
+
+    event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
+    assert handler(event, LambdaContext(function_name="cold"))["statusCode"] == 200  # type: ignore[arg-type]
+    marks["first_predict"] = time.perf_counter()
+    names = list(marks)
+    phases = {name: marks[name] - marks[previous] for previous, name in itertools.pairwise(names)}
+    return {**phases, "total": marks["first_predict"] - STARTED, "before_main": marks["start"] - STARTED}
+
+
+def pyfunc_total() -> dict[str, float]:
+    """The seed's way: mlflow.pyfunc.load_model("models:/...@production"), then one prediction."""
+    import mlflow
+    import pandas as pd
+
+    imported = time.perf_counter()
+    mlflow.set_tracking_uri(os.environ["BENCH_TRACKING_URI"])
+    model = mlflow.pyfunc.load_model("models:/fraud-detector@production")
+    loaded = time.perf_counter()
+    from fraudops.api import EXAMPLE_TRANSACTION
+
+    model.predict(pd.DataFrame([EXAMPLE_TRANSACTION]))
+    done = time.perf_counter()
+    return {"imports": imported - STARTED, "load_model": loaded - imported, "first_predict": done - loaded,
+            "total": done - STARTED}  # fmt: skip
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    result = {"api_total": api_total, "api_breakdown": api_breakdown, "pyfunc_total": pyfunc_total}[mode]()
+    print("RESULT " + json.dumps(result))
