@@ -32,11 +32,12 @@ test: $(STAMP) ## run the test suite
 test-fast: $(STAMP) ## unit tests only (no moto S3 server)
 	$(BIN)/python -m pytest -m "not e2e and not slow"
 
-lint: $(STAMP) ## ruff, mypy and cfn-lint
+lint: $(STAMP) ## ruff, mypy, cfn-lint and the dependency audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/core functions tests benchmarks
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/python .ci/audit.py
 
 fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .

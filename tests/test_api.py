@@ -222,3 +222,10 @@ def test_probability_is_finite(client: TestClient) -> None:
     zeros = {**EXAMPLE_TRANSACTION, "amount": 0.0, "oldbalanceOrg": 0.0}
     body = client.post("/predict", json=zeros, headers=KEY).json()
     assert math.isfinite(body["probability"]) and 0.0 <= body["probability"] <= 1.0
+
+
+def test_an_empty_unknown_key_is_still_named(client: TestClient) -> None:
+    """Found by the schemathesis fuzz run: {"": 0} used to be reported with an empty field name."""
+    response = client.post("/predict", json={**EXAMPLE_TRANSACTION, "": 0}, headers=KEY)
+    assert response.status_code == 422
+    assert field_names(response) == ['""']

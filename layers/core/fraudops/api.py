@@ -110,7 +110,8 @@ def _error(status: int, code: str, message: str, fields: list[dict[str, str]] | 
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(part) for part in loc]
+    """pydantic's error location as a dotted path (``transactions.3.amount``); an empty key as ``""``."""
+    parts = [str(part) if str(part) else '""' for part in loc]
     if parts and parts[0] in {"body", "header", "query", "path"}:
         parts = parts[1:] or parts
     return ".".join(parts)
@@ -149,7 +150,7 @@ class ApiKeyChecker:
             raise StarletteHTTPException(403, "invalid API key")
 
 
-_ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+_ERROR_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
                 413: "payload_too_large", 415: "unsupported_media_type", 503: "unavailable"}  # fmt: skip
 
 
@@ -246,7 +247,11 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: list[str])
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        response = _error(exc.status_code, _ERROR_CODES.get(exc.status_code, "http_error"), str(exc.detail))
+        code = _ERROR_CODES.get(exc.status_code, "http_error")
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (a body it cannot even decode)
+            message = f"request body could not be parsed: {exc.detail}"
+            return _error(400, code, message, [{"field": "body", "message": str(exc.detail)}])
+        response = _error(exc.status_code, code, str(exc.detail))
         if exc.status_code == 401:
             response.headers["WWW-Authenticate"] = "ApiKey"
         return response
