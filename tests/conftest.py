@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import uuid
@@ -59,6 +60,23 @@ def fast_settings(**overrides: object) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def live_api(settings: Settings, feature_set: str = "engineered") -> Iterator[str]:
+    """A model trained and promoted into ``settings``' store, served by uvicorn on 127.0.0.1."""
+    from fraudops.api import build_default_app
+    from fraudops.demo import serve_in_thread
+    from fraudops.local import free_port
+    from fraudops.promotion import run_promotion
+    from fraudops.store import ensure_bucket
+    from fraudops.training import run_training
+
+    ensure_bucket(settings)
+    run_training(settings, feature_set=feature_set)
+    assert run_promotion(settings.model_copy(update={"promotion_floor": 0.0})).promoted
+    with serve_in_thread(build_default_app(settings), free_port()) as base:
+        yield base
 
 
 @pytest.fixture

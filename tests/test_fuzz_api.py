@@ -18,14 +18,9 @@ from schemathesis import GenerationMode
 
 from fraudops.api import create_app
 from fraudops.config import Settings
-from fraudops.demo import serve_in_thread
-from fraudops.local import free_port
-from fraudops.promotion import run_promotion
 from fraudops.serving import ModelProvider
-from fraudops.store import ensure_bucket
-from fraudops.training import run_training
 
-from .conftest import fast_settings
+from .conftest import fast_settings, live_api
 
 pytestmark = pytest.mark.e2e
 KEY = "fuzz-key-0123456789"
@@ -49,12 +44,7 @@ def live_url(small_db: Path, s3_endpoint: str, tmp_path_factory: pytest.TempPath
         model_refresh_seconds=60,
         max_batch_size=20,
     )
-    ensure_bucket(configured)
-    run_training(configured)
-    assert run_promotion(configured).promoted
-    from fraudops.api import build_default_app
-
-    with serve_in_thread(build_default_app(configured), free_port()) as base:
+    with live_api(configured) as base:
         yield base
 
 

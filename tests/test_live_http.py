@@ -16,16 +16,13 @@ from typing import Any
 
 import pytest
 
-from fraudops.api import EXAMPLE_TRANSACTION, build_default_app
+from fraudops.api import EXAMPLE_TRANSACTION
 from fraudops.config import Settings
-from fraudops.demo import serve_in_thread
 from fraudops.loadtest import run_load
-from fraudops.local import free_port
 from fraudops.promotion import run_promotion
-from fraudops.store import ensure_bucket
 from fraudops.training import run_training
 
-from .conftest import fast_settings
+from .conftest import fast_settings, live_api
 
 pytestmark = pytest.mark.e2e
 KEY = "live-key-0123456789"
@@ -43,12 +40,8 @@ def live(small_db: Path, s3_endpoint: str, tmp_path_factory: pytest.TempPathFact
         max_batch_size=100,
         max_body_bytes=50_000,
     )
-    ensure_bucket(settings)
-    run_training(settings, feature_set="seed")
-    assert run_promotion(settings.model_copy(update={"promotion_floor": 0.0})).promoted
-    port = free_port()
-    with serve_in_thread(build_default_app(settings), port):
-        yield {"settings": settings, "port": port}
+    with live_api(settings, feature_set="seed") as base:
+        yield {"settings": settings, "port": int(base.rsplit(":", 1)[1])}
 
 
 def request(

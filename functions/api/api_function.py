@@ -19,7 +19,7 @@ from fraudops.serving import ModelUnavailableError
 
 # The API publishes only the cold-start metric; Powertools would warn on every warm invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
-obs = observability("fraudops-api", tracing=False)
+obs = observability("fraudops-api")
 logger, metrics = obs.logger, obs.metrics
 
 app = build_default_app()

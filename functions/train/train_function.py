@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -15,8 +16,7 @@ from fraudops.training import run_training
 
 obs = observability("fraudops-train")
 logger, metrics = obs.logger, obs.metrics
-assert obs.tracer is not None
-tracer = obs.tracer
+tracer = Tracer(service="fraudops-train")
 
 
 @logger.inject_lambda_context(log_event=True)

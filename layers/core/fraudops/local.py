@@ -6,6 +6,7 @@ Used by `fraudops up/down/logs` (and so `make up/down/logs`) and by the demo. No
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -61,6 +62,7 @@ def moto_s3_server(port: int | None = None) -> Iterator[str]:
     """moto's S3 server in this process (a thread), on 127.0.0.1. Yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per S3 call otherwise
     port = port or free_port()
     server = ThreadedMotoServer(ip_address=LOCALHOST, port=port, verbose=False)
     server.start()

@@ -1,4 +1,6 @@
-"""Powertools Logger/Metrics/Tracer set up once for a function, shared by the three handlers."""
+"""Powertools Logger and Metrics set up once per function, shared by the three handlers. Train and
+promote add a Tracer; the API does not: the X-Ray SDK costs ~160 ms of cold start, and Lambda's active
+tracing still records each invocation without it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 
@@ -14,14 +16,11 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 class Observability:
     logger: Logger
     metrics: Metrics
-    tracer: Tracer | None
 
 
-def observability(service: str, tracing: bool = True) -> Observability:
+def observability(service: str) -> Observability:
     """Structured JSON logs for the handler *and* the core package's ``fraudops.*`` loggers, EMF
-    metrics in the ``fraudops`` namespace, and X-Ray tracing (off outside Lambda). The API passes
-    ``tracing=False``: the X-Ray SDK costs ~160 ms of cold start, and Lambda's active tracing still
-    records each invocation without it."""
+    metrics in the ``fraudops`` namespace; X-Ray tracing is switched off outside Lambda."""
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", service)
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "fraudops")
     if "AWS_LAMBDA_FUNCTION_NAME" not in os.environ:
@@ -31,5 +30,4 @@ def observability(service: str, tracing: bool = True) -> Observability:
     copy_config_to_registered_loggers(source_logger=logger, include={"fraudops"})
     for noisy in ("botocore", "urllib3", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    tracer = Tracer(service=service) if tracing else None
-    return Observability(logger=logger, metrics=Metrics(service=service), tracer=tracer)
+    return Observability(logger=logger, metrics=Metrics(service=service))
