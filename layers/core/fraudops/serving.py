@@ -76,19 +76,22 @@ class ModelProvider:
 
     def get(self) -> LoadedModel:
         """The model to answer with; refreshes when the staleness bound has passed."""
-        now = self._clock()
-        due = self._last_check is None or now - self._last_check >= self._settings.model_refresh_seconds
-        if due or self._current is None:
+        if self._refresh_due():
             with self._lock:
-                if self._last_check is None or self._clock() - self._last_check >= self._refresh_interval():
+                if self._refresh_due():  # another thread may have refreshed while we waited
                     self._refresh()
         if self._current is None:
             raise ModelUnavailableError(self._last_error or "no model has been promoted to Production yet")
         return self._current
 
-    def _refresh_interval(self) -> float:
+    def _refresh_due(self) -> bool:
+        if self._last_check is None:
+            return True
         # Without a model, retry sooner than the staleness bound, but not on every request.
-        return self._settings.model_refresh_seconds if self._current else min(5.0, self._settings.model_refresh_seconds)
+        interval = self._settings.model_refresh_seconds
+        if self._current is None:
+            interval = min(5.0, interval)
+        return self._clock() - self._last_check >= interval
 
     def _refresh(self) -> None:
         self._last_check = self._clock()
