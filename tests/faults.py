@@ -18,15 +18,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import EndpointConnectionError
 
-
-def reset_s3_clients() -> None:
-    """Drop cached clients so new ones (with or without the hook) are made."""
-    from mlflow.store.artifact import s3_artifact_repo
-
-    from fraudops.store import _cached_s3_client
-
-    _cached_s3_client.cache_clear()
-    s3_artifact_repo._cached_get_s3_client.cache_clear()
+from fraudops.store import reset_s3_clients
 
 
 @dataclass

@@ -78,9 +78,6 @@ class ExecutionResult:
     cause: str | None
     events: list[dict[str, Any]]
 
-    def task_attempts(self) -> int:
-        return sum(1 for e in self.events if e["type"] == "TaskScheduled")
-
 
 def definition_substitutions(template_path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The state machine's DefinitionSubstitutions exactly as template.yaml declares them."""
@@ -287,10 +284,10 @@ def _environment(values: dict[str, str | None]) -> Iterator[None]:
 def _reset_cached_clients() -> None:
     """boto3 clients made outside the mock must not be reused inside it (and vice versa)."""
     from fraudops.config import get_settings
-    from fraudops.store import _cached_s3_client
+    from fraudops.store import reset_s3_clients
 
     get_settings.cache_clear()
-    _cached_s3_client.cache_clear()
+    reset_s3_clients()
 
 
 @contextlib.contextmanager

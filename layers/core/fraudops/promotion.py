@@ -28,6 +28,7 @@ from fraudops.store import (
     ModelStore,
     ServingManifest,
     StoreError,
+    model_file_uri,
     publish_manifest,
     read_artifact,
     read_manifest,
@@ -125,8 +126,8 @@ def _load_version(settings: Settings, client: MlflowClient, version: ModelVersio
     is a StoreError (the promotion fails and is retried, nothing is decided)."""
     location = _artifact_location(client, version)
     try:
-        booster_raw = read_artifact(settings, f"{location}/artifacts/{BOOSTER_ARTIFACT}")
-        spec_raw = read_artifact(settings, f"{location}/artifacts/{SPEC_ARTIFACT}")
+        booster_raw = read_artifact(settings, model_file_uri(location, BOOSTER_ARTIFACT))
+        spec_raw = read_artifact(settings, model_file_uri(location, SPEC_ARTIFACT))
     except ArtifactMissingError as error:
         raise ModelLoadError(f"version {version.version}: {error}") from error
     model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0, fast_path=False)

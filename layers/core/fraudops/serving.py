@@ -70,10 +70,6 @@ class ModelProvider:
     def last_error(self) -> str | None:
         return self._last_error
 
-    @property
-    def current(self) -> LoadedModel | None:
-        return self._current
-
     def get(self) -> LoadedModel:
         """The model to answer with; refreshes when the staleness bound has passed."""
         if self._refresh_due():

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -76,6 +77,15 @@ def s3_client(settings: Settings) -> S3Client:
     """One client per endpoint per process (creating one costs ~50 ms; Lambda reuses it when warm)."""
     configure_local_aws(settings)
     return _cached_s3_client(settings.s3_endpoint_url, settings.aws_region)
+
+
+def reset_s3_clients() -> None:
+    """Forget cached S3 clients (ours and MLflow's artifact client), so the next call makes new ones:
+    needed when the S3 endpoint, a botocore hook or a moto mock changes within one process."""
+    _cached_s3_client.cache_clear()
+    artifact_repo = sys.modules.get("mlflow.store.artifact.s3_artifact_repo")
+    if artifact_repo is not None:
+        artifact_repo._cached_get_s3_client.cache_clear()
 
 
 def ensure_bucket(settings: Settings) -> None:
@@ -236,6 +246,11 @@ def with_registry_retries(attempts: int = 5, base_delay: float = 0.2) -> Any:
 # --- the serving manifest ----------------------------------------------------------------------------
 
 
+def model_file_uri(artifact_location: str, name: str) -> str:
+    """A file the pyfunc model logged via ``artifacts=`` (MLflow puts them under ``artifacts/``)."""
+    return f"{artifact_location.rstrip('/')}/artifacts/{name}"
+
+
 @dataclass(frozen=True)
 class ServingManifest:
     """What the API needs to serve the Production version, written by promotion after the alias moved."""
@@ -254,11 +269,11 @@ class ServingManifest:
 
     @property
     def booster_uri(self) -> str:
-        return f"{self.artifact_location.rstrip('/')}/artifacts/{BOOSTER_ARTIFACT}"
+        return model_file_uri(self.artifact_location, BOOSTER_ARTIFACT)
 
     @property
     def spec_uri(self) -> str:
-        return f"{self.artifact_location.rstrip('/')}/artifacts/{SPEC_ARTIFACT}"
+        return model_file_uri(self.artifact_location, SPEC_ARTIFACT)
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()

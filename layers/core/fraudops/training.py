@@ -32,7 +32,6 @@ from fraudops.store import (
     BOOSTER_ARTIFACT,
     SPEC_ARTIFACT,
     ModelStore,
-    RegistryConflictError,
     StoreError,
     with_registry_retries,
 )
@@ -403,7 +402,7 @@ def run_training(settings: Settings, feature_set: str = "engineered") -> Trainin
     started = time.perf_counter()
     try:
         run_id, version, model_uri = log_and_register(settings, trained, split, data, frame)
-    except RegistryConflictError:
+    except StoreError:  # already says what failed (RegistryConflictError is one: the caller retries)
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds
         raise StoreError(
