@@ -6,9 +6,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
-# The local stack (make up) serves S3 here; the demo and the tests start their own on a free port.
-export FRAUDOPS_S3_ENDPOINT_URL ?= http://127.0.0.1:5000
-
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain serve predict bench lock clean
 
@@ -26,16 +23,16 @@ install: $(STAMP) ## create .venv and install everything (pinned by constraints.
 demo: $(STAMP) ## generate data, train, register, promote, serve and predict (end to end, local)
 	$(BIN)/fraudops demo --rows $(ROWS)
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP) ## unit tests only (no moto S3 server)
-	$(BIN)/python -m pytest -m "not e2e and not slow"
+test-fast: $(STAMP) ## tests/unit only: no server started, about 30 s
+	$(BIN)/python -m pytest tests/unit
 
 lint: $(STAMP) ## ruff, mypy, cfn-lint and the dependency audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core functions tests benchmarks
+	$(BIN)/mypy layers/runtime devtools functions tests benchmarks
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/python .ci/audit.py
 
@@ -43,10 +40,10 @@ fmt: $(STAMP) ## format the code
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-up: $(STAMP) ## start S3 (moto), MLflow UI and the API in the background on 127.0.0.1
+up: $(STAMP) ## start the MLflow UI and the API in the background on 127.0.0.1 (state stays in .fraudops/)
 	$(BIN)/fraudops up
 
-down: $(STAMP) ## stop the local stack
+down: $(STAMP) ## stop the local stack (nothing is lost)
 	$(BIN)/fraudops down
 
 logs: $(STAMP) ## show the local stack's logs
@@ -55,15 +52,15 @@ logs: $(STAMP) ## show the local stack's logs
 generate: $(STAMP) ## write ROWS generated transactions to data/fraud.db
 	$(BIN)/fraudops generate --rows $(ROWS)
 
-train: $(STAMP) ## train and register a version against the local stack (make up first)
+train: $(STAMP) ## train and register a version in the local store (generates data first if there is none)
 	@test -f data/fraud.db || $(BIN)/fraudops generate --rows $(ROWS)
 	$(BIN)/fraudops train
 
-promote: $(STAMP) ## promote the newest version if it beats Production (make up first)
+promote: $(STAMP) ## promote the newest version if it beats Production on the holdout
 	$(BIN)/fraudops promote
 
-retrain: $(STAMP) ## run one retraining execution (real ASL in moto's Step Functions engine) and print the decision
-	$(BIN)/fraudops retrain-local
+retrain: $(STAMP) ## one retraining execution (real ASL, moto's Step Functions engine) acting on your stack
+	$(BIN)/fraudops retrain
 
 serve: $(STAMP) ## run the API in the foreground (uvicorn, 127.0.0.1:8000)
 	$(BIN)/fraudops serve

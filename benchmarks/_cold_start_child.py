@@ -12,17 +12,38 @@ import os  # noqa: E402
 import sys  # noqa: E402
 
 
+def api_gateway_event(method: str, path: str, body: object, headers: dict[str, str]) -> dict[str, object]:
+    """The sample REST event from tests/events, read by path: this child sees only the image's packages."""
+    sample = os.path.join(os.path.dirname(__file__), "..", "tests", "events", "apiGatewayProxyEvent.json")
+    with open(sample) as handle:
+        event = json.load(handle)
+    all_headers = {**event["headers"], **headers}
+    event |= {"httpMethod": method, "path": path, "headers": all_headers, "body": json.dumps(body),
+              "multiValueHeaders": {k: [v] for k, v in all_headers.items()}}  # fmt: skip
+    event["requestContext"]["httpMethod"] = method
+    return dict(event)
+
+
+def lambda_context(name: str) -> object:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(function_name=name, aws_request_id="cold-start", memory_limit_in_mb=1024,
+                           invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+                           function_version="$LATEST", log_group_name="/aws/lambda/cold", log_stream_name="cold",
+                           get_remaining_time_in_millis=lambda: 30_000)  # fmt: skip
+
+
 def api_total() -> dict[str, float]:
     """What Lambda does: import the handler module (init: app + model fetch), then one request."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "functions", "api"))
     import api_function
 
     initialised = time.perf_counter()
-    from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops.emulation import LambdaContext, api_gateway_event
+
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
 
     event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
-    response = api_function.handler(event, LambdaContext(function_name="cold"))
+    response = api_function.handler(event, lambda_context("cold"))
     assert response["statusCode"] == 200, response
     done = time.perf_counter()
     return {"init": initialised - STARTED, "first_request": done - initialised, "total": done - STARTED}
@@ -39,26 +60,26 @@ def api_breakdown() -> dict[str, float]:
     from fraudops.config import get_settings
     from fraudops.model import FraudModel
     from fraudops.serving import LoadedModel, ModelProvider
-    from fraudops.store import read_manifest, read_s3_bytes
+    from fraudops.store import read_manifest, read_uri
 
     marks["imports"] = time.perf_counter()
     settings = get_settings()
     manifest, etag = read_manifest(settings)
     assert manifest is not None and etag is not None
     marks["store_lookup"] = time.perf_counter()
-    booster_raw = read_s3_bytes(settings, manifest.booster_uri)
-    spec_raw = read_s3_bytes(settings, manifest.spec_uri)
+    booster_raw = read_uri(settings, manifest.booster_uri)
+    spec_raw = read_uri(settings, manifest.spec_uri)
     marks["download"] = time.perf_counter()
     model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
     marks["load"] = time.perf_counter()
     loaded = LoadedModel(model, manifest, etag, time.time())
     app = fraudops.api.create_app(settings, ModelProvider(settings, loader=lambda _: loaded), ["bench-key"])
     handler = mangum.Mangum(app, lifespan="off")
-    from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops.emulation import LambdaContext, api_gateway_event
+
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
 
     event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
-    assert handler(event, LambdaContext(function_name="cold"))["statusCode"] == 200  # type: ignore[arg-type]
+    assert handler(event, lambda_context("cold"))["statusCode"] == 200  # type: ignore[arg-type]
     marks["first_predict"] = time.perf_counter()
     names = list(marks)
     phases = {name: marks[name] - marks[previous] for previous, name in itertools.pairwise(names)}
@@ -74,7 +95,7 @@ def pyfunc_total() -> dict[str, float]:
     mlflow.set_tracking_uri(os.environ["BENCH_TRACKING_URI"])
     model = mlflow.pyfunc.load_model("models:/fraud-detector@production")
     loaded = time.perf_counter()
-    from fraudops.api import EXAMPLE_TRANSACTION
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
 
     model.predict(pd.DataFrame([EXAMPLE_TRANSACTION]))
     done = time.perf_counter()

@@ -19,8 +19,9 @@ def phase(results: dict[str, Any], name: str, started: float) -> float:
 
 
 def generate(db: Path, rows: int) -> dict[str, Any]:
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
+
     from fraudops.data import write_transactions
-    from fraudops.datagen import GeneratorConfig, generate_frames
 
     results: dict[str, Any] = {}
     reset_peak_rss()
@@ -32,8 +33,9 @@ def generate(db: Path, rows: int) -> dict[str, Any]:
 
 def train(db: Path) -> dict[str, Any]:
     from fraudops.config import get_settings
-    from fraudops.data import fingerprint, load_training_frame
-    from fraudops.training import log_and_register, split_out_of_time, train_model
+    from fraudops.data import fingerprint, load_training_frame, split_out_of_time
+    from fraudops.tracking import log_and_register
+    from fraudops.training import train_model
 
     settings = get_settings().model_copy(update={"db_path": db})
     results: dict[str, Any] = {}

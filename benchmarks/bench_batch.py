@@ -15,11 +15,11 @@ OFFLINE_ROWS = 1_000_000
 
 
 def main() -> dict[str, Any]:
-    from fraudops.data import load_training_frame
-    from fraudops.datagen import GeneratorConfig, generate
-    from fraudops.emulation import LambdaContext, api_gateway_event
+    from fraudops_dev.datagen import GeneratorConfig, generate
+
+    from fraudops.data import load_training_frame, raw_columns
     from fraudops.schema import RAW_FEATURE_COLUMNS
-    from fraudops.training import raw_columns
+    from tests.helpers.events import api_gateway_event, lambda_context
 
     results: dict[str, Any] = {"batch": {}, "offline": {}}
     rows = []
@@ -32,7 +32,7 @@ def main() -> dict[str, Any]:
             {c: (str(v) if c == "type" else (int(v) if c == "step" else float(v))) for c, v in zip(RAW_FEATURE_COLUMNS, row, strict=True)}
             for row in frame[list(RAW_FEATURE_COLUMNS)].itertuples(index=False, name=None)
         ]  # fmt: skip
-        context = LambdaContext(function_name="bench")
+        context = lambda_context("bench")
         for size in SIZES:
             event = api_gateway_event(
                 "POST", "/predict/batch", {"transactions": records[:size]}, {"x-api-key": "bench-key"}

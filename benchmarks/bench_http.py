@@ -12,8 +12,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from fraudops_dev.loadtest import run_load
+
 from benchmarks.common import ROOT, local_store, print_table, write_result
-from fraudops.loadtest import run_load
 
 LEVELS = (1, 8, 32)
 REQUESTS = 3_000
@@ -21,7 +22,7 @@ REQUESTS = 3_000
 
 @contextlib.contextmanager
 def server(command: list[str], env: dict[str, str], port: int, health: str) -> Iterator[None]:
-    from fraudops.local import wait_for_http
+    from fraudops_dev.local import wait_for_http
 
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -33,8 +34,9 @@ def server(command: list[str], env: dict[str, str], port: int, health: str) -> I
 
 
 def main() -> dict[str, Any]:
-    from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops.local import free_port
+    from fraudops_dev.local import free_port
+
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
 
     body = json.dumps(EXAMPLE_TRANSACTION).encode()
     headers = {"content-type": "application/json", "x-api-key": "bench-key"}
@@ -42,7 +44,7 @@ def main() -> dict[str, Any]:
     with local_store() as store:
         env = {**os.environ, **store.env}
         api_port, hello_port = free_port(), free_port()
-        api_cmd = [sys.executable, "-m", "fraudops.cli", "serve", "--port", str(api_port)]
+        api_cmd = [sys.executable, "-m", "fraudops_dev.cli", "serve", "--port", str(api_port)]
         hello_cmd = [sys.executable, "-m", "uvicorn", "benchmarks._hello_app:app", "--port", str(hello_port),
                      "--log-level", "warning"]  # fmt: skip
 

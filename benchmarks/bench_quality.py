@@ -15,6 +15,7 @@ import numpy as np
 from benchmarks.common import ROOT, machine, print_table, write_result
 
 ROWS = int(os.environ.get("BENCH_QUALITY_ROWS", "1000000"))
+PROMOTION_SECTION = "## The promotion rule on seed-to-seed noise"  # written by bench_promotion_rule.py
 SEED = 42
 
 
@@ -23,18 +24,18 @@ def main() -> dict[str, Any]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import precision_recall_curve
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from fraudops.config import Settings
-    from fraudops.data import load_training_frame, write_transactions
-    from fraudops.datagen import GeneratorConfig, generate_frames
+    from fraudops.data import load_training_frame, raw_columns, split_out_of_time, write_transactions
     from fraudops.features import FEATURE_SETS, build_features
     from fraudops.metrics import best_f1_threshold, evaluate
     from fraudops.schema import LABEL
-    from fraudops.training import raw_columns, split_out_of_time, train_model
+    from fraudops.training import train_model
 
     db = Path(tempfile.mkdtemp(prefix="fraudops-quality-")) / "fraud.db"
     write_transactions(db, generate_frames(GeneratorConfig(ROWS, seed=SEED)))
@@ -133,7 +134,9 @@ linear model on the same features.
 Figures on generated data compare models with each other; they are not comparable with published
 results on the real PaySim sample (AUPRC ~0.997 on a random split, ~0.90 out of time).
 """
-    (ROOT / "docs" / "model-quality.md").write_text(text)
+    path = ROOT / "docs" / "model-quality.md"
+    kept = path.read_text().partition(PROMOTION_SECTION)[2] if path.exists() else ""
+    path.write_text(text + (f"\n{PROMOTION_SECTION}{kept}" if kept else ""))
 
 
 if __name__ == "__main__":

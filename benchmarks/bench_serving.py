@@ -9,8 +9,9 @@ import json
 import sys
 from typing import Any
 
+from fraudops_dev.loadtest import percentiles
+
 from benchmarks.common import local_store, print_table, time_calls, write_result
-from fraudops.loadtest import percentiles
 
 CALLS = 10_000
 PYFUNC_CALLS = 3_000  # about 1 ms each: enough for stable percentiles, bounded run time
@@ -21,15 +22,15 @@ def main() -> dict[str, Any]:
     import pandas as pd
     import xgboost as xgb
 
-    from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops.emulation import LambdaContext, api_gateway_event
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
     from fraudops.schema import RAW_FEATURE_COLUMNS
+    from tests.helpers.events import api_gateway_event, lambda_context
 
     with local_store() as store:
         sys.modules.pop("api_function", None)
         api = importlib.import_module("api_function")
         event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
-        context = LambdaContext(function_name="fraudops-api-bench")
+        context = lambda_context("fraudops-api-bench")
         first = api.handler(event, context)
         assert first["statusCode"] == 200, first
         handler = percentiles(time_calls(lambda: api.handler(event, context), CALLS))

@@ -28,7 +28,7 @@ def child(args: list[str], env: dict[str, str]) -> dict[str, Any]:
 
 
 def main() -> dict[str, Any]:
-    from fraudops.local import moto_s3_server
+    from fraudops_dev.local import moto_s3_server
 
     calibration = calibration_seconds()
     workdir = Path(tempfile.mkdtemp(prefix="fraudops-bench-train-"))

@@ -125,12 +125,13 @@ class LocalStore:
 def local_store(rows: int = 200_000, workdir: Path | None = None) -> Iterator[LocalStore]:
     import tempfile
 
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.local import moto_s3_server
+
     from fraudops.config import Settings, get_settings
     from fraudops.data import write_transactions
-    from fraudops.datagen import GeneratorConfig, generate_frames
-    from fraudops.local import moto_s3_server
-    from fraudops.promotion import run_promotion
-    from fraudops.training import run_training
+    from fraudops.stages.promote import run_promotion
+    from fraudops.stages.train import run_training
 
     base = workdir or Path(tempfile.mkdtemp(prefix="fraudops-bench-"))
     db_path = base / "fraud.db"

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_promote_input
-from fraudops.observability import observability
-from fraudops.promotion import run_promotion
+from fraudops.observability import route_core_logs
+from fraudops.stages.promote import run_promotion
 
-obs = observability("fraudops-promote")
-logger, metrics = obs.logger, obs.metrics
-tracer = Tracer(service="fraudops-promote")
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+route_core_logs(logger)
 
 
 @logger.inject_lambda_context(log_event=True)

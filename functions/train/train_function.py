@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_train_input
-from fraudops.observability import observability
-from fraudops.training import run_training
+from fraudops.observability import route_core_logs
+from fraudops.stages.train import run_training
 
-obs = observability("fraudops-train")
-logger, metrics = obs.logger, obs.metrics
-tracer = Tracer(service="fraudops-train")
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+route_core_logs(logger)
 
 
 @logger.inject_lambda_context(log_event=True)
@@ -27,6 +28,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = fetch_training_db(get_settings())
     result = run_training(settings, feature_set=request.feature_set)
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
-    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=sum(result.seconds.values()))
+    metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)
     logger.info("registered a new version", extra=result.summary())
     return result.summary()

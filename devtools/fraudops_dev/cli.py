@@ -1,0 +1,407 @@
+"""`fraudops`: the pipeline on your laptop, with the same core the Lambda functions run.
+
+  fraudops generate --rows 1000000     write data/fraud.db (replaces it only when complete)
+  fraudops import-csv PS_2017.csv.zip  load the real PaySim CSV (.csv, .csv.gz or .zip; --append)
+  fraudops train | promote             one training run / one promotion decision
+  fraudops up | down | logs            the local stack in the background (MLflow UI, API)
+  fraudops retrain                     the real retraining state machine, acting on your stack
+  fraudops demo                        everything end to end, then a key-authenticated prediction
+
+Everything is local unless you ask for AWS: state lives on disk under .fraudops/ (FRAUDOPS_STATE_DIR).
+--aws (or FRAUDOPS_AWS=true) lets a command use real AWS with your credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from fraudops.config import Settings, get_settings
+from fraudops.errors import FraudopsError
+
+log = logging.getLogger("fraudops.cli")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "alembic", "mlflow", "werkzeug", "s3transfer", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+class _Progress:
+    """Prints "rows written" at most once a second (long jobs must show they are alive)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.last, self.started = total, label, 0.0, time.monotonic()
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= 1.0 or (self.total and done >= self.total):
+            self.last = now
+            rate = done / max(now - self.started, 1e-9)
+            share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+            print(f"  {self.label}: {done:,}{share}, {rate:,.0f} rows/s", file=sys.stderr, flush=True)
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> Settings:
+    """--db overrides FRAUDOPS_DB_PATH for this command."""
+    if getattr(args, "db", None):
+        return settings.model_copy(update={"db_path": Path(args.db)})
+    return settings
+
+
+# --- commands --------------------------------------------------------------------------------------------
+
+
+def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.data import integrity_ok, write_transactions
+    from fraudops_dev.datagen import FRAUD_RATE, GeneratorConfig, generate_frames
+
+    seed = settings.seed if args.seed is None else args.seed
+    rate = FRAUD_RATE if args.fraud_rate is None else args.fraud_rate
+    config = GeneratorConfig(n_rows=args.rows, seed=seed, fraud_rate=rate)
+    db = _db(args, settings).db_path
+    started = time.perf_counter()
+    print(f"generating {config.n_rows:,} PaySim-schema rows (seed {config.seed}) into {db}", file=sys.stderr)
+    rows = write_transactions(db, generate_frames(config), progress=_Progress(config.n_rows, "rows written"))
+    seconds = time.perf_counter() - started
+    print(json.dumps({"db": str(db), "rows": rows, "seconds": round(seconds, 2), "integrity_ok": integrity_ok(db)}))
+    return 0
+
+
+def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.data import count_rows
+    from fraudops_dev.importer import import_csv
+
+    db = _db(args, settings).db_path
+    share = 0.0 if args.strict else args.max_reject_share
+    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"))
+    for line, reason in report.bad_rows[:20]:
+        print(f"  line {line}: {reason}", file=sys.stderr)
+    if len(report.bad_rows) > 20:
+        print(f"  ... and {len(report.bad_rows) - 20} more rejected rows", file=sys.stderr)
+    if report.bad_rows:
+        rejects = db.with_suffix(".rejects.csv")
+        rejects.write_text("line,reason\n" + "".join(f'{n},"{r}"\n' for n, r in report.bad_rows))
+        print(f"{len(report.bad_rows)} rows rejected (not imported); all listed in {rejects}", file=sys.stderr)
+    summary = {"db": str(db), "mode": "append" if args.append else "replace", "rows_imported": report.rows_imported,
+               "rows_rejected": len(report.bad_rows), "rows_in_table": count_rows(db)}  # fmt: skip
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.stages.train import run_training
+
+    result = run_training(_db(args, settings), feature_set=args.feature_set)
+    print(json.dumps(result.summary(), indent=2))
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.stages.promote import run_promotion
+
+    decision = run_promotion(_db(args, settings), args.version)
+    print(json.dumps(decision.as_dict(), indent=2))
+    print(f"{decision.outcome}: {decision.reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+    from pydantic import SecretStr
+
+    from fraudops.api import build_default_app
+    from fraudops_dev.local import LOG_BACKUPS, LOG_ROTATE_BYTES, local_api_key
+
+    if not settings.api_key_values() and not settings.api_keys_ssm_parameter:
+        key = local_api_key(settings)
+        if key:
+            settings = settings.model_copy(update={"api_keys": SecretStr(key)})
+            log.info("using the local API key from %s", settings.state_dir / "api-key")
+    log_config: Any = uvicorn.config.LOGGING_CONFIG
+    if args.log_file:  # the stack's API: a rotating file, so a million requests cannot fill the disk
+        log_config = {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+            "handlers": {
+                "file": {
+                    "class": "logging.handlers.RotatingFileHandler",
+                    "filename": args.log_file,
+                    "maxBytes": LOG_ROTATE_BYTES,
+                    "backupCount": LOG_BACKUPS,
+                    "formatter": "plain",
+                },
+            },
+            "loggers": {
+                name: {"handlers": ["file"], "level": "INFO", "propagate": False}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fraudops")
+            },
+        }
+    host = args.host or settings.api_host
+    app = build_default_app(settings)
+    uvicorn.run(app, host=host, port=args.port or settings.api_port, log_level="info", log_config=log_config)
+    return 0
+
+
+def cmd_s3_server(args: argparse.Namespace, settings: Settings) -> int:
+    from moto.server import ThreadedMotoServer
+
+    port = args.port or settings.s3_port
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    print(f"moto S3 server on http://127.0.0.1:{port} (in memory: S3 mode keeps nothing across restarts)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.api import EXAMPLE_TRANSACTION
+    from fraudops_dev.local import local_api_key, post_json
+
+    url = args.url or f"http://127.0.0.1:{settings.api_port}/predict"
+    body = json.loads(args.json) if args.json else EXAMPLE_TRANSACTION
+    status, answer = post_json(url, body, args.api_key or local_api_key(settings))
+    print(json.dumps({"status": status, "response": answer}, indent=2))
+    return 0 if status == 200 else 1
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.local import (
+        StackError,
+        check_ports,
+        local_api_key,
+        local_aws_environment,
+        services,
+        start_service,
+        stop_services,
+    )
+
+    stack = services(settings)
+    check_ports(settings, stack)  # before anything starts or any file is touched
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    local_api_key(settings, create=True)
+    env = {**os.environ, **local_aws_environment(settings.s3_endpoint_url, settings.aws_region)}
+    print(f"starting the local stack on 127.0.0.1 (storage: {settings.storage}, state in {settings.state_dir}):")
+    started: list[str] = []
+    try:
+        for service in stack:
+            start_service(settings, service, env)
+            started.append(service.name)
+    except (StackError, KeyboardInterrupt):
+        stop_services(settings, started)
+        raise
+    print(f"API key: {settings.state_dir / 'api-key'} (x-api-key header). MLflow UI: "
+          f"http://127.0.0.1:{settings.mlflow_ui_port}. Stop with `make down`.")  # fmt: skip
+    return 0
+
+
+def cmd_down(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.local import services, stop_services
+
+    names = [service.name for service in reversed(services(settings.model_copy(update={"storage": "s3"})))]
+    for name, was_running in stop_services(settings, names).items():
+        print(f"  {name:<10} {'stopped' if was_running else 'not running'}")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.local import log_file, services
+
+    for service in services(settings):
+        path = log_file(settings, service.name)
+        print(f"==> {path} <==")
+        if path.exists():
+            print("".join(path.read_text(errors="replace").splitlines(keepends=True)[-args.lines :]))
+    return 0
+
+
+def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.emulation import retrain_locally
+
+    settings = _db(args, settings)
+    if not settings.db_path.exists():
+        from fraudops.data import write_transactions
+        from fraudops_dev.datagen import GeneratorConfig, generate_frames
+
+        print(f"no {settings.db_path}: generating 200,000 rows first", file=sys.stderr)
+        write_transactions(settings.db_path, generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed)))
+    results = retrain_locally(
+        settings, runs=args.runs, isolated=args.isolated, progress=lambda line: print(line, file=sys.stderr)
+    )
+    for result in results:
+        summary: dict[str, Any] = {"status": result.status}
+        if result.output:
+            summary |= {"train": result.output.get("train"), "promotion": result.output.get("promotion")}
+        if result.error:
+            summary |= {"error": result.error, "cause": result.cause}
+        print(json.dumps(summary, indent=2))
+    if not args.isolated:
+        print(f"the stack's MLflow UI (http://127.0.0.1:{settings.mlflow_ui_port}) shows the new version and its "
+              f"decision; a running API serves a promoted one within {settings.model_refresh_seconds:g} s "
+              "(FRAUDOPS_MODEL_REFRESH_SECONDS)", file=sys.stderr)  # fmt: skip
+    return 0 if all(r.status == "SUCCEEDED" for r in results) else 1
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.demo import run_demo
+
+    return run_demo(settings, rows=args.rows, seed=settings.seed if args.seed is None else args.seed)
+
+
+# --- parser ----------------------------------------------------------------------------------------------
+
+
+def _version() -> str:
+    try:
+        return version("fraudops")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraudops", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"fraudops {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="debug logging, and a traceback on errors")
+    parser.add_argument(
+        "--aws", action="store_true", help="allow real AWS with your credentials (FRAUDOPS_AWS=true); off by default"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    db_help = "SQLite database of transactions (default FRAUDOPS_DB_PATH, data/fraud.db)"
+
+    generate = sub.add_parser("generate", help="write a generated PaySim-schema table to SQLite")
+    generate.add_argument("--rows", type=int, default=200_000, help="rows to generate (PaySim: 6362620)")
+    generate.add_argument("--seed", type=int, default=None, help="random seed (default FRAUDOPS_SEED)")
+    generate.add_argument("--fraud-rate", type=float, default=None, help="fraud share (default PaySim's 0.129%%)")
+    generate.add_argument("--db", help=db_help)
+    generate.set_defaults(func=cmd_generate)
+
+    importer = sub.add_parser("import-csv", help="import the real PaySim CSV (.csv, .csv.gz or .zip) into SQLite")
+    importer.add_argument("csv", help="path to the PaySim CSV, or the .csv.gz / .zip it comes in")
+    importer.add_argument("--db", help=db_help)
+    importer.add_argument("--append", action="store_true", help="add the rows (new steps only) instead of replacing")
+    importer.add_argument(
+        "--max-reject-share", type=float, default=0.01, help="import nothing if more rows than this share are bad"
+    )
+    importer.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
+    importer.set_defaults(func=cmd_import_csv)
+
+    train = sub.add_parser("train", help="train, log to MLflow and register a new version")
+    train.add_argument("--feature-set", default="engineered", choices=["engineered", "seed"], help="features to use")
+    train.add_argument("--db", help=db_help)
+    train.set_defaults(func=cmd_train)
+
+    promote = sub.add_parser("promote", help="promote a version if it beats Production on the holdout")
+    promote.add_argument("--version", help="candidate version (default: the newest)")
+    promote.add_argument("--db", help=db_help)
+    promote.set_defaults(func=cmd_promote)
+
+    serve = sub.add_parser("serve", help="serve the API with uvicorn in the foreground")
+    serve.add_argument("--host", help="bind address (default FRAUDOPS_API_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default FRAUDOPS_API_PORT, 8000)")
+    serve.add_argument("--log-file", help="log to this file, rotated at 10 MB (default: the terminal)")
+    serve.set_defaults(func=cmd_serve)
+
+    s3 = sub.add_parser("s3-server", help="run moto's S3 server on 127.0.0.1 (foreground)")
+    s3.add_argument("--port", type=int, help="port (default FRAUDOPS_S3_PORT, 5000)")
+    s3.set_defaults(func=cmd_s3_server)
+
+    predict = sub.add_parser("predict", help="send one transaction to a running API")
+    predict.add_argument("--url", help="default http://127.0.0.1:<FRAUDOPS_API_PORT>/predict")
+    predict.add_argument("--api-key", help="default: FRAUDOPS_API_KEYS or .fraudops/api-key")
+    predict.add_argument("--json", help="transaction JSON (default: an example account takeover)")
+    predict.set_defaults(func=cmd_predict)
+
+    sub.add_parser("up", help="start the MLflow UI and the API in the background").set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop the local stack (its state stays on disk)").set_defaults(func=cmd_down)
+    logs = sub.add_parser("logs", help="show the local stack's logs")
+    logs.add_argument("--lines", type=int, default=40, help="lines per log (default 40)")
+    logs.set_defaults(func=cmd_logs)
+
+    for name in ("retrain", "retrain-local"):
+        retrain = sub.add_parser(
+            name, help="run the retraining state machine (moto's ASL engine) on your stack's data and registry"
+        )
+        retrain.add_argument("--db", help=db_help + "; generated if missing")
+        retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
+        retrain.add_argument(
+            "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
+        )
+        retrain.set_defaults(func=cmd_retrain)
+
+    demo = sub.add_parser("demo", help="generate, train, promote, serve and predict, end to end")
+    demo.add_argument("--rows", type=int, default=200_000, help="rows to generate (default 200,000)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed (default FRAUDOPS_SEED)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def _settings_problem(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        name = "FRAUDOPS_" + str(item["loc"][0]).upper() if item.get("loc") else "a setting"
+        parts.append(f"{name}={item.get('input')}: {item['msg']}")
+    return "invalid setting " + "; ".join(parts) + " (fix or unset the variable)"
+
+
+def load_settings(aws: bool) -> Settings:
+    """The settings for a laptop command: S3 mode with no endpoint means the local S3 server, unless
+    AWS was asked for."""
+    get_settings.cache_clear()
+    settings = get_settings()
+    if aws:
+        settings = settings.model_copy(update={"aws": True})
+    if settings.storage == "s3" and not settings.s3_endpoint_url and not settings.aws:
+        settings = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{settings.s3_port}"})
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from fraudops_dev.local import StackError
+
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose or args.debug)
+    try:
+        settings = load_settings(args.aws)
+        return int(args.func(args, settings))
+    except KeyboardInterrupt:
+        print(f"fraudops {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
+    except (FraudopsError, StackError, ValidationError, OSError, ValueError) as error:
+        if args.debug:
+            traceback.print_exc()
+        message = _settings_problem(error) if isinstance(error, ValidationError) else str(error)
+        print(f"fraudops {args.command}: error: {message}", file=sys.stderr)
+        if not args.debug:
+            print("  (run with --debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""The fraud-scoring API (FastAPI). The same app runs under Mangum in Lambda and under uvicorn locally.
+
+Routes live here; request/response models in ``schemas``, the error shape in ``errors``, the key check
+in ``deps``, key sources in ``keys``, body and content-type checks in ``middleware``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from fraudops.api.deps import ApiKeyChecker
+from fraudops.api.errors import error_response, install_error_handlers
+from fraudops.api.keys import KeyRing
+from fraudops.api.middleware import RequestGuard
+from fraudops.api.schemas import BatchPrediction, BatchRequest, Health, ModelInfo, Prediction, Transaction
+from fraudops.config import Settings, get_settings
+from fraudops.errors import ModelUnavailableError
+from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.serving import ModelProvider
+
+DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
+
+
+@lru_cache(maxsize=4)
+def _docs_asset(name: str) -> bytes:
+    """Swagger UI's files from the swagger-ui-bundle package: /docs works offline, no CDN."""
+    from swagger_ui_bundle import swagger_ui_path
+
+    return (Path(str(swagger_ui_path)) / name).read_bytes()
+
+
+def _prediction(probability: float, threshold: float, version: str) -> Prediction:
+    return Prediction(
+        probability=probability,
+        prediction=1.0 if probability >= threshold else 0.0,
+        threshold=threshold,
+        model_version=version,
+    )
+
+
+def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | list[str]) -> FastAPI:
+    app = FastAPI(
+        title="fraudops",
+        version="0.1.0",
+        summary="Fraud scores for PaySim-schema transactions from the Production XGBoost model.",
+        description="Every route but /health and the docs needs an `x-api-key` header.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.model_provider = provider
+    ring = api_keys if isinstance(api_keys, KeyRing) else KeyRing.fixed(api_keys)
+    app.state.key_ring = ring
+    authorized = Depends(ApiKeyChecker(ring))
+    install_error_handlers(app)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        # Relative URLs: behind API Gateway the page lives under /<stage>/docs and so do these.
+        return get_swagger_ui_html(
+            openapi_url="openapi.json",
+            title="fraudops API",
+            swagger_js_url="docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="docs/assets/swagger-ui.css",
+            swagger_favicon_url="data:,",
+        )
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    async def docs_asset(name: str) -> Response:
+        if name not in DOCS_ASSETS:
+            return error_response(404, "not_found", f"no docs asset {name!r}")
+        return Response(_docs_asset(name), media_type=DOCS_ASSETS[name], headers={"cache-control": "max-age=86400"})
+
+    @app.get("/health", tags=["ops"])
+    async def health() -> JSONResponse:
+        """Open (no key): load balancers and smoke tests call it. Says what is wrong, never where."""
+        try:
+            loaded = provider.get()
+        except ModelUnavailableError:
+            body = Health(status="unavailable", model_version=None, problem=provider.last_error)
+            return JSONResponse(status_code=503, content=body.model_dump())
+        problem = provider.last_error
+        body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem)
+        return JSONResponse(status_code=200, content=body.model_dump())
+
+    @app.get("/model", dependencies=[authorized], tags=["model"])
+    async def model_info() -> ModelInfo:
+        loaded = provider.get()
+        manifest, spec = loaded.manifest, loaded.model.spec
+        return ModelInfo(
+            model_name=manifest.model_name,
+            model_version=manifest.version,
+            run_id=manifest.run_id,
+            model_uri=manifest.model_uri,
+            threshold=spec.threshold,
+            features=list(spec.feature_names),
+            metrics=manifest.metrics,
+            promoted_at=manifest.promoted_at,
+        )
+
+    @app.post("/predict", dependencies=[authorized], tags=["model"], response_model=Prediction)
+    async def predict(transaction: Transaction) -> Response:
+        """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
+        loaded = provider.get()
+        probability = loaded.model.predict_one(transaction.raw())
+        prediction = _prediction(probability, loaded.model.threshold, loaded.manifest.version)
+        return Response(prediction.model_dump_json(), media_type="application/json")
+
+    @app.post("/predict/batch", dependencies=[authorized], tags=["model"])
+    async def predict_batch(batch: BatchRequest) -> BatchPrediction:
+        if len(batch.transactions) > settings.max_batch_size:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("body", "transactions"),
+                        "msg": f"at most {settings.max_batch_size} transactions per batch, got "
+                        f"{len(batch.transactions)}",
+                        "type": "too_long",
+                    }
+                ]
+            )
+        loaded = provider.get()
+        columns = {name: [getattr(t, name) for t in batch.transactions] for name in RAW_FEATURE_COLUMNS}
+        probabilities = loaded.model.predict_proba(columns)
+        threshold, version = loaded.model.threshold, loaded.manifest.version
+        return BatchPrediction(
+            predictions=[_prediction(float(p), threshold, version) for p in probabilities],
+            model_version=version,
+        )
+
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    return app
+
+
+def build_default_app(settings: Settings | None = None) -> FastAPI:
+    """The app as the Lambda handler and `fraudops serve` build it from configuration."""
+    settings = settings or get_settings()
+    return create_app(settings, ModelProvider(settings), KeyRing.from_settings(settings))

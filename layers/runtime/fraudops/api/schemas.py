@@ -1,0 +1,85 @@
+"""Request and response models of the API: one definition each, shared by the routes, the OpenAPI
+document and the tests. Field rules come from ``fraudops.schema`` (the importer applies the same)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, cast, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
+
+from fraudops.schema import MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
+
+Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
+TransactionType = Literal["CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER"]
+assert get_args(TransactionType) == TRANSACTION_TYPES, "the API's types must be the schema's"
+
+EXAMPLE_TRANSACTION: dict[str, Any] = {
+    "step": 212,
+    "type": "TRANSFER",
+    "amount": 181000.0,
+    "oldbalanceOrg": 181000.0,
+    "newbalanceOrig": 0.0,
+    "oldbalanceDest": 0.0,
+    "newbalanceDest": 0.0,
+}
+
+# The original project's request: scaled amount, step and one-hot type columns (see the README's
+# "Coming from the original project").
+ORIGINAL_PROJECT_FIELDS = frozenset({"TRANSFER", "PAYMENT", "CASH_OUT", "DEBIT", "CASH_IN"})
+
+
+class Transaction(BaseModel):
+    """One transaction as the payment system sees it (PaySim field names). Balances are after/before
+    the transaction as PaySim records them; labels (isFraud) are not inputs."""
+
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [cast(JsonDict, EXAMPLE_TRANSACTION)]}
+    )
+
+    step: int = Field(ge=0, le=MAX_STEP, description="Hour since the start of the simulation (1 step = 1 h).")
+    type: TransactionType
+    amount: Money
+    oldbalanceOrg: Money
+    newbalanceOrig: Money
+    oldbalanceDest: Money
+    newbalanceDest: Money
+    nameOrig: str | None = Field(None, max_length=MAX_NAME_LENGTH, description="Origin account (not scored).")
+    nameDest: str | None = Field(None, max_length=MAX_NAME_LENGTH, description="Destination account (not scored).")
+
+    def raw(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in RAW_FEATURE_COLUMNS}
+
+
+class Prediction(BaseModel):
+    probability: float = Field(description="Model fraud score in [0, 1] (class-weighted training).")
+    prediction: float = Field(description="1.0 when probability >= the model's threshold, else 0.0.")
+    threshold: float
+    model_version: str
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    transactions: list[Transaction] = Field(min_length=1)
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    model_name: str
+    model_version: str
+    run_id: str
+    model_uri: str
+    threshold: float
+    features: list[str]
+    metrics: dict[str, float]
+    promoted_at: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    model_version: str | None
+    problem: str | None = None

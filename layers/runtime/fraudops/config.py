@@ -1,0 +1,146 @@
+"""All configuration in one place: environment variables (prefix ``FRAUDOPS_``) with typed defaults.
+
+The defaults are the embedded local setup: everything on disk under ``.fraudops/`` (MLflow's SQLite
+registry, artifacts and the serving manifest in a folder), so it survives restarts. ``FRAUDOPS_STORAGE=s3``
+keeps artifacts in S3 instead, as in AWS, where the template sets the same variables.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the pipeline has. Field docs end up in the README table."""
+
+    # An empty variable counts as unset (sam local passes declared-but-empty variables as "").
+    model_config = SettingsConfigDict(env_prefix="FRAUDOPS_", extra="ignore", env_ignore_empty=True)
+
+    # Data
+    db_path: Path = Field(Path("data/fraud.db"), description="SQLite database with the transactions table.")
+    data_s3_uri: str | None = Field(
+        None, description="s3:// URI of the SQLite snapshot the Lambdas train on (copied to /tmp); unset locally."
+    )
+    state_dir: Path = Field(Path(".fraudops"), description="Local working folder (tracking DB, logs, pids).")
+
+    # Store: MLflow tracking/registry + artifacts
+    storage: Literal["local", "s3"] = Field(
+        "local",
+        description="Where artifacts and the serving manifest live: 'local' (<state_dir>/artifacts, the "
+        "default; survives restarts) or 's3' (the model bucket; the template sets it in AWS).",
+    )
+    aws: bool = Field(
+        False,
+        description="Allow real AWS when no S3 endpoint is set (the CLI's --aws). Without it, a laptop run "
+        "never falls through to the shell's AWS credentials. Implied inside Lambda.",
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI. Unset: sqlite:///<state_dir>/mlflow.db (or the S3-synced registry "
+        "when registry_s3_key is set). Point it at an existing MLflow server to use that instead.",
+    )
+    registry_s3_key: str | None = Field(
+        None,
+        description="When set, the MLflow SQLite registry lives as this object in the model bucket and is "
+        "updated with S3 conditional writes (the serverless default in AWS).",
+    )
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint; set to the moto server (http://127.0.0.1:5000) locally, unset in AWS."
+    )
+    aws_region: str = Field("us-east-1", description="AWS region for S3 and API Gateway clients.")
+    model_bucket: str = Field("fraudops-models", description="Bucket for MLflow artifacts and the registry.")
+    artifact_prefix: str = Field("mlflow", description="Key prefix of MLflow artifacts in the model bucket.")
+    experiment_name: str = Field("fraudops", description="MLflow experiment for training runs.")
+    model_name: str = Field("fraud-detector", description="Registered model name.")
+    production_alias: str = Field("production", description="Registry alias that marks the served model.")
+
+    # Training
+    seed: int = Field(42, description="Seed for data generation and training.")
+    holdout_fraction: float = Field(0.2, gt=0, lt=0.5, description="Latest steps held out for evaluation.")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Steps before the holdout used for early stopping and the threshold."
+    )
+    n_estimators: int = Field(400, ge=1, description="Upper bound on boosting rounds (early stopping picks).")
+    max_depth: int = Field(6, ge=1, le=16, description="XGBoost max_depth.")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="XGBoost eta.")
+    early_stopping_rounds: int = Field(30, ge=1, description="Rounds without validation AUPRC gain.")
+    n_threads: int = Field(0, ge=0, description="XGBoost threads; 0 = all cores.")
+
+    # Promotion
+    promotion_margin: float = Field(
+        0.002,
+        ge=0,
+        description="The lower confidence bound of the candidate's AUPRC gain must reach this.",
+    )
+    promotion_confidence: float = Field(
+        0.95, gt=0.5, lt=1, description="One-sided confidence of the bootstrap lower bound on the AUPRC gain."
+    )
+    promotion_bootstrap_resamples: int = Field(
+        200, ge=20, le=10_000, description="Paired-bootstrap resamples of the holdout for the AUPRC gain."
+    )
+    promotion_floor: float = Field(0.5, ge=0, le=1, description="Minimum AUPRC for the first model to be promoted.")
+    guardrail_tolerance: float = Field(
+        0.02, ge=0, description="Largest allowed drop in ROC AUC and recall@1%FPR versus Production."
+    )
+
+    # Serving
+    api_keys: SecretStr | None = Field(
+        None, description="Comma-separated API keys the app accepts (x-api-key). Unset: every call is 401/503."
+    )
+    api_keys_ssm_parameter: str | None = Field(
+        None, description="SSM SecureString parameter holding comma-separated keys (re-read on an unknown key)."
+    )
+    api_usage_plan_name: str | None = Field(
+        None,
+        description="API Gateway usage plan whose enabled keys the app accepts (re-read on an unknown "
+        "key; the template sets it in AWS).",
+    )
+    api_key_reload_seconds: float = Field(
+        30.0, ge=0, description="An unknown key re-reads the SSM/usage-plan keys at most this often."
+    )
+    model_refresh_seconds: float = Field(
+        60.0, ge=0, description="How stale the served model may be: the alias is re-checked this often."
+    )
+    max_batch_size: int = Field(1000, ge=1, description="Largest /predict/batch request.")
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    api_host: str = Field("127.0.0.1", description="Bind address of the local API server.")
+    api_port: int = Field(8000, description="Port of the local API server.")
+    s3_port: int = Field(5000, description="Port of the local moto S3 server.")
+    mlflow_ui_port: int = Field(5001, description="Port of the local MLflow UI.")
+
+    @field_validator("artifact_prefix")
+    @classmethod
+    def _strip_slashes(cls, value: str) -> str:
+        return value.strip("/")
+
+    @property
+    def local_artifact_dir(self) -> Path:
+        return (self.state_dir / "artifacts").resolve()
+
+    @property
+    def artifact_root(self) -> str:
+        """Where MLflow puts a new experiment's artifacts."""
+        if self.storage == "s3":
+            return f"s3://{self.model_bucket}/{self.artifact_prefix}"
+        return self.local_artifact_dir.as_uri()
+
+    def api_key_values(self) -> list[str]:
+        if self.api_keys is None:
+            return []
+        return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
+
+
+def running_in_lambda() -> bool:
+    return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings read once per process (a Lambda container reads its environment once)."""
+    return Settings()

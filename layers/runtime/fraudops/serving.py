@@ -1,0 +1,130 @@
+"""Keeps the Production model in memory for the API: fetched once per container, re-checked at most every
+``model_refresh_seconds`` (one HEAD request), swapped only for a model that loads and verifies.
+
+A refresh that fails keeps the model already loaded and records the problem for ``/health``; with no
+model at all the API answers 503 instead of crashing, so a broken store never causes a crash loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fraudops.config import Settings
+from fraudops.errors import ArtifactMissingError, ModelLoadError, ModelUnavailableError, StoreError
+from fraudops.model import FraudModel
+from fraudops.store import ServingManifest, manifest_etag, read_manifest, read_uri, sha256_hex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: FraudModel
+    manifest: ServingManifest
+    etag: str
+    loaded_at: float
+
+
+def load_from_manifest(settings: Settings) -> LoadedModel | None:
+    """The Production model, verified against the checksum promotion recorded; None if none promoted."""
+    manifest, etag = read_manifest(settings)
+    if manifest is None or etag is None:
+        return None
+    booster_raw = read_uri(settings, manifest.booster_uri)
+    if sha256_hex(booster_raw) != manifest.booster_sha256:
+        raise ModelLoadError(f"booster of version {manifest.version} does not match the checksum recorded at promotion")
+    spec_raw = read_uri(settings, manifest.spec_uri)
+    if sha256_hex(spec_raw) != manifest.spec_sha256:
+        raise ModelLoadError(
+            f"feature spec of version {manifest.version} does not match the checksum recorded at promotion"
+        )
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
+    return LoadedModel(model, manifest, etag, time.time())
+
+
+_LOCATIONS = re.compile(r"(?:[a-z][a-z0-9+.-]*://\S+|(?<![\w.])/[^\s:,;'\"]+|\bbucket \S+)")
+
+
+def public_problem(error: Exception) -> str:
+    """What /health may say about a failure: its kind and gist, never a URL, path or bucket name
+    (the unauthenticated endpoint must not map the internals). The full error goes to the log."""
+    if isinstance(error, ArtifactMissingError):
+        return "ArtifactMissingError: a file of the Production model is missing from the store"
+    lines = str(error).splitlines()
+    message = _LOCATIONS.sub("<location>", lines[0]) if lines else ""
+    return f"{type(error).__name__}: {message}"[:300]
+
+
+class ModelProvider:
+    """Thread-safe holder of the served model (uvicorn may call from several threads)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        loader: Callable[[Settings], LoadedModel | None] = load_from_manifest,
+        etag_reader: Callable[[Settings], str | None] = manifest_etag,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._loader = loader
+        self._etag_reader = etag_reader
+        self._clock = clock
+        self._current: LoadedModel | None = None
+        self._last_check: float | None = None
+        self._last_error: str | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    def get(self) -> LoadedModel:
+        """The model to answer with; refreshes when the staleness bound has passed."""
+        if self._refresh_due():
+            with self._lock:
+                if self._refresh_due():  # another thread may have refreshed while we waited
+                    self._refresh()
+        if self._current is None:
+            raise ModelUnavailableError(self._last_error or "no model has been promoted to Production yet")
+        return self._current
+
+    def _refresh_due(self) -> bool:
+        if self._last_check is None:
+            return True
+        # Without a model, retry sooner than the staleness bound, but not on every request.
+        interval = self._settings.model_refresh_seconds
+        if self._current is None:
+            interval = min(5.0, interval)
+        return self._clock() - self._last_check >= interval
+
+    def _refresh(self) -> None:
+        self._last_check = self._clock()
+        try:
+            if self._current is not None and self._etag_reader(self._settings) == self._current.etag:
+                self._last_error = None
+                return
+            loaded = self._loader(self._settings)
+        except (StoreError, ModelLoadError, OSError) as error:
+            self._last_error = public_problem(error)
+            log.error("model refresh failed; keeping version %s: %s", self.version or "none", error)
+            return
+        except Exception as error:  # botocore raises many kinds; never let a refresh crash a request
+            self._last_error = public_problem(error)
+            log.exception("model refresh failed unexpectedly")
+            return
+        if loaded is None:
+            self._last_error = None if self._current else "no model has been promoted to Production yet"
+            return
+        if self._current is None or loaded.manifest.version != self._current.manifest.version:
+            log.info("serving model version %s", loaded.manifest.version)
+        self._current = loaded
+        self._last_error = None
+
+    @property
+    def version(self) -> str | None:
+        return self._current.manifest.version if self._current else None

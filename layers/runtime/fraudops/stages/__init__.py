@@ -1,0 +1,1 @@
+"""One file per pipeline stage (what each Lambda runs): train, promote."""

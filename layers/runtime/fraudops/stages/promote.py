@@ -1,0 +1,265 @@
+"""Promotion: score the candidate and the current Production version on the same, current held-out data
+and move the Production alias only when the candidate is better.
+
+Order of writes, so that a failure at any point leaves Production as it was: evaluate (read-only) ->
+decision tags + alias, in one registry session (one conditional S3 write in AWS) -> serving manifest.
+Re-running a promotion is safe: a candidate that already is Production only re-publishes the manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from fraudops.config import Settings
+from fraudops.data import holdout_slice, load_training_frame, raw_columns
+from fraudops.errors import (
+    ArtifactMissingError,
+    FeatureMismatchError,
+    MetricsError,
+    ModelLoadError,
+    PromotionError,
+    StoreError,
+    TrainingError,
+)
+from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
+from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT, FraudModel
+from fraudops.promotion import ALREADY_PRODUCTION, KEPT, PROMOTED, PromotionRules, decide
+from fraudops.schema import LABEL
+from fraudops.store import (
+    ModelStore,
+    ServingManifest,
+    model_file_uri,
+    publish_manifest,
+    read_manifest,
+    read_uri,
+    sha256_hex,
+    with_registry_retries,
+)
+from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+log = logging.getLogger(__name__)
+
+TAG_PREFIX = "fraudops.promotion."
+
+
+@dataclass(frozen=True)
+class PromotionDecision:
+    model_name: str
+    candidate_version: str
+    previous_production_version: str | None
+    production_version: str | None
+    outcome: str  # "promoted" | "kept" | "already_production"
+    reason: str
+    candidate_metrics: dict[str, float] | None
+    production_metrics: dict[str, float] | None
+    margin: float
+    holdout_rows: int
+    gain: dict[str, float] | None = None  # AUPRC gain with its paired-bootstrap interval
+
+    @property
+    def promoted(self) -> bool:
+        return self.outcome == PROMOTED
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "promoted": self.promoted}
+
+
+@dataclass
+class _LoadedVersion:
+    version: ModelVersion
+    model: FraudModel
+    booster_sha256: str
+    spec_sha256: str
+    artifact_location: str
+
+
+def _load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> _LoadedVersion:
+    """Fetch a registered version's booster and feature spec and load them exactly as the API will.
+    A missing or unloadable artifact is a ModelLoadError (the version is refused); S3 being unreachable
+    is a StoreError (the promotion fails and is retried, nothing is decided)."""
+    location = _artifact_location(client, version)
+    try:
+        booster_raw = read_uri(settings, model_file_uri(location, BOOSTER_ARTIFACT))
+        spec_raw = read_uri(settings, model_file_uri(location, SPEC_ARTIFACT))
+    except ArtifactMissingError as error:
+        raise ModelLoadError(f"version {version.version}: {error}") from error
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0, fast_path=False)
+    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location)
+
+
+def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
+    """Where the version's model files live in S3 (the SQLite registry keeps the id only in `source`)."""
+    model_id = getattr(version, "model_id", None)
+    if not model_id and str(version.source).startswith("models:/m-"):
+        model_id = str(version.source).removeprefix("models:/")
+    if not model_id:
+        raise ModelLoadError(f"version {version.version} has no logged model (source {version.source})")
+    return str(client.get_logged_model(model_id).artifact_location)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    metrics: EvaluationMetrics
+    scores: np.ndarray
+
+
+def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+    scores = loaded.model.predict_proba(raw_columns(holdout))
+    return _Scored(evaluate(holdout[LABEL].to_numpy(), scores, loaded.model.threshold), scores)
+
+
+def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: EvaluationMetrics) -> ServingManifest:
+    return ServingManifest(
+        model_name=settings.model_name,
+        version=str(loaded.version.version),
+        run_id=str(loaded.version.run_id),
+        model_uri=f"models:/{settings.model_name}/{loaded.version.version}",
+        artifact_location=loaded.artifact_location,
+        booster_sha256=loaded.booster_sha256,
+        spec_sha256=loaded.spec_sha256,
+        metrics={k: v for k, v in metrics.as_dict().items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
+        promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def production_model_version(client: MlflowClient, settings: Settings) -> ModelVersion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(settings.model_name, settings.production_alias)
+    except MlflowException as error:
+        if error.error_code in MLFLOW_NOT_FOUND_CODES:
+            return None
+        raise
+
+
+def _candidate_version(client: MlflowClient, settings: Settings, requested: str | None) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if requested is not None:
+            return client.get_model_version(settings.model_name, str(requested))
+        versions = client.search_model_versions(f"name='{settings.model_name}'")
+    except MlflowException as error:
+        raise PromotionError(f"cannot find {settings.model_name} version {requested or '(latest)'}: {error}") from error
+    if not versions:
+        raise PromotionError(f"no registered versions of {settings.model_name}: run training first")
+    return max(versions, key=lambda v: int(v.version))
+
+
+@with_registry_retries()
+def _promote_in_session(
+    settings: Settings, holdout: pd.DataFrame, requested: str | None
+) -> tuple[PromotionDecision, ServingManifest | None]:
+    rules = PromotionRules.from_settings(settings)
+    store = ModelStore(settings)
+    with store.session() as client:
+        candidate_version = _candidate_version(client, settings, requested)
+        production_version = production_model_version(client, settings)
+        previous = str(production_version.version) if production_version else None
+        name = settings.model_name
+
+        if previous == str(candidate_version.version):
+            loaded = _load_version(settings, client, candidate_version)
+            metrics = _score(loaded, holdout).metrics
+            decision = PromotionDecision(
+                name, previous, previous, previous, ALREADY_PRODUCTION,
+                f"version {previous} already holds the '{settings.production_alias}' alias",
+                metrics.as_dict(), metrics.as_dict(), rules.margin, len(holdout),
+            )  # fmt: skip
+            return decision, _manifest_for(settings, loaded, metrics)
+
+        candidate: _Scored | None = None
+        try:
+            loaded_candidate = _load_version(settings, client, candidate_version)
+            candidate = _score(loaded_candidate, holdout)
+        except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
+            promote, reason = False, f"candidate refused: {error}"
+        candidate_metrics = candidate.metrics if candidate else None
+        production_metrics: EvaluationMetrics | None = None
+        gain: GainInterval | None = None
+        if candidate is not None:
+            if production_version is not None:
+                try:
+                    production = _score(_load_version(settings, client, production_version), holdout)
+                    production_metrics = production.metrics
+                    gain = paired_bootstrap_auprc_gain(
+                        holdout[LABEL].to_numpy(), candidate.scores, production.scores,
+                        resamples=rules.resamples, confidence=rules.confidence, seed=rules.seed,
+                    )  # fmt: skip
+                except (ModelLoadError, FeatureMismatchError) as error:
+                    log.warning(
+                        "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error
+                    )
+            promote, reason = decide(candidate.metrics, production_metrics, rules, gain)
+
+        decided_at = datetime.now(UTC).isoformat(timespec="seconds")
+        tags = {
+            "decision": PROMOTED if promote else KEPT,
+            "reason": reason,
+            "decided_at": decided_at,
+            "candidate_auprc": f"{candidate_metrics.auprc:.6f}" if candidate_metrics else "n/a",
+            "production_version": previous or "none",
+            "production_auprc": f"{production_metrics.auprc:.6f}" if production_metrics else "n/a",
+            "margin": str(rules.margin),
+            "gain": f"{gain.gain:.6f}" if gain else "n/a",
+            "gain_lower": f"{gain.lower:.6f}" if gain else "n/a",
+            "gain_upper": f"{gain.upper:.6f}" if gain else "n/a",
+            "confidence": str(rules.confidence),
+            "holdout_rows": str(len(holdout)),
+            "holdout_start_step": str(int(holdout["step"].min())),
+        }
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(candidate_version.version), TAG_PREFIX + key, value)
+        if promote:
+            client.set_registered_model_alias(name, settings.production_alias, str(candidate_version.version))
+        decision = PromotionDecision(
+            name,
+            str(candidate_version.version),
+            previous,
+            str(candidate_version.version) if promote else previous,
+            PROMOTED if promote else KEPT,
+            reason,
+            candidate_metrics.as_dict() if candidate_metrics else None,
+            production_metrics.as_dict() if production_metrics else None,
+            rules.margin,
+            len(holdout),
+            gain.as_dict() if gain else None,
+        )
+        manifest = (
+            _manifest_for(settings, loaded_candidate, candidate_metrics) if promote and candidate_metrics else None
+        )
+        return decision, manifest
+
+
+def run_promotion(settings: Settings, candidate_version: str | None = None) -> PromotionDecision:
+    """Compare ``candidate_version`` (default: the newest) with Production and promote if better."""
+    try:
+        holdout = holdout_slice(load_training_frame(settings.db_path), settings)
+    except TrainingError as error:
+        raise PromotionError(f"cannot build the holdout: {error}") from error
+    decision, manifest = _promote_in_session(settings, holdout, candidate_version)
+    log.info("promotion of %s version %s: %s (%s)", decision.model_name, decision.candidate_version,
+             decision.outcome, decision.reason)  # fmt: skip
+    if manifest is not None:
+        current, _ = read_manifest(settings)
+        if decision.promoted or current is None or current.version != manifest.version:
+            try:
+                publish_manifest(settings, manifest)
+            except Exception as error:
+                raise StoreError(
+                    f"version {manifest.version} is Production in the registry but the serving manifest "
+                    f"could not be written ({error}); re-run the promotion to publish it"
+                ) from error
+            log.info("published serving manifest for version %s", manifest.version)
+    return decision

@@ -1,0 +1,238 @@
+"""Where model files and small JSON documents live: an S3 bucket (AWS, and the opt-in local S3 mode) or
+a folder on disk (the local default). Both behind one small base class, addressed by relative keys.
+
+A write is atomic in both: S3 replaces an object whole, and the folder backend writes a temporary
+file, fsyncs it and renames it over the old one, so a ``kill -9`` leaves the old or the new file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from botocore.exceptions import ClientError
+
+from fraudops.config import Settings
+from fraudops.errors import ArtifactMissingError, StoreError
+from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore(ABC):
+    """Keys are relative paths (``serving/fraud-detector/production.json``)."""
+
+    @property
+    @abstractmethod
+    def root_uri(self) -> str:
+        """The URI of the root (``s3://bucket/prefix`` or ``file:///abs/path``)."""
+
+    def uri(self, key: str) -> str:
+        return f"{self.root_uri.rstrip('/')}/{key.lstrip('/')}"
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ArtifactMissingError if absent, StoreError if unreachable."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
+
+    @abstractmethod
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """The bytes and the etag of one version, in one call; None when absent."""
+
+    @abstractmethod
+    def etag(self, key: str) -> str | None:
+        """Changes whenever the object is replaced; None when absent. One cheap metadata call."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def get_or_none(self, key: str) -> bytes | None:
+        try:
+            return self.get(key)
+        except ArtifactMissingError:
+            return None
+
+
+class S3BlobStore(BlobStore):
+    def __init__(self, settings: Settings, bucket: str, prefix: str) -> None:
+        self._settings = settings
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @property
+    def root_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key.lstrip('/')}" if self.prefix else key.lstrip("/")
+
+    def get(self, key: str) -> bytes:
+        return read_s3_uri(self._settings, f"s3://{self.bucket}/{self._key(key)}")
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            response = s3_client(self._settings).get_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise StoreError(f"cannot read {self.uri(key)}: {error}") from error
+        return bytes(response["Body"].read()), str(response["ETag"])
+
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
+        try:
+            s3_client(self._settings).put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
+            )
+        except ClientError as error:
+            raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
+
+    def etag(self, key: str) -> str | None:
+        try:
+            response = s3_client(self._settings).head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise StoreError(f"cannot read {self.uri(key)}: {error}") from error
+        return str(response["ETag"])
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full = self._key(prefix)
+        keys: list[str] = []
+        try:
+            pages = s3_client(self._settings).get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+            for page in pages:
+                keys += [str(item["Key"]) for item in page.get("Contents", [])]
+        except ClientError as error:
+            if is_not_found(error):
+                return []
+            raise StoreError(f"cannot list {self.uri(prefix)}: {error}") from error
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(key[strip:] for key in keys)
+
+
+class LocalBlobStore(BlobStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    @property
+    def root_uri(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key.lstrip("/")).resolve()
+        if self.root not in path.parents:
+            raise StoreError(f"key {key!r} leaves the store")
+        return path
+
+    def get(self, key: str) -> bytes:
+        return read_file(self._path(key))
+
+    def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        path = self._path(key)
+        try:
+            with path.open("rb") as handle:  # the open file is one version even if renamed over meanwhile
+                stat = os.fstat(handle.fileno())
+                return handle.read(), f'"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"'
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StoreError(f"cannot read {path}: {error}") from error
+
+    def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
+        atomic_write(self._path(key), data)
+
+    def etag(self, key: str) -> str | None:
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return f'"{stat.st_ino}-{stat.st_mtime_ns}-{stat.st_size}"'
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.exists():
+            return []
+        files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
+        return sorted(str(p.relative_to(self.root)) for p in files)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as error:
+        raise ArtifactMissingError(f"{path} is missing") from error
+    except OSError as error:
+        raise StoreError(f"cannot read {path}: {error}") from error
+
+
+def read_s3_uri(settings: Settings, uri: str) -> bytes:
+    bucket, key = split_s3_uri(uri)
+    try:
+        response = s3_client(settings).get_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        if is_not_found(error):
+            raise ArtifactMissingError(f"{uri} is missing") from error
+        raise StoreError(f"cannot read {uri}: {error}") from error
+    return bytes(response["Body"].read())
+
+
+def read_uri(settings: Settings, uri: str) -> bytes:
+    """One file by URI: S3 directly (one GET), a local file directly, anything else through MLflow."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        return read_s3_uri(settings, uri)
+    if parsed.scheme == "file":
+        return read_file(Path(unquote(parsed.path)))
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="fraudops-artifact-") as tmp:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise ArtifactMissingError(f"{uri} is missing") from error
+            raise StoreError(f"cannot read {uri}: {error}") from error
+        return Path(path).read_bytes()
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The store at the artifact root: the model bucket's prefix (S3) or <state_dir>/artifacts (local)."""
+    if settings.storage == "s3":
+        return S3BlobStore(settings, settings.model_bucket, settings.artifact_prefix)
+    return LocalBlobStore(settings.local_artifact_dir)

@@ -1,0 +1,237 @@
+"""Tracking: one MLflow run with everything needed to reproduce a model (params, metrics, data
+fingerprint, plots, the model files), then a new registered version, all in one registry session so a
+failure registers nothing."""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from fraudops.config import Settings
+from fraudops.data import DatasetFingerprint, DataSplit
+from fraudops.metrics import EvaluationMetrics
+from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
+from fraudops.store import ModelStore, with_registry_retries
+from fraudops.training import TrainedModel
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    run_id: str
+    model_name: str
+    version: str
+    model_uri: str
+    holdout: EvaluationMetrics
+    data: DatasetFingerprint
+    seconds: dict[str, float]
+
+    @property
+    def total_seconds(self) -> float:
+        """Wall time of the whole job (the phase timings overlap: ``train_total`` contains ``fit``)."""
+        return sum(v for k, v in self.seconds.items() if k in {"read", "train_total", "log_and_register"})
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model_name": self.model_name,
+            "version": self.version,
+            "model_uri": self.model_uri,
+            "holdout_auprc": round(self.holdout.auprc, 6),
+            "holdout_roc_auc": round(self.holdout.roc_auc, 6),
+            "holdout_recall_at_1pct_fpr": round(self.holdout.recall_at_1pct_fpr, 6),
+            "threshold": self.holdout.threshold,
+            "rows": self.data.rows,
+            "data_sha256": self.data.sha256,
+            "seconds": {key: round(value, 3) for key, value in self.seconds.items()},
+        }
+
+
+def _plot_pr_curve(y_true: np.ndarray, scores: np.ndarray, metrics: EvaluationMetrics, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(5, 4), dpi=100)
+    ax.plot(recall, precision, label=f"AUPRC {metrics.auprc:.3f}")
+    ax.scatter([metrics.recall], [metrics.precision], color="red", zorder=3, label="threshold")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("Precision-recall, holdout (out-of-time)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _plot_importance(booster: xgb.Booster, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gain = booster.get_score(importance_type="gain")
+    names = sorted(gain, key=gain.__getitem__)
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.barh(names, [gain[name] for name in names])
+    ax.set_xlabel("mean gain")
+    ax.set_title("Feature importance")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _input_example(frame: pd.DataFrame) -> pd.DataFrame:
+    example = frame[list(RAW_FEATURE_COLUMNS)].head(3).copy()
+    example["type"] = example["type"].astype(str)
+    return example.reset_index(drop=True)
+
+
+@contextmanager
+def _artifact_dir(trained: TrainedModel, split: DataSplit) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="fraudops-train-") as tmp:
+        directory = Path(tmp)
+        (directory / "model").mkdir()
+        trained.booster.save_model(directory / "model" / BOOSTER_ARTIFACT)
+        (directory / "model" / SPEC_ARTIFACT).write_text(json.dumps(trained.spec.to_dict(), indent=2))
+        _plot_pr_curve(
+            split.holdout[LABEL].to_numpy(), trained.holdout_scores, trained.holdout, directory / "pr_curve.png"
+        )
+        _plot_importance(trained.booster, directory / "feature_importance.png")
+        yield directory
+
+
+def _pip_requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [
+        f"xgboost-cpu=={version('xgboost-cpu')}" if _has_dist("xgboost-cpu") else f"xgboost=={xgb.__version__}",
+        f"pandas=={pd.__version__}",
+        f"numpy=={np.__version__}",
+        f"scikit-learn=={version('scikit-learn')}",
+        f"mlflow-skinny=={version('mlflow-skinny') if _has_dist('mlflow-skinny') else version('mlflow')}",
+        f"pydantic=={version('pydantic')}",
+        f"pydantic-settings=={version('pydantic-settings')}",
+        f"boto3=={version('boto3')}",
+    ]
+
+
+def _has_dist(name: str) -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        version(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+@with_registry_retries()
+def log_and_register(
+    settings: Settings,
+    trained: TrainedModel,
+    split: DataSplit,
+    data: DatasetFingerprint,
+    frame: pd.DataFrame,
+) -> tuple[str, str, str]:
+    """One MLflow run with everything needed to reproduce the model, then a new registered version.
+    Returns (run_id, version, model_uri). Runs in one registry session: all or nothing."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    import fraudops
+
+    store = ModelStore(settings)
+    example = _input_example(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns (step is never NaN)
+        signature = infer_signature(example, pd.DataFrame({"probability": [0.5], "prediction": [1.0]}))
+    with store.session() as client, _artifact_dir(trained, split) as artifacts:
+        experiment_id = store.ensure_experiment(client)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.set_tags(
+                {
+                    "fraudops.feature_set": trained.spec.feature_set,
+                    "fraudops.data_sha256": data.sha256,
+                    "mlflow.note.content": "XGBoost fraud classifier trained by fraudops on PaySim-schema data.",
+                }
+            )
+            mlflow.log_params(
+                {
+                    **{f"xgb_{key}": value for key, value in trained.params.items()},
+                    "n_estimators_max": settings.n_estimators,
+                    "early_stopping_rounds": settings.early_stopping_rounds,
+                    "best_iteration": trained.best_iteration,
+                    "feature_set": trained.spec.feature_set,
+                    "features": ",".join(trained.spec.feature_names),
+                    "validation_start_step": split.validation_start_step,
+                    "holdout_start_step": split.holdout_start_step,
+                    "train_rows": len(split.train),
+                    "validation_rows": len(split.validation),
+                    "holdout_rows": len(split.holdout),
+                    "xgboost_version": xgb.__version__,
+                    "python_version": platform.python_version(),
+                    **data.as_params(),
+                }
+            )
+            mlflow.log_metrics(
+                {
+                    **trained.validation.as_dict("validation_"),
+                    **trained.holdout.as_dict("holdout_"),
+                    **{f"seconds_{key}": value for key, value in trained.seconds.items()},
+                }
+            )
+            mlflow.log_dict(
+                {"holdout": trained.holdout.as_dict(), "validation": trained.validation.as_dict()}, "metrics.json"
+            )
+            mlflow.log_artifact(str(artifacts / "pr_curve.png"), "plots")
+            mlflow.log_artifact(str(artifacts / "feature_importance.png"), "plots")
+            model_info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(Path(fraudops.__file__).parent / "pyfunc_entry.py"),
+                artifacts={
+                    BOOSTER_ARTIFACT: str(artifacts / "model" / BOOSTER_ARTIFACT),
+                    SPEC_ARTIFACT: str(artifacts / "model" / SPEC_ARTIFACT),
+                },
+                code_paths=[str(Path(fraudops.__file__).parent)],
+                signature=signature,
+                input_example=example,
+                pip_requirements=_pip_requirements(),
+                metadata={"feature_set": trained.spec.feature_set},  # the threshold lives in the spec file only
+            )
+            try:
+                client.create_registered_model(
+                    settings.model_name, description="Fraud classifier for PaySim-schema transactions."
+                )
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = client.create_model_version(
+                settings.model_name,
+                source=model_info.model_uri,
+                run_id=run.info.run_id,
+                model_id=model_info.model_id,
+                tags={
+                    "fraudops.holdout_auprc": f"{trained.holdout.auprc:.6f}",
+                    "fraudops.data_sha256": data.sha256,
+                    "fraudops.feature_set": trained.spec.feature_set,
+                },
+            )
+            return run.info.run_id, str(version.version), model_info.model_uri

@@ -1,0 +1,173 @@
+"""The three Lambda handlers in process, with real API Gateway proxy and Step Functions event shapes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from fraudops.api.schemas import EXAMPLE_TRANSACTION
+from fraudops.config import Settings, get_settings
+from fraudops.errors import InvalidInputError
+from tests.helpers.events import api_gateway_event, lambda_context
+
+CONTEXT = lambda_context()
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    values = {
+        "FRAUDOPS_DB_PATH": str(settings.db_path),
+        "FRAUDOPS_STATE_DIR": str(settings.state_dir),
+        "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "FRAUDOPS_MODEL_BUCKET": settings.model_bucket,
+        "FRAUDOPS_API_KEYS": "key-one",
+        "FRAUDOPS_N_ESTIMATORS": str(settings.n_estimators),
+        "FRAUDOPS_EARLY_STOPPING_ROUNDS": str(settings.early_stopping_rounds),
+        "FRAUDOPS_PROMOTION_FLOOR": str(settings.promotion_floor),
+        "FRAUDOPS_MODEL_REFRESH_SECONDS": "0",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+def fresh_import(name: str) -> ModuleType:
+    """A cold start: the module (and its app, model cache) built anew from the environment."""
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
+@pytest.fixture
+def pipeline(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
+    """Train and promote through the handlers, as the state machine does."""
+    use_settings(monkeypatch, settings)
+    train = fresh_import("train_function")
+    promote = fresh_import("promote_function")
+    trained = train.handler({"feature_set": "engineered"}, CONTEXT)
+    decision = promote.handler({"train": trained}, CONTEXT)
+    yield {"trained": trained, "decision": decision}
+    get_settings.cache_clear()
+
+
+@pytest.mark.e2e
+def test_train_then_promote_handlers(pipeline: dict[str, Any]) -> None:
+    assert pipeline["trained"]["version"] == "1"
+    assert pipeline["decision"]["outcome"] == "promoted"
+    assert pipeline["decision"]["candidate_version"] == "1"
+    json.dumps(pipeline["decision"])  # Step Functions needs JSON-serialisable output
+
+
+@pytest.mark.e2e
+def test_mangum_handler_serves_a_proxy_event(pipeline: dict[str, Any]) -> None:
+    api = fresh_import("api_function")
+    event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "key-one"})
+    response = api.handler(event, CONTEXT)
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert body["model_version"] == "1"
+    assert 0.0 <= body["probability"] <= 1.0
+    assert response["headers"]["x-request-id"] == event["requestContext"]["requestId"]
+
+    base64_event = api_gateway_event(
+        "POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "key-one"}, base64_body=True
+    )
+    assert api.handler(base64_event, CONTEXT)["statusCode"] == 200
+
+    health = api.handler(api_gateway_event("GET", "/health"), CONTEXT)
+    assert health["statusCode"] == 200
+    assert json.loads(health["body"])["model_version"] == "1"
+
+
+@pytest.mark.e2e
+def test_mangum_handler_auth_and_bad_input(pipeline: dict[str, Any]) -> None:
+    api = fresh_import("api_function")
+    unauthorized = api.handler(api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION), CONTEXT)
+    assert unauthorized["statusCode"] == 401
+    forbidden = api.handler(api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "nope"}), CONTEXT)
+    assert forbidden["statusCode"] == 403
+    bad = api.handler(
+        api_gateway_event("POST", "/predict", {**EXAMPLE_TRANSACTION, "amount": -3}, {"x-api-key": "key-one"}), CONTEXT
+    )
+    assert bad["statusCode"] == 422
+    assert json.loads(bad["body"])["fields"][0]["field"] == "amount"
+    garbage = api.handler(
+        api_gateway_event("POST", "/predict", raw_body="{oops", headers={"x-api-key": "key-one"}), CONTEXT
+    )
+    assert garbage["statusCode"] == 422
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [],
+        "text",
+        {},
+        {"requestContext": {}},
+        {"requestContext": {}, "httpMethod": "GET"},
+        {"version": "2.0", "requestContext": {}},
+        {"requestContext": {}, "httpMethod": "POST", "path": "/predict", "body": 5},
+    ],
+)
+def test_api_handler_answers_malformed_events_with_400(
+    event: Any, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_settings(monkeypatch, settings)
+    api = fresh_import("api_function")
+    response = api.handler(event, CONTEXT)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["error"] == "bad_event"
+    get_settings.cache_clear()
+
+
+def test_cold_start_without_a_model_answers_503(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_settings(monkeypatch, settings)
+    api = fresh_import("api_function")
+    response = api.handler(
+        api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "key-one"}), CONTEXT
+    )
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"])["error"] == "model_unavailable"
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ([1, 2], "JSON object"),
+        ({"feature_set": "everything"}, "feature_set"),
+        ({"feature_set": 3}, "feature_set"),
+    ],
+)
+def test_train_handler_rejects_bad_input(
+    event: Any, message: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_settings(monkeypatch, settings)
+    train = fresh_import("train_function")
+    with pytest.raises(InvalidInputError, match=message):
+        train.handler(event, CONTEXT)
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ("3", "JSON object"),
+        ({"version": "latest"}, "version"),
+        ({"version": True}, "version"),
+        ({"train": {"version": [1]}}, "version"),
+    ],
+)
+def test_promote_handler_rejects_bad_input(
+    event: Any, message: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_settings(monkeypatch, settings)
+    promote = fresh_import("promote_function")
+    with pytest.raises(InvalidInputError, match=message):
+        promote.handler(event, CONTEXT)
+    get_settings.cache_clear()

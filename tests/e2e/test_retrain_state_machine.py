@@ -1,0 +1,108 @@
+"""The real retrain.asl.json, with the template's substitutions, executed by moto's ASL engine; its
+Lambda tasks run this project's train and promote handlers in process (fraudops.emulation)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fraudops_dev.datagen import GeneratorConfig, generate
+from fraudops_dev.emulation import Emulation, definition_substitutions, emulated_retraining, render_definition
+
+from fraudops.data import write_transactions
+from tests.helpers.stack import production_version
+
+pytestmark = pytest.mark.e2e
+
+FAST = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "FRAUDOPS_PROMOTION_FLOOR": "0.3"}
+
+
+@pytest.fixture
+def emulation(small_db: Path) -> Iterator[Emulation]:
+    with emulated_retraining(FAST) as emulated:
+        emulated.upload_data(small_db)
+        yield emulated
+
+
+def production_alias_version(emulation: Emulation) -> str | None:
+    from fraudops.config import get_settings
+
+    return production_version(get_settings())
+
+
+def test_definition_uses_exactly_the_template_substitutions() -> None:
+    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn"}
+    rendered = json.loads(render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p"}))
+    assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
+    assert rendered["States"]["Promote"]["Parameters"]["FunctionName"] == "arn:p"
+
+
+def test_better_model_is_promoted_then_a_worse_one_is_not(
+    emulation: Emulation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # Lambda's working directory is read-only: nothing may land there
+    first = emulation.run()
+    assert first.status == "SUCCEEDED", first.cause
+    assert first.output["promotion"]["outcome"] == "promoted"
+    assert first.output["train"]["version"] == "1"
+    assert [e["type"] for e in first.events][-2:] == ["SucceedStateExited", "ExecutionSucceeded"]
+    assert any(e.get("stateExitedEventDetails", {}).get("name") == "NewVersionInProduction" for e in first.events)
+
+    worse = emulation.run({"feature_set": "seed"})
+    assert worse.status == "SUCCEEDED", worse.cause
+    assert worse.output["promotion"]["outcome"] == "kept"
+    assert worse.output["promotion"]["production_version"] == "1"
+    gain = worse.output["promotion"]["gain"]  # the decision's confidence interval, in the execution output
+    assert gain["lower"] <= gain["gain"] <= gain["upper"] and gain["upper"] < 0 and gain["confidence"] == 0.95
+    assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
+    assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
+    assert production_alias_version(emulation) == "1"
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 4
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation, tmp_path: Path) -> None:
+    assert emulation.run().status == "SUCCEEDED"
+    no_fraud = tmp_path / "nofraud.db"
+    write_transactions(no_fraud, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
+    emulation.upload_data(no_fraud)
+    failed = emulation.run()
+    assert failed.status == "FAILED"
+    assert failed.error == "TrainingError"
+    assert "fraud" in (failed.cause or "")
+    assert [i.function for i in emulation.invocations].count("fraudops-promote-local") == 1  # never reached
+    assert production_alias_version(emulation) == "1"
+
+
+def test_lambda_service_error_is_retried(emulation: Emulation) -> None:
+    emulation.service_errors["fraudops-train-local"] = 1
+    result = emulation.run()
+    assert result.status == "SUCCEEDED", result.cause
+    outcomes = [(i.function, i.outcome) for i in emulation.invocations]
+    assert outcomes[:2] == [("fraudops-train-local", "service_error"), ("fraudops-train-local", "ok")]
+    failed_tasks = [e for e in result.events if e["type"] == "TaskFailed"]
+    assert [e["taskFailedEventDetails"]["error"] for e in failed_tasks] == ["Lambda.ServiceException"]
+
+
+def test_bad_input_fails_with_a_branchable_error(emulation: Emulation) -> None:
+    result = emulation.run({"feature_set": "everything"})
+    assert result.status == "FAILED"
+    assert result.error == "InvalidInputError"
+    assert "feature_set" in (result.cause or "")
+
+
+def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
+    first = emulation.start()
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "ChoiceStateExited" for e in emulation.history(first)):  # past its own check
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = emulation.start()  # the first is still training
+    second_result = emulation.wait(second)
+    assert second_result.status == "FAILED"
+    assert second_result.error == "RetrainingAlreadyRunning"
+    assert emulation.wait(first).status == "SUCCEEDED"
+    assert [i.function for i in emulation.invocations] == ["fraudops-train-local", "fraudops-promote-local"]

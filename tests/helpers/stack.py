@@ -1,0 +1,67 @@
+"""Settings for tests, the "which version is Production?" questions, and a trained, promoted, served model."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from fraudops.config import Settings
+from fraudops.stages.promote import production_model_version
+from fraudops.store import ModelStore, read_manifest
+
+
+def fast_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "n_estimators": 60,
+        "early_stopping_rounds": 10,
+        "n_threads": 2,
+        "model_refresh_seconds": 0.0,
+        "promotion_floor": 0.3,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def production_version(settings: Settings) -> str | None:
+    """The version the registry's Production alias names (None when there is none)."""
+    with ModelStore(settings).session() as client:
+        version = production_model_version(client, settings)
+    return str(version.version) if version else None
+
+
+def version_count(settings: Settings) -> int:
+    with ModelStore(settings).session() as client:
+        return len(client.search_model_versions(f"name='{settings.model_name}'"))
+
+
+def manifest_version(settings: Settings) -> str | None:
+    """The version the serving manifest names (what the API serves)."""
+    manifest, _ = read_manifest(settings)
+    return manifest.version if manifest else None
+
+
+def train_and_promote(settings: Settings, feature_set: str = "engineered") -> str:
+    """Train a version and make it Production whatever the rule says (floor 0). Returns the version."""
+    from fraudops.stages.promote import run_promotion
+    from fraudops.stages.train import run_training
+
+    if settings.storage == "s3":
+        from fraudops.store import ensure_bucket
+
+        ensure_bucket(settings)
+    version = run_training(settings, feature_set=feature_set).version
+    anything_goes = {"promotion_floor": 0.0, "promotion_margin": -1.0, "guardrail_tolerance": 1.0}
+    assert run_promotion(settings.model_copy(update=anything_goes), version).production_version == version
+    return version
+
+
+@contextlib.contextmanager
+def live_api(settings: Settings, feature_set: str = "engineered") -> Iterator[str]:
+    """A model trained and promoted into ``settings``' store, served by uvicorn on 127.0.0.1."""
+    from fraudops_dev.local import free_port, serve_in_thread
+
+    from fraudops.api import build_default_app
+
+    train_and_promote(settings, feature_set)
+    with serve_in_thread(build_default_app(settings), free_port()) as base:
+        yield base
