@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain serve predict bench lock clean
+.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo serve predict bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,12 @@ promote: $(STAMP) ## promote the newest version if it beats Production on the ho
 
 retrain: $(STAMP) ## one retraining execution (real ASL, moto's Step Functions engine) acting on your stack
 	$(BIN)/fraudops retrain
+
+monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; prints the HTML report's path
+	$(BIN)/fraudops monitor
+
+drift-demo: $(STAMP) ## the monitoring loop end to end: drift, labels, drift-triggered retraining, recovery
+	$(BIN)/fraudops drift-demo
 
 serve: $(STAMP) ## run the API in the foreground (uvicorn, 127.0.0.1:8000)
 	$(BIN)/fraudops serve

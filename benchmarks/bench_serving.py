@@ -14,7 +14,34 @@ from fraudops_dev.loadtest import percentiles
 from benchmarks.common import local_store, print_table, time_calls, write_result
 
 CALLS = 10_000
+CAPTURE_ROUNDS = 5
 PYFUNC_CALLS = 3_000  # about 1 ms each: enough for stable percentiles, bounded run time
+
+
+def capture_overhead(api: Any, event: dict[str, Any], context: Any) -> dict[str, dict[str, float]]:
+    """The warm handler without capture, with the local file sink and with the log-line sink (AWS),
+    interleaved in rounds so machine noise hits all three alike."""
+    import contextlib
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from fraudops.capture import FileCaptureSink, LogCaptureSink
+
+    folder = Path(tempfile.mkdtemp(prefix="fraudops-capture-bench-"))
+    sinks = {
+        "no capture": None,
+        "capture: local file": FileCaptureSink(folder),
+        "capture: log line (AWS)": LogCaptureSink(),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in sinks}
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        for _ in range(CAPTURE_ROUNDS):
+            for name, sink in sinks.items():
+                api.app.state.capture = sink
+                samples[name] += time_calls(lambda: api.handler(event, context), CALLS // CAPTURE_ROUNDS)
+    api.app.state.capture = None
+    return {name: percentiles(values) for name, values in samples.items()}
 
 
 def main() -> dict[str, Any]:
@@ -34,6 +61,8 @@ def main() -> dict[str, Any]:
         first = api.handler(event, context)
         assert first["statusCode"] == 200, first
         handler = percentiles(time_calls(lambda: api.handler(event, context), CALLS))
+
+        capture = capture_overhead(api, event, context)
 
         model = api.app.state.model_provider.get().model
         row = model.features({k: [v] for k, v in EXAMPLE_TRANSACTION.items() if k in RAW_FEATURE_COLUMNS})
@@ -62,6 +91,7 @@ def main() -> dict[str, Any]:
         ["raw booster predict(DMatrix)", raw_dmatrix["p50_ms"], raw_dmatrix["p95_ms"], raw_dmatrix["p99_ms"]],
         ["seed way: pyfunc + 1-row DataFrame", pyfunc_way["p50_ms"], pyfunc_way["p95_ms"], pyfunc_way["p99_ms"]],
     ]
+    rows += [[name, c["p50_ms"], c["p95_ms"], c["p99_ms"]] for name, c in capture.items()]
     title = f"Warm /predict latency, ms ({CALLS:,} calls; model of {trees} trees)"
     print_table(title, ["path", "p50", "p95", "p99"], rows)
     result = {
@@ -80,7 +110,14 @@ def main() -> dict[str, Any]:
             "3x_faster_than_pyfunc": pyfunc_way["p50_ms"] / handler["p50_ms"] >= 3.0,
         },
         "served_equals_pyfunc": True,
+        "capture": capture,
+        "capture_overhead_p50_us": {
+            name: 1000 * (c["p50_ms"] - capture["no capture"]["p50_ms"]) for name, c in capture.items()
+        },
     }
+    result["targets"]["capture<=+50us_p50"] = all(v <= 50 for v in result["capture_overhead_p50_us"].values())
+    overhead = ", ".join(f"{name} {us:+.1f} us" for name, us in result["capture_overhead_p50_us"].items())
+    print(f"  capture overhead at p50 (same run): {overhead}")
     print(
         f"  p50 gap to raw booster {result['p50_gap_to_raw_ms']:.3f} ms; "
         f"{result['speedup_vs_pyfunc_p50']:.1f}x faster than the pyfunc way; targets {result['targets']}"

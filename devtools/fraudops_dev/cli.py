@@ -21,6 +21,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from pydantic import ValidationError
 
 from fraudops.config import Settings, get_settings
 from fraudops.errors import FraudopsError
+from fraudops.features import FEATURE_SETS
+from fraudops_dev.datagen import DRIFT_SCENARIOS
 
 log = logging.getLogger("fraudops.cli")
 
@@ -77,7 +80,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
     seed = settings.seed if args.seed is None else args.seed
     rate = FRAUD_RATE if args.fraud_rate is None else args.fraud_rate
-    config = GeneratorConfig(n_rows=args.rows, seed=seed, fraud_rate=rate)
+    config = GeneratorConfig(
+        n_rows=args.rows, seed=seed, fraud_rate=rate, drift=args.drift, step_offset=args.step_offset
+    )
     db = _db(args, settings).db_path
     started = time.perf_counter()
     print(f"generating {config.n_rows:,} PaySim-schema rows (seed {config.seed}) into {db}", file=sys.stderr)
@@ -119,10 +124,110 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.promote import run_promotion
 
-    decision = run_promotion(_db(args, settings), args.version)
+    if args.force and not args.version:
+        raise ValueError("--force needs --version N: name the version a person decided to promote")
+    force_reason = args.reason if args.force else None
+    if args.force and not (args.reason or "").strip():
+        raise ValueError("--force needs --reason TEXT: it is recorded in the history")
+    decision = run_promotion(_db(args, settings), args.version, force_reason=force_reason)
     print(json.dumps(decision.as_dict(), indent=2))
     print(f"{decision.outcome}: {decision.reason}", file=sys.stderr)
     return 0
+
+
+def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.stages.production import rollback
+
+    action = rollback(settings, args.reason, args.to)
+    print(json.dumps(action.as_dict(), indent=2))
+    print(f"rolled back: version {action.to_version} is Production again (was {action.from_version}); a running "
+          f"API serves it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.stages.production import reconcile
+
+    action = reconcile(settings)
+    print(json.dumps(action.as_dict(), indent=2))
+    print(f"{action.action}: {action.reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.history import read_history
+
+    changes = read_history(settings, args.limit)
+    if args.json:
+        print(json.dumps([change.as_dict() for change in changes], indent=2))
+        return 0
+    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'AUPRC gain [interval]':<28} {'by':<28} reason")
+    for change in changes:
+        gain = change.gain
+        interval = f"{gain['gain']:+.4f} [{gain['lower']:+.4f}, {gain['upper']:+.4f}]" if gain else ""
+        print(f"{change.time[:23]:<24} {change.action:<12} {change.from_version or '-':>4} -> "
+              f"{change.to_version or '-':<4} {interval:<28} {change.actor[:28]:<28} {change.reason}")  # fmt: skip
+    return 0
+
+
+def _when(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    value = datetime.fromisoformat(text)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.stages.monitor import run_monitor
+    from fraudops_dev.emulation import retrain_trigger
+
+    until = _when(args.until) or datetime.now(UTC)
+    since = _when(args.since) or until - timedelta(minutes=settings.monitor_window_minutes)
+    trigger = None if args.no_retrain else retrain_trigger(settings, lambda line: print(line, file=sys.stderr))
+    report = run_monitor(settings, since, until, trigger)
+    summary = {key: report[key] for key in ("since", "until", "records", "labeled", "drifted")}
+    summary |= {"retraining": report.get("retraining"), "report": report["html_uri"]}
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"report: {report['html_uri']}", file=sys.stderr)
+    return 0
+
+
+def cmd_import_labels(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.labels import store_labels
+    from fraudops_dev.importer import read_label_file
+
+    labels = read_label_file(Path(args.file))
+    counts = store_labels(settings, labels, source=f"file:{Path(args.file).name}")
+    print(json.dumps({"labels": len(labels), **counts}))
+    return 0
+
+
+def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.data import count_rows, write_transactions
+    from fraudops.labeled_traffic import labeled_rows
+
+    settings = _db(args, settings)
+    until = _when(args.until) or datetime.now(UTC)
+    since = _when(args.since) or until - timedelta(days=30)
+    frame = labeled_rows(settings, since, until)
+    if frame.empty:
+        print(json.dumps({"appended": 0, "reason": "no labeled decisions in the window"}))
+        return 0
+    written = write_transactions(settings.db_path, [frame], append=True)
+    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": count_rows(settings.db_path)}))
+    return 0
+
+
+def cmd_drift_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.drift_demo import run_drift_demo
+
+    return run_drift_demo(settings, rows=args.rows, traffic=args.traffic)
+
+
+def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.deployed_ui import serve_deployed_ui
+
+    return serve_deployed_ui(settings, stack=args.stack, bucket=args.bucket, port=args.port)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -299,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rows", type=int, default=200_000, help="rows to generate (PaySim: 6362620)")
     generate.add_argument("--seed", type=int, default=None, help="random seed (default FRAUDOPS_SEED)")
     generate.add_argument("--fraud-rate", type=float, default=None, help="fraud share (default PaySim's 0.129%%)")
+    generate.add_argument("--drift", default="none", choices=DRIFT_SCENARIOS, help="a documented drift scenario")
+    generate.add_argument("--step-offset", type=int, default=0, help="add this to every step (later traffic)")
     generate.add_argument("--db", help=db_help)
     generate.set_defaults(func=cmd_generate)
 
@@ -313,14 +420,57 @@ def build_parser() -> argparse.ArgumentParser:
     importer.set_defaults(func=cmd_import_csv)
 
     train = sub.add_parser("train", help="train, log to MLflow and register a new version")
-    train.add_argument("--feature-set", default="engineered", choices=["engineered", "seed"], help="features to use")
+    train.add_argument("--feature-set", default="engineered", choices=list(FEATURE_SETS), help="features to use")
     train.add_argument("--db", help=db_help)
     train.set_defaults(func=cmd_train)
 
     promote = sub.add_parser("promote", help="promote a version if it beats Production on the holdout")
     promote.add_argument("--version", help="candidate version (default: the newest)")
     promote.add_argument("--db", help=db_help)
+    promote.add_argument("--force", action="store_true", help="promote --version whatever the rule says (manual)")
+    promote.add_argument("--reason", help="why (required with --force; recorded in the history)")
     promote.set_defaults(func=cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="put the previous (or a given) version back into Production")
+    rollback.add_argument("--to", help="the version to restore (default: the one before the current Production)")
+    rollback.add_argument("--reason", required=True, help="why (recorded in the history)")
+    rollback.set_defaults(func=cmd_rollback)
+
+    sub.add_parser(
+        "reconcile", help="make what is served follow the registry's production alias (after verifying it)"
+    ).set_defaults(func=cmd_reconcile)
+
+    hist = sub.add_parser("history", help="every change of Production: when, from -> to, why, by whom")
+    hist.add_argument("--limit", type=int, default=None, help="only the newest N events")
+    hist.add_argument("--json", action="store_true", help="JSON instead of a table")
+    hist.set_defaults(func=cmd_history)
+
+    monitor = sub.add_parser("monitor", help="drift, volume and realized performance of captured decisions")
+    monitor.add_argument("--since", help="window start, ISO time (default: until minus the window length)")
+    monitor.add_argument("--until", help="window end, ISO time (default: now)")
+    monitor.add_argument("--no-retrain", action="store_true", help="report only: never start a retraining")
+    monitor.set_defaults(func=cmd_monitor)
+
+    labels = sub.add_parser("import-labels", help="store fraud labels (CSV or JSON Lines: transaction_id,is_fraud)")
+    labels.add_argument("file", help="CSV with a header, or JSON Lines")
+    labels.set_defaults(func=cmd_import_labels)
+
+    appended = sub.add_parser("append-labeled", help="add labeled captured decisions to the training table")
+    appended.add_argument("--since", help="window start, ISO time (default: 30 days before --until)")
+    appended.add_argument("--until", help="window end, ISO time (default: now)")
+    appended.add_argument("--db", help=db_help)
+    appended.set_defaults(func=cmd_append_labeled)
+
+    drift = sub.add_parser("drift-demo", help="the monitoring loop end to end: drift, labels, retraining, recovery")
+    drift.add_argument("--rows", type=int, default=50_000, help="training rows, and the drifted window (50,000)")
+    drift.add_argument("--traffic", type=int, default=10_000, help="transactions in the other windows (10,000)")
+    drift.set_defaults(func=cmd_drift_demo)
+
+    ui = sub.add_parser("ui", help="MLflow's UI on a read-only copy of a deployed stack's registry (127.0.0.1)")
+    ui.add_argument("--stack", help="CloudFormation stack name (reads its ModelBucket output)")
+    ui.add_argument("--bucket", help="the model bucket, instead of --stack")
+    ui.add_argument("--port", type=int, default=None, help="port (default FRAUDOPS_MLFLOW_UI_PORT, 5001)")
+    ui.set_defaults(func=cmd_ui)
 
     serve = sub.add_parser("serve", help="serve the API with uvicorn in the foreground")
     serve.add_argument("--host", help="bind address (default FRAUDOPS_API_HOST, 127.0.0.1)")
@@ -397,6 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         message = _settings_problem(error) if isinstance(error, ValidationError) else str(error)
+        if "Could not connect to the endpoint URL" in message:
+            message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
         print(f"fraudops {args.command}: error: {message}", file=sys.stderr)
         if not args.debug:
             print("  (run with --debug for the traceback)", file=sys.stderr)

@@ -51,18 +51,29 @@ FLAG_PROBABILITY: Final = 0.0065
 
 _TYPE_CODES: Final = {name: code for code, name in enumerate(TRANSACTION_TYPES)}
 
+# Documented drift scenarios (docs/monitoring.md):
+# - "evasive-takeover": fraudsters adapt. The takeover TRANSFER leaves 10-40% of the victim's balance
+#   behind (the origin is no longer emptied) and mules' balances are updated, while legitimate
+#   TRANSFERs grow 4x and become six times as common (a new payout product, say). The trained model leans on exactly the
+#   signals that vanish, so its recall falls; the amounts and the mix shift, so drift shows.
+DRIFT_SCENARIOS: Final = ("none", "evasive-takeover")
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
     n_rows: int
     seed: int = 42
     fraud_rate: float = FRAUD_RATE
+    drift: str = "none"  # one of DRIFT_SCENARIOS
+    step_offset: int = 0  # shift every step (traffic that comes after the training month)
 
     def __post_init__(self) -> None:
         if self.n_rows < 1:
             raise ValueError("n_rows must be at least 1")
         if not 0 <= self.fraud_rate < 0.5:
             raise ValueError("fraud_rate must be in [0, 0.5)")
+        if self.drift not in DRIFT_SCENARIOS:
+            raise ValueError(f"drift must be one of {', '.join(DRIFT_SCENARIOS)}")
 
 
 def step_weights() -> np.ndarray:
@@ -85,12 +96,16 @@ def generate_arrays(config: GeneratorConfig) -> dict[str, np.ndarray]:
     if n >= N_STEPS:  # every hour of the month appears, as in the published sample
         steps[:N_STEPS] = np.arange(1, N_STEPS + 1)
     type_probs = np.array([TYPE_SHARES[t] for t in TRANSACTION_TYPES])
+    if config.drift == "evasive-takeover":
+        type_probs[_TYPE_CODES["TRANSFER"]] *= 6.0
     types = rng.choice(len(TRANSACTION_TYPES), size=n, p=type_probs / type_probs.sum()).astype(np.int8)
 
     amount = np.empty(n)
     for name, code in _TYPE_CODES.items():
         mask = types == code
         median, sigma = AMOUNT_LOGNORMAL[name]
+        if config.drift == "evasive-takeover" and name == "TRANSFER":
+            median *= 4.0
         amount[mask] = _lognormal(rng, median, sigma, int(mask.sum()))
 
     is_cash_in = types == _TYPE_CODES["CASH_IN"]
@@ -126,7 +141,7 @@ def generate_arrays(config: GeneratorConfig) -> dict[str, np.ndarray]:
 
     order = np.argsort(steps, kind="stable")
     return {
-        "step": steps[order].astype(np.int32),
+        "step": (steps[order] + config.step_offset).astype(np.int32),
         "type": types[order],
         "amount": amount[order],
         "nameOrig": name_orig[order],
@@ -169,7 +184,11 @@ def _inject_account_takeovers(
 
     victim_balance = _lognormal(rng, 250_000.0, 1.4, n_pairs) + 100.0
     stolen = np.minimum(victim_balance, MAX_FRAUD_TRANSFER)
-    mule_dest_zero = rng.random(n_pairs) < 0.6  # PaySim: mules' balances often stay at zero
+    mule_zero_share = 0.6  # PaySim: mules' balances often stay at zero
+    if config.drift == "evasive-takeover":
+        stolen = np.round(stolen * rng.uniform(0.6, 0.9, n_pairs), 2)  # leave some behind
+        mule_zero_share = 0.05
+    mule_dest_zero = rng.random(n_pairs) < mule_zero_share
     mule_old = np.where(mule_dest_zero, 0.0, _lognormal(rng, 100_000.0, 1.5, n_pairs))
     mule_new = np.where(mule_dest_zero, 0.0, mule_old + stolen)
     flagged = (stolen > FLAG_THRESHOLD) & (rng.random(n_pairs) < FLAG_PROBABILITY)

@@ -298,6 +298,7 @@ def emulated_retraining(
         "FRAUDOPS_AWS_REGION": REGION,
         "FRAUDOPS_STORAGE": "s3",
         "FRAUDOPS_AWS": "true",  # every AWS call below goes to moto, in process
+        "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),  # no EMF on a laptop
         **(_stack_environment(stack) if stack is not None else {}),
         **(settings_env or {}),
     }
@@ -351,8 +352,24 @@ def emulated_retraining(
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def retrain_trigger(settings: Settings, progress: Callable[[str], None] = print) -> Callable[[dict[str, Any]], str]:
+    """What the monitor calls on drift, locally: one execution of the real state machine on the stack."""
+
+    def start(payload: dict[str, Any]) -> str:
+        result = retrain_locally(settings, payload=payload, progress=progress)[0]
+        if result.status != "SUCCEEDED":
+            raise RuntimeError(f"the drift retraining failed: {result.error}: {result.cause}")
+        return f"local execution: {result.status}, promotion {result.output['promotion']['outcome']}"
+
+    return start
+
+
 def retrain_locally(
-    settings: Settings, runs: int = 1, isolated: bool = False, progress: Callable[[str], None] = print
+    settings: Settings,
+    runs: int = 1,
+    isolated: bool = False,
+    progress: Callable[[str], None] = print,
+    payload: dict[str, Any] | None = None,
 ) -> list[ExecutionResult]:
     """`make retrain`: deploy the state machine into the emulation and run it ``runs`` times, on the
     stack's store (default) or in a throwaway copy of AWS (``isolated``)."""
@@ -364,7 +381,7 @@ def retrain_locally(
         progress(f"state machine {emulation.state_machine_arn.split(':')[-1]} (moto ASL engine, {where})")
         for number in range(1, runs + 1):
             started = time.perf_counter()
-            result = emulation.run()
+            result = emulation.run(payload)
             progress(f"execution {number}: {result.status} in {time.perf_counter() - started:.1f}s")
             results.append(result)
     return results

@@ -161,3 +161,40 @@ def import_csv(
 
     report.rows_imported = write_transactions(db_path, checked_chunks(), append=append, progress=progress)
     return report
+
+
+def read_label_file(path: Path) -> list[tuple[str, bool]]:
+    """Labels from a CSV (header with transaction_id and is_fraud) or JSON Lines; a bad line is an error
+    naming it (labels are few and precious: nothing is skipped silently)."""
+    import json
+
+    labels: list[tuple[str, bool]] = []
+    with open_text(path) as handle:
+        text = handle.read()  # label files are small
+    if text.lstrip().startswith("{"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                    labels.append((str(record["transaction_id"]), _flag(record["is_fraud"])))
+                except (ValueError, KeyError, TypeError) as error:
+                    raise DataError(f"{path}: line {number}: {error}") from None
+        return labels
+    reader = csv.DictReader(io.StringIO(text))
+    if not {"transaction_id", "is_fraud"} <= set(reader.fieldnames or []):
+        raise DataError(f"{path}: the header needs transaction_id and is_fraud")
+    for row in reader:
+        try:
+            labels.append((row["transaction_id"].strip(), _flag(row["is_fraud"])))
+        except ValueError as error:
+            raise DataError(f"{path}: line {reader.line_num}: {error}") from None
+    return labels
+
+
+def _flag(value: object) -> bool:
+    text = str(value).strip().lower()
+    if text in {"1", "true", "1.0"}:
+        return True
+    if text in {"0", "false", "0.0"}:
+        return False
+    raise ValueError(f"is_fraud must be 0/1 or true/false, got {value!r}")

@@ -1,4 +1,5 @@
-"""Promote Lambda: compare a version with Production on the same holdout; move the alias if better."""
+"""Promote Lambda: compare a version with Production on the same holdout and move the alias if better;
+also rollback, manual promotion, reconcile and the scheduled check (the ``action`` of the event)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
+from fraudops.stages.production import reconcile, rollback, serving_state
 from fraudops.stages.promote import run_promotion
 
 logger = Logger()
@@ -25,8 +27,23 @@ route_core_logs(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_promote_input(event)
+    actor = request.actor or f"lambda:{context.function_name}:{context.aws_request_id}"
+    if request.action == "check":  # scheduled: does what is served follow the registry?
+        alias, served = serving_state(get_settings())
+        metrics.add_metric(name="ServingMatchesRegistry", unit=MetricUnit.Count, value=int(alias == served))
+        return {"action": "check", "registry_version": alias, "served_version": served, "in_sync": alias == served}
+    if request.action == "reconcile":
+        action = reconcile(get_settings(), actor)
+        metrics.add_metric(name="Reconciled", unit=MetricUnit.Count, value=int(action.action != "in_sync"))
+        return action.as_dict()
+    if request.action == "rollback":
+        action = rollback(get_settings(), request.reason or "", request.to_version, actor)
+        metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
+        logger.info("rollback", extra=action.as_dict())
+        return action.as_dict()
     settings = fetch_training_db(get_settings())
-    decision = run_promotion(settings, request.version)
+    force_reason = request.reason if request.force else None
+    decision = run_promotion(settings, request.version, force_reason=force_reason, actor=actor)
     metrics.add_metric(name="Promoted", unit=MetricUnit.Count, value=1 if decision.promoted else 0)
     logger.info("promotion decision", extra=decision.as_dict())
     return decision.as_dict()

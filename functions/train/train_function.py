@@ -26,7 +26,7 @@ route_core_logs(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_train_input(event)
     settings = fetch_training_db(get_settings())
-    result = run_training(settings, feature_set=request.feature_set)
+    result = run_training(settings, feature_set=request.feature_set, tags=request.trigger_tags())
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)
     logger.info("registered a new version", extra=result.summary())

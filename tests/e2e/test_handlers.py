@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,31 +12,9 @@ from fraudops.api.schemas import EXAMPLE_TRANSACTION
 from fraudops.config import Settings, get_settings
 from fraudops.errors import InvalidInputError
 from tests.helpers.events import api_gateway_event, lambda_context
+from tests.helpers.stack import fresh_import, use_settings
 
 CONTEXT = lambda_context()
-
-
-def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    values = {
-        "FRAUDOPS_DB_PATH": str(settings.db_path),
-        "FRAUDOPS_STATE_DIR": str(settings.state_dir),
-        "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "FRAUDOPS_MODEL_BUCKET": settings.model_bucket,
-        "FRAUDOPS_API_KEYS": "key-one",
-        "FRAUDOPS_N_ESTIMATORS": str(settings.n_estimators),
-        "FRAUDOPS_EARLY_STOPPING_ROUNDS": str(settings.early_stopping_rounds),
-        "FRAUDOPS_PROMOTION_FLOOR": str(settings.promotion_floor),
-        "FRAUDOPS_MODEL_REFRESH_SECONDS": "0",
-    }
-    for key, value in values.items():
-        monkeypatch.setenv(key, value)
-    get_settings.cache_clear()
-
-
-def fresh_import(name: str) -> ModuleType:
-    """A cold start: the module (and its app, model cache) built anew from the environment."""
-    sys.modules.pop(name, None)
-    return importlib.import_module(name)
 
 
 @pytest.fixture

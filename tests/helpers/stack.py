@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
+import sys
 from collections.abc import Iterator
+from types import ModuleType
 
-from fraudops.config import Settings
+import pytest
+
+from fraudops.config import Settings, get_settings
 from fraudops.stages.promote import production_model_version
 from fraudops.store import ModelStore, read_manifest
 
@@ -65,3 +70,28 @@ def live_api(settings: Settings, feature_set: str = "engineered") -> Iterator[st
     train_and_promote(settings, feature_set)
     with serve_in_thread(build_default_app(settings), free_port()) as base:
         yield base
+
+
+def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    values = {
+        "FRAUDOPS_DB_PATH": str(settings.db_path),
+        "FRAUDOPS_STATE_DIR": str(settings.state_dir),
+        "FRAUDOPS_STORAGE": settings.storage,
+        "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "FRAUDOPS_REGISTRY_S3_KEY": settings.registry_s3_key or "",
+        "FRAUDOPS_MODEL_BUCKET": settings.model_bucket,
+        "FRAUDOPS_API_KEYS": "key-one",
+        "FRAUDOPS_N_ESTIMATORS": str(settings.n_estimators),
+        "FRAUDOPS_EARLY_STOPPING_ROUNDS": str(settings.early_stopping_rounds),
+        "FRAUDOPS_PROMOTION_FLOOR": str(settings.promotion_floor),
+        "FRAUDOPS_MODEL_REFRESH_SECONDS": "0",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+
+
+def fresh_import(name: str) -> ModuleType:
+    """A cold start: the module (and its app, model cache) built anew from the environment."""
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)

@@ -50,11 +50,14 @@ def test_cfn_lint_passes() -> None:
 
 
 def policy_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Every statement of the functions' inline policies and of the IAM roles the template declares."""
     found = []
     for name, resource in template["Resources"].items():
         for policy in resource.get("Properties", {}).get("Policies", []) or []:
             if isinstance(policy, dict) and "Statement" in policy:
                 found += [(name, statement) for statement in policy["Statement"]]
+            if isinstance(policy, dict) and "PolicyDocument" in policy:
+                found += [(name, statement) for statement in policy["PolicyDocument"]["Statement"]]
     return found
 
 
@@ -76,7 +79,7 @@ def test_functions_touch_only_their_prefixes(template: dict[str, Any]) -> None:
         for name, s in statements
         if "s3:PutObject" in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
     }
-    assert "ApiFunction" not in writes  # the API only reads
+    assert writes["ApiFunction"] == json.dumps({"Fn::Sub": "${ModelBucket.Arn}/mlflow/labels/*"})  # feedback only
     assert "registry/*" in writes["TrainFunction"] and "mlflow/*" in writes["TrainFunction"]
     assert "mlflow/serving/*" in writes["PromoteFunction"] and "registry/*" in writes["PromoteFunction"]
     assert '"mlflow/*"' not in writes["PromoteFunction"]  # promotion never rewrites model artifacts
@@ -110,7 +113,19 @@ def test_api_requires_keys_except_health_and_docs(template: dict[str, Any]) -> N
         for e in events.values()
         if e["Properties"].get("Auth", {}).get("ApiKeyRequired") is False
     }
-    assert open_paths == {"/health", "/docs", "/openapi.json"}
+    assert open_paths == {"/health", "/docs", "/docs/assets/{name}", "/openapi.json"}
+
+
+def test_every_api_route_is_wired_in_api_gateway(template: dict[str, Any], small_db: Path) -> None:
+    """A route FastAPI serves but API Gateway does not forward is a 403 in AWS and works locally."""
+    from fastapi.routing import APIRoute
+
+    app = create_app(fast_settings(db_path=small_db), ModelProvider(fast_settings(), loader=lambda _: None), [])
+    served = {(m, r.path) for r in app.routes if isinstance(r, APIRoute) for m in r.methods or ()}
+    served.add(("GET", "/openapi.json"))  # FastAPI's own route
+    events = template["Resources"]["ApiFunction"]["Properties"]["Events"].values()
+    wired = {(e["Properties"]["Method"].upper(), e["Properties"]["Path"]) for e in events}
+    assert served == wired
 
 
 def test_state_machine_may_invoke_only_the_two_functions(template: dict[str, Any]) -> None:
@@ -145,7 +160,7 @@ def image_functions(template: dict[str, Any]) -> dict[str, tuple[Path, str]]:
 
 def test_every_image_handler_resolves_to_a_callable(template: dict[str, Any]) -> None:
     functions = image_functions(template)
-    assert set(functions) == {"ApiFunction", "TrainFunction", "PromoteFunction"}
+    assert set(functions) == {"ApiFunction", "TrainFunction", "PromoteFunction", "MonitorFunction"}
     for name, (dockerfile, handler) in functions.items():
         module_name, attribute = handler.rsplit(".", 1)
         copied = " ".join(" ".join(c) for c in dockerfile_facts(dockerfile)["copies"])
@@ -289,3 +304,33 @@ def test_every_function_uses_s3_storage_in_aws(template: dict[str, Any]) -> None
         assert overrides.get("FRAUDOPS_STORAGE", "s3") == "s3"
     env = json.loads((ROOT / "events" / "env.json").read_text())
     assert all(values["FRAUDOPS_STORAGE"] == "s3" for values in env.values())
+
+
+def test_monitoring_resources(template: dict[str, Any]) -> None:
+    """Issue 9: capture shipping, retention, the monitor and its schedule, alarms and the dashboard."""
+    resources = template["Resources"]
+    subscription = resources["ApiCaptureSubscription"]["Properties"]
+    assert subscription["FilterPattern"] == "{ $.fraudops_capture = 1 }"
+    assert subscription["LogGroupName"] == {"Ref": "ApiFunctionLogGroup"}
+    destination = resources["CaptureStream"]["Properties"]["ExtendedS3DestinationConfiguration"]
+    assert destination["Prefix"].startswith("mlflow/capture/") and destination["CompressionFormat"] == "GZIP"
+    rules = {r["Id"]: r for r in resources["ModelBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-captured-decisions"]["Prefix"] == "mlflow/capture/"
+    assert rules["expire-captured-decisions"]["ExpirationInDays"] == {"Ref": "CaptureRetentionDays"}
+    assert template["Parameters"]["CaptureRetentionDays"]["Default"] == 90
+    schedule = resources["MonitorFunction"]["Properties"]["Events"]["Schedule"]["Properties"]
+    assert schedule["State"] == {"Fn::If": ["HasMonitorSchedule", "ENABLED", "DISABLED"]}
+    statements = dict(policy_statements(template))
+    monitor = [s for n, s in policy_statements(template) if n == "MonitorFunction"]
+    assert any(s["Action"] == "states:StartExecution" and s["Resource"] == {"Ref": "RetrainStateMachine"}
+               for s in monitor)  # fmt: skip
+    assert "MonitorFunction" in statements
+    alarms = {n for n, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms == {"Api5xxAlarm", "ApiLatencyAlarm", "DriftAlarm", "RealizedRecallAlarm"}
+    assert all(resources[a]["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in alarms)
+    failed = resources["RetrainFailedRule"]["Properties"]["EventPattern"]["detail"]["status"]
+    assert set(failed) == {"FAILED", "TIMED_OUT", "ABORTED"}
+    body = json.dumps(resources["MonitoringDashboard"]["Properties"]["DashboardBody"])
+    for metric in ("IntegrationLatency", "5XXError", "Throttles", "ColdStart", "FeaturePSI", "ScorePSI",
+                   "RealizedRecall", "FlaggedRate", "ExecutionsFailed", "Promoted"):  # fmt: skip
+        assert metric in body, metric

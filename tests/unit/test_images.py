@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function"]}
+IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function", "monitor_function"]}
 
 
 def copies(dockerfile: Path) -> list[tuple[list[str], str]]:

@@ -107,8 +107,24 @@ class Settings(BaseSettings):
     model_refresh_seconds: float = Field(
         60.0, ge=0, description="How stale the served model may be: the alias is re-checked this often."
     )
+    capture: bool = Field(
+        True, description="Capture every decision for the monitor (a log line in AWS, a local file on a laptop)."
+    )
     max_batch_size: int = Field(1000, ge=1, description="Largest /predict/batch request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    # Monitoring
+    monitor_window_minutes: int = Field(
+        60, ge=1, description="The window a scheduled monitor run covers (the time before it started)."
+    )
+    drift_windows: int = Field(
+        2, ge=1, description="Consecutive monitor windows at the act level that start a retraining."
+    )
+    retrain_cooldown_hours: float = Field(
+        24.0, ge=0, description="At least this long between two drift-triggered retrainings."
+    )
+    retrain_state_machine_arn: str | None = Field(
+        None, description="The retrain state machine the monitor starts on drift (the template sets it)."
+    )
     api_host: str = Field("127.0.0.1", description="Bind address of the local API server.")
     api_port: int = Field(8000, description="Port of the local API server.")
     s3_port: int = Field(5000, description="Port of the local moto S3 server.")

@@ -6,25 +6,52 @@ state machine can match in a ``Catch`` without parsing messages.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fraudops.errors import InvalidInputError
+from fraudops.features import FEATURE_SETS
 
 
 class TrainInput(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
-    feature_set: Literal["engineered", "seed"] = "engineered"
+    feature_set: str = "engineered"
+    reason: str = Field("manual", max_length=64, description="Why this training runs: manual, schedule, drift.")
+    drifted: list[str] = Field(default_factory=list, max_length=50)
+
+    def trigger_tags(self) -> dict[str, str]:
+        """Recorded on the run and the new version, so a drift-triggered model says so."""
+        tags = {"fraudops.trigger.reason": self.reason}
+        if self.drifted:
+            tags["fraudops.trigger.drifted"] = ",".join(self.drifted)[:5000]
+        return tags
+
+    @field_validator("feature_set")
+    @classmethod
+    def _known_feature_set(cls, value: str) -> str:
+        if value not in FEATURE_SETS:  # one definition: features.FEATURE_SETS
+            raise ValueError(f"{value!r} is not a feature set; choose from {', '.join(FEATURE_SETS)}")
+        return value
 
 
 class PromoteInput(BaseModel):
-    """``version`` may be given directly or as the train step's output under ``train``."""
+    """``version`` may be given directly or as the train step's output under ``train``.
+
+    ``action`` picks what the promote function does: ``promote`` (the rule; with ``force`` and a
+    ``reason``, a manual promotion), ``rollback`` (to ``to_version`` or the previous Production),
+    ``reconcile`` (the manifest follows the registry's alias) or ``check`` (report, change nothing)."""
 
     model_config = ConfigDict(extra="ignore")
+    action: Literal["promote", "rollback", "reconcile", "check"] = "promote"
     version: str | None = Field(None, max_length=16)
+    to_version: str | None = Field(None, max_length=16)
+    force: bool = False
+    reason: str | None = Field(None, max_length=1000)
+    actor: str | None = Field(None, max_length=256)
 
-    @field_validator("version", mode="before")
+    @field_validator("version", "to_version", mode="before")
     @classmethod
     def _version_digits(cls, value: Any) -> Any:
         if value is None:
@@ -52,6 +79,14 @@ def parse_train_input(event: Any) -> TrainInput:
         raise InvalidInputError(f"invalid train input: {_describe(error)}") from None
 
 
+def _needs_reason(request: PromoteInput) -> PromoteInput:
+    if (request.action == "rollback" or request.force) and not (request.reason or "").strip():
+        raise InvalidInputError(
+            f"invalid promote input: {request.action}{' with force' * request.force} needs a reason"
+        )
+    return request
+
+
 def parse_promote_input(event: Any) -> PromoteInput:
     if event is None:
         event = {}
@@ -62,6 +97,33 @@ def parse_promote_input(event: Any) -> PromoteInput:
     if "version" not in payload and isinstance(train_output, dict):
         payload["version"] = train_output.get("version")
     try:
-        return PromoteInput.model_validate(payload)
+        return _needs_reason(PromoteInput.model_validate(payload))
     except ValidationError as error:
         raise InvalidInputError(f"invalid promote input: {_describe(error)}") from None
+
+
+class MonitorInput(BaseModel):
+    """The window to monitor; both ends default (the last ``monitor_window_minutes``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def parse_monitor_input(event: Any) -> MonitorInput:
+    if event is None or (isinstance(event, dict) and event.get("source") == "aws.events"):
+        return MonitorInput()  # the EventBridge schedule's own event: the default window
+    if not isinstance(event, dict):
+        raise InvalidInputError(f"monitor input must be a JSON object, got {type(event).__name__}")
+    try:
+        request = MonitorInput.model_validate(event)
+    except ValidationError as error:
+        raise InvalidInputError(f"invalid monitor input: {_describe(error)}") from None
+    if request.since and request.until and request.since >= request.until:
+        raise InvalidInputError("invalid monitor input: since must be before until")
+    return request

@@ -76,8 +76,6 @@ _FEATURES: Final[dict[str, Callable[[Columns], np.ndarray]]] = {
     "hour_of_day": _hour_of_day,
 }
 
-KNOWN_FEATURES: Final = tuple(_FEATURES)
-
 FEATURE_SETS: Final[dict[str, tuple[str, ...]]] = {
     # What a first notebook does: amount, time and type.
     "seed": ("amount", "step", *(f"type_{t}" for t in TRANSACTION_TYPES)),

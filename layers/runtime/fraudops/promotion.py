@@ -15,8 +15,9 @@ from fraudops.metrics import EvaluationMetrics, GainInterval
 
 GUARDRAILS = ("roc_auc", "recall_at_1pct_fpr")
 
-# The words used everywhere: CLI, decision tags, Lambda output, state machine (ProductionKept).
+# The words used everywhere: CLI, decision tags, history, Lambda output, state machine (ProductionKept).
 PROMOTED, KEPT, ALREADY_PRODUCTION = "promoted", "kept", "already_production"
+MANUAL, ROLLED_BACK, RECONCILED = "manual", "rolled_back", "reconciled"
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,7 @@ class ModelProvider:
         loader: Callable[[Settings], LoadedModel | None] = load_from_manifest,
         etag_reader: Callable[[Settings], str | None] = manifest_etag,
         clock: Callable[[], float] = time.monotonic,
+        alias_reader: Callable[[Settings], str | None] | None = None,
     ) -> None:
         self._settings = settings
         self._loader = loader
@@ -77,11 +78,14 @@ class ModelProvider:
         self._current: LoadedModel | None = None
         self._last_check: float | None = None
         self._last_error: str | None = None
+        self._alias_reader = alias_reader
+        self._alias_problem: str | None = None
         self._lock = threading.Lock()
 
     @property
     def last_error(self) -> str | None:
-        return self._last_error
+        """What /health reports: a failed refresh, or a served version the registry no longer names."""
+        return self._last_error or self._alias_problem
 
     def get(self) -> LoadedModel:
         """The model to answer with; refreshes when the staleness bound has passed."""
@@ -104,6 +108,27 @@ class ModelProvider:
 
     def _refresh(self) -> None:
         self._last_check = self._clock()
+        self._load_if_moved()
+        self._check_alias()
+
+    def _check_alias(self) -> None:
+        """The registry's alias is the source of truth; say so when what we serve differs from it."""
+        if self._alias_reader is None or self._current is None:
+            return
+        try:
+            alias = self._alias_reader(self._settings)
+        except Exception as error:  # an unreadable registry is not a serving problem: log it only
+            log.warning("cannot read the registry's Production alias: %s", error)
+            return
+        served = self._current.manifest.version
+        self._alias_problem = None
+        if alias is not None and alias != served:
+            self._alias_problem = (
+                f"the registry's '{self._settings.production_alias}' alias names version {alias}, but version "
+                f"{served} is served: run `fraudops reconcile` (or the promote function with action reconcile)"
+            )
+
+    def _load_if_moved(self) -> None:
         try:
             if self._current is not None and self._etag_reader(self._settings) == self._current.etag:
                 self._last_error = None

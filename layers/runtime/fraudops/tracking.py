@@ -22,6 +22,7 @@ from fraudops.config import Settings
 from fraudops.data import DatasetFingerprint, DataSplit
 from fraudops.metrics import EvaluationMetrics
 from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+from fraudops.profile import PROFILE_ARTIFACT
 from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.store import ModelStore, with_registry_retries
 from fraudops.training import TrainedModel
@@ -110,6 +111,7 @@ def _artifact_dir(trained: TrainedModel, split: DataSplit) -> Iterator[Path]:
         (directory / "model").mkdir()
         trained.booster.save_model(directory / "model" / BOOSTER_ARTIFACT)
         (directory / "model" / SPEC_ARTIFACT).write_text(json.dumps(trained.spec.to_dict(), indent=2))
+        (directory / "model" / PROFILE_ARTIFACT).write_text(json.dumps(trained.profile))
         _plot_pr_curve(
             split.holdout[LABEL].to_numpy(), trained.holdout_scores, trained.holdout, directory / "pr_curve.png"
         )
@@ -149,6 +151,7 @@ def log_and_register(
     split: DataSplit,
     data: DatasetFingerprint,
     frame: pd.DataFrame,
+    tags: dict[str, str] | None = None,
 ) -> tuple[str, str, str]:
     """One MLflow run with everything needed to reproduce the model, then a new registered version.
     Returns (run_id, version, model_uri). Runs in one registry session: all or nothing."""
@@ -171,6 +174,7 @@ def log_and_register(
                     "fraudops.feature_set": trained.spec.feature_set,
                     "fraudops.data_sha256": data.sha256,
                     "mlflow.note.content": "XGBoost fraud classifier trained by fraudops on PaySim-schema data.",
+                    **(tags or {}),
                 }
             )
             mlflow.log_params(
@@ -209,6 +213,7 @@ def log_and_register(
                 artifacts={
                     BOOSTER_ARTIFACT: str(artifacts / "model" / BOOSTER_ARTIFACT),
                     SPEC_ARTIFACT: str(artifacts / "model" / SPEC_ARTIFACT),
+                    PROFILE_ARTIFACT: str(artifacts / "model" / PROFILE_ARTIFACT),
                 },
                 code_paths=[str(Path(fraudops.__file__).parent)],
                 signature=signature,
@@ -232,6 +237,7 @@ def log_and_register(
                     "fraudops.holdout_auprc": f"{trained.holdout.auprc:.6f}",
                     "fraudops.data_sha256": data.sha256,
                     "fraudops.feature_set": trained.spec.feature_set,
+                    **(tags or {}),
                 },
             )
             return run.info.run_id, str(version.version), model_info.model_uri

@@ -16,6 +16,7 @@ from fraudops.data import DataSplit, raw_columns
 from fraudops.errors import MetricsError, TrainingError
 from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
 from fraudops.metrics import EvaluationMetrics, best_f1_threshold, evaluate
+from fraudops.profile import build_profile
 from fraudops.schema import LABEL
 
 
@@ -46,6 +47,7 @@ class TrainedModel:
     holdout: EvaluationMetrics
     holdout_scores: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)  # the training data's reference profile
 
 
 def train_model(split: DataSplit, settings: Settings, feature_set: str = "engineered") -> TrainedModel:
@@ -93,5 +95,6 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
 
     spec = FeatureSpec(feature_names=tuple(names), threshold=threshold, feature_set=feature_set)
     return TrainedModel(
-        booster, spec, params, best_iteration, validation_metrics, holdout_metrics, holdout_scores, seconds
-    )
+        booster, spec, params, best_iteration, validation_metrics, holdout_metrics, holdout_scores, seconds,
+        build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold),
+    )  # fmt: skip

@@ -6,10 +6,12 @@ in ``deps``, key sources in ``keys``, body and content-type checks in ``middlewa
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -18,7 +20,17 @@ from fraudops.api.deps import ApiKeyChecker
 from fraudops.api.errors import error_response, install_error_handlers
 from fraudops.api.keys import KeyRing
 from fraudops.api.middleware import RequestGuard
-from fraudops.api.schemas import BatchPrediction, BatchRequest, Health, ModelInfo, Prediction, Transaction
+from fraudops.api.schemas import (
+    BatchPrediction,
+    BatchRequest,
+    FeedbackRequest,
+    FeedbackResult,
+    Health,
+    ModelInfo,
+    Prediction,
+    Transaction,
+)
+from fraudops.capture import CaptureSink, capture_record, capture_sink
 from fraudops.config import Settings, get_settings
 from fraudops.errors import ModelUnavailableError
 from fraudops.schema import RAW_FEATURE_COLUMNS
@@ -35,16 +47,29 @@ def _docs_asset(name: str) -> bytes:
     return (Path(str(swagger_ui_path)) / name).read_bytes()
 
 
-def _prediction(probability: float, threshold: float, version: str) -> Prediction:
+def _prediction(probability: float, threshold: float, version: str, transaction_id: str | None = None) -> Prediction:
     return Prediction(
         probability=probability,
         prediction=1.0 if probability >= threshold else 0.0,
         threshold=threshold,
         model_version=version,
+        transaction_id=transaction_id,
     )
 
 
-def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | list[str]) -> FastAPI:
+def _capture(sink: CaptureSink | None, transaction: Transaction, prediction: Prediction, request: Request) -> None:
+    if sink is not None:
+        now = datetime.now(UTC)
+        record = capture_record(
+            transaction.as_received(), transaction.transaction_id, prediction.model_version, prediction.probability,
+            prediction.prediction, prediction.threshold, getattr(request.state, "request_id", "-"), now,
+        )  # fmt: skip
+        sink.write(record, now)
+
+
+def create_app(
+    settings: Settings, provider: ModelProvider, api_keys: KeyRing | list[str], capture: CaptureSink | None = None
+) -> FastAPI:
     app = FastAPI(
         title="fraudops",
         version="0.1.0",
@@ -54,6 +79,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | 
         redoc_url=None,
     )
     app.state.model_provider = provider
+    app.state.capture = capture
     ring = api_keys if isinstance(api_keys, KeyRing) else KeyRing.fixed(api_keys)
     app.state.key_ring = ring
     authorized = Depends(ApiKeyChecker(ring))
@@ -88,6 +114,13 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | 
         body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem)
         return JSONResponse(status_code=200, content=body.model_dump())
 
+    @app.get("/model/history", dependencies=[authorized], tags=["model"])
+    async def model_history(limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
+        """Every change of Production (and every kept decision), oldest first: the newest ``limit``."""
+        from fraudops.history import read_history
+
+        return [change.as_dict() for change in read_history(settings, limit)]
+
     @app.get("/model", dependencies=[authorized], tags=["model"])
     async def model_info() -> ModelInfo:
         loaded = provider.get()
@@ -104,15 +137,18 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | 
         )
 
     @app.post("/predict", dependencies=[authorized], tags=["model"], response_model=Prediction)
-    async def predict(transaction: Transaction) -> Response:
+    async def predict(transaction: Transaction, request: Request) -> Response:
         """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
         probability = loaded.model.predict_one(transaction.raw())
-        prediction = _prediction(probability, loaded.model.threshold, loaded.manifest.version)
-        return Response(prediction.model_dump_json(), media_type="application/json")
+        prediction = _prediction(
+            probability, loaded.model.threshold, loaded.manifest.version, transaction.transaction_id
+        )
+        _capture(app.state.capture, transaction, prediction, request)
+        return Response(prediction.model_dump_json(exclude_none=True), media_type="application/json")
 
-    @app.post("/predict/batch", dependencies=[authorized], tags=["model"])
-    async def predict_batch(batch: BatchRequest) -> BatchPrediction:
+    @app.post("/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction)
+    async def predict_batch(batch: BatchRequest, request: Request) -> Response:
         if len(batch.transactions) > settings.max_batch_size:
             raise RequestValidationError(
                 [
@@ -128,10 +164,22 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | 
         columns = {name: [getattr(t, name) for t in batch.transactions] for name in RAW_FEATURE_COLUMNS}
         probabilities = loaded.model.predict_proba(columns)
         threshold, version = loaded.model.threshold, loaded.manifest.version
-        return BatchPrediction(
-            predictions=[_prediction(float(p), threshold, version) for p in probabilities],
-            model_version=version,
-        )
+        predictions = [
+            _prediction(float(p), threshold, version, t.transaction_id)
+            for p, t in zip(probabilities, batch.transactions, strict=True)
+        ]
+        for transaction, prediction in zip(batch.transactions, predictions, strict=True):
+            _capture(app.state.capture, transaction, prediction, request)
+        body = BatchPrediction(predictions=predictions, model_version=version)
+        return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
+
+    @app.post("/feedback", dependencies=[authorized], tags=["monitoring"])
+    async def feedback(body: FeedbackRequest) -> FeedbackResult:
+        """Confirmed outcomes, days later: stored durably, idempotent per transaction_id."""
+        from fraudops.labels import store_labels
+
+        counts = store_labels(settings, [(label.transaction_id, label.is_fraud) for label in body.labels], "api")
+        return FeedbackResult(accepted=len(body.labels), **counts)
 
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     return app
@@ -140,4 +188,7 @@ def create_app(settings: Settings, provider: ModelProvider, api_keys: KeyRing | 
 def build_default_app(settings: Settings | None = None) -> FastAPI:
     """The app as the Lambda handler and `fraudops serve` build it from configuration."""
     settings = settings or get_settings()
-    return create_app(settings, ModelProvider(settings), KeyRing.from_settings(settings))
+    from fraudops.store.registry import registry_alias_version
+
+    provider = ModelProvider(settings, alias_reader=registry_alias_version)
+    return create_app(settings, provider, KeyRing.from_settings(settings), capture_sink(settings))

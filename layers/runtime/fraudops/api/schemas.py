@@ -26,7 +26,7 @@ EXAMPLE_TRANSACTION: dict[str, Any] = {
 
 # The original project's request: scaled amount, step and one-hot type columns (see the README's
 # "Coming from the original project").
-ORIGINAL_PROJECT_FIELDS = frozenset({"TRANSFER", "PAYMENT", "CASH_OUT", "DEBIT", "CASH_IN"})
+ORIGINAL_PROJECT_FIELDS = frozenset(TRANSACTION_TYPES)
 
 
 class Transaction(BaseModel):
@@ -46,9 +46,21 @@ class Transaction(BaseModel):
     newbalanceDest: Money
     nameOrig: str | None = Field(None, max_length=MAX_NAME_LENGTH, description="Origin account (not scored).")
     nameDest: str | None = Field(None, max_length=MAX_NAME_LENGTH, description="Destination account (not scored).")
+    transaction_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="Your id for this transaction: echoed, captured, "
+        "and how labels sent to /feedback later find this decision.",
+    )
 
     def raw(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in RAW_FEATURE_COLUMNS}
+
+    def as_received(self) -> dict[str, Any]:
+        """The transaction fields for the capture record (the id travels beside them)."""
+        # The validated fields as they are (no model_dump: this runs on every request).
+        return {k: v for k, v in self.__dict__.items() if v is not None and k != "transaction_id"}
 
 
 class Prediction(BaseModel):
@@ -56,6 +68,7 @@ class Prediction(BaseModel):
     prediction: float = Field(description="1.0 when probability >= the model's threshold, else 0.0.")
     threshold: float
     model_version: str
+    transaction_id: str | None = Field(None, description="The transaction_id you sent, if any.")
 
 
 class BatchRequest(BaseModel):
@@ -83,3 +96,22 @@ class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     model_version: str | None
     problem: str | None = None
+
+
+class Label(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    transaction_id: str = Field(min_length=1, max_length=128)
+    is_fraud: bool = Field(description="The confirmed outcome (chargeback, investigation).")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    labels: list[Label] = Field(min_length=1, max_length=1000)
+
+
+class FeedbackResult(BaseModel):
+    accepted: int
+    new: int
+    unchanged: int = Field(description="Already stored with the same label (sending twice is safe).")
+    updated: int = Field(description="Stored before with the other label; the newest label wins.")
+    note: str = "labels are joined with captured decisions by the monitor; ids it never saw are listed in its report"

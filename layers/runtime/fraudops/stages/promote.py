@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fraudops import history
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, load_training_frame, raw_columns
 from fraudops.errors import (
@@ -29,7 +30,7 @@ from fraudops.errors import (
 )
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
 from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT, FraudModel
-from fraudops.promotion import ALREADY_PRODUCTION, KEPT, PROMOTED, PromotionRules, decide
+from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
 from fraudops.schema import LABEL
 from fraudops.store import (
     ModelStore,
@@ -58,7 +59,7 @@ class PromotionDecision:
     candidate_version: str
     previous_production_version: str | None
     production_version: str | None
-    outcome: str  # "promoted" | "kept" | "already_production"
+    outcome: str  # "promoted" | "kept" | "manual" | "already_production"
     reason: str
     candidate_metrics: dict[str, float] | None
     production_metrics: dict[str, float] | None
@@ -68,7 +69,7 @@ class PromotionDecision:
 
     @property
     def promoted(self) -> bool:
-        return self.outcome == PROMOTED
+        return self.outcome in {PROMOTED, MANUAL}
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "promoted": self.promoted}
@@ -118,7 +119,7 @@ def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
     return _Scored(evaluate(holdout[LABEL].to_numpy(), scores, loaded.model.threshold), scores)
 
 
-def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: EvaluationMetrics) -> ServingManifest:
+def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
     return ServingManifest(
         model_name=settings.model_name,
         version=str(loaded.version.version),
@@ -127,7 +128,7 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: Evaluatio
         artifact_location=loaded.artifact_location,
         booster_sha256=loaded.booster_sha256,
         spec_sha256=loaded.spec_sha256,
-        metrics={k: v for k, v in metrics.as_dict().items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
+        metrics={k: v for k, v in metrics.items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -159,7 +160,7 @@ def _candidate_version(client: MlflowClient, settings: Settings, requested: str 
 
 @with_registry_retries()
 def _promote_in_session(
-    settings: Settings, holdout: pd.DataFrame, requested: str | None
+    settings: Settings, holdout: pd.DataFrame, requested: str | None, force_reason: str | None = None
 ) -> tuple[PromotionDecision, ServingManifest | None]:
     rules = PromotionRules.from_settings(settings)
     store = ModelStore(settings)
@@ -177,7 +178,7 @@ def _promote_in_session(
                 f"version {previous} already holds the '{settings.production_alias}' alias",
                 metrics.as_dict(), metrics.as_dict(), rules.margin, len(holdout),
             )  # fmt: skip
-            return decision, _manifest_for(settings, loaded, metrics)
+            return decision, _manifest_for(settings, loaded, metrics.as_dict())
 
         candidate: _Scored | None = None
         try:
@@ -202,10 +203,14 @@ def _promote_in_session(
                         "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error
                     )
             promote, reason = decide(candidate.metrics, production_metrics, rules, gain)
+        outcome = PROMOTED if promote else KEPT
+        if force_reason is not None and candidate is not None:  # a person overrules the rule, never the checks
+            reason = f"{force_reason} (the rule said {outcome}: {reason})"
+            promote, outcome = True, MANUAL
 
         decided_at = datetime.now(UTC).isoformat(timespec="seconds")
         tags = {
-            "decision": PROMOTED if promote else KEPT,
+            "decision": outcome,
             "reason": reason,
             "decided_at": decided_at,
             "candidate_auprc": f"{candidate_metrics.auprc:.6f}" if candidate_metrics else "n/a",
@@ -228,7 +233,7 @@ def _promote_in_session(
             str(candidate_version.version),
             previous,
             str(candidate_version.version) if promote else previous,
-            PROMOTED if promote else KEPT,
+            outcome,
             reason,
             candidate_metrics.as_dict() if candidate_metrics else None,
             production_metrics.as_dict() if production_metrics else None,
@@ -237,20 +242,39 @@ def _promote_in_session(
             gain.as_dict() if gain else None,
         )
         manifest = (
-            _manifest_for(settings, loaded_candidate, candidate_metrics) if promote and candidate_metrics else None
+            _manifest_for(settings, loaded_candidate, candidate_metrics.as_dict())
+            if promote and candidate_metrics
+            else None
         )
         return decision, manifest
 
 
-def run_promotion(settings: Settings, candidate_version: str | None = None) -> PromotionDecision:
-    """Compare ``candidate_version`` (default: the newest) with Production and promote if better."""
+def run_promotion(
+    settings: Settings,
+    candidate_version: str | None = None,
+    force_reason: str | None = None,
+    actor: str | None = None,
+) -> PromotionDecision:
+    """Compare ``candidate_version`` (default: the newest) with Production and promote if better.
+    With ``force_reason`` a person promotes it whatever the rule says (recorded as manual, the rule's
+    verdict beside it); a candidate whose artifacts do not verify is refused all the same."""
+    if force_reason is not None and not force_reason.strip():
+        raise PromotionError("a manual promotion needs a reason (--reason)")
     try:
         holdout = holdout_slice(load_training_frame(settings.db_path), settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
-    decision, manifest = _promote_in_session(settings, holdout, candidate_version)
+    decision, manifest = _promote_in_session(settings, holdout, candidate_version, force_reason)
     log.info("promotion of %s version %s: %s (%s)", decision.model_name, decision.candidate_version,
              decision.outcome, decision.reason)  # fmt: skip
+    if decision.outcome != ALREADY_PRODUCTION:
+        history.record(
+            settings, decision.outcome, decision.previous_production_version,
+            decision.production_version, decision.reason, actor,
+            metrics={"candidate": decision.candidate_metrics, "production": decision.production_metrics,
+                     "holdout_rows": decision.holdout_rows},
+            gain=decision.gain, candidate_version=decision.candidate_version,
+        )  # fmt: skip
     if manifest is not None:
         current, _ = read_manifest(settings)
         if decision.promoted or current is None or current.version != manifest.version:

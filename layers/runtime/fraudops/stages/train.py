@@ -18,7 +18,9 @@ from fraudops.training import train_model
 log = logging.getLogger(__name__)
 
 
-def run_training(settings: Settings, feature_set: str = "engineered") -> TrainingResult:
+def run_training(
+    settings: Settings, feature_set: str = "engineered", tags: dict[str, str] | None = None
+) -> TrainingResult:
     """Read the table, train, evaluate, log and register. Raises TrainingError/DataError on bad data."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -47,7 +49,7 @@ def run_training(settings: Settings, feature_set: str = "engineered") -> Trainin
     )  # fmt: skip
     started = time.perf_counter()
     try:
-        run_id, version, model_uri = log_and_register(settings, trained, split, data, frame)
+        run_id, version, model_uri = log_and_register(settings, trained, split, data, frame, tags or {})
     except StoreError:  # already says what failed (RegistryConflictError is one: the caller retries)
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds

@@ -47,10 +47,33 @@ class RegistryBackend(ABC):
     def location(self) -> str:
         """Where the registry lives, for messages."""
 
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        """The version an alias names, read without MLflow (the API checks it against what it serves)."""
+        with self.session() as uri:
+            return _sqlite_alias_version(Path(uri.removeprefix("sqlite:///")), model_name, alias)
+
+
+def _sqlite_alias_version(path: Path, model_name: str, alias: str) -> str | None:
+    import sqlite3
+
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute(
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?", (model_name, alias)
+            ).fetchone()
+    except sqlite3.Error:  # no registry yet (no such table)
+        return None
+    return str(row[0]) if row else None
+
 
 class SqliteFileRegistry(RegistryBackend):
     def __init__(self, path: Path) -> None:
         self.path = path.resolve()
+
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        return _sqlite_alias_version(self.path, model_name, alias)  # a read: no lock needed
 
     @property
     def location(self) -> str:
@@ -71,6 +94,24 @@ class SqliteFileRegistry(RegistryBackend):
 class TrackingServerRegistry(RegistryBackend):
     def __init__(self, uri: str) -> None:
         self.uri = uri
+
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        import json
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+
+        query = urllib.parse.urlencode({"name": model_name, "alias": alias})
+        url = f"{self.uri.rstrip('/')}/api/2.0/mlflow/registered-models/alias?{query}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return str(json.loads(response.read())["model_version"]["version"])
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise StoreError(f"cannot read the alias from {self.uri}: HTTP {error.code}") from error
+        except (urllib.error.URLError, OSError, KeyError, ValueError) as error:
+            raise StoreError(f"cannot read the alias from {self.uri}: {error}") from error
 
     @property
     def location(self) -> str:
@@ -130,6 +171,11 @@ def _file_digest(path: Path) -> str | None:
     if not path.exists():
         return None
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def registry_alias_version(settings: Settings) -> str | None:
+    """The version the Production alias names in the configured registry (None: no alias yet)."""
+    return registry_backend(settings).alias_version(settings.model_name, settings.production_alias)
 
 
 def registry_backend(settings: Settings) -> RegistryBackend:

@@ -1,0 +1,40 @@
+"""Monitor Lambda (scheduled by EventBridge, or on demand): drift, volume and realized performance of
+a window of captured decisions; publishes every figure as EMF metrics and may start a retraining."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fraudops.config import get_settings
+from fraudops.events import parse_monitor_input
+from fraudops.observability import route_core_logs
+from fraudops.stages.monitor import metric_points, run_monitor, start_retraining_execution
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+route_core_logs(logger)
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_monitor_input(event)
+    settings = get_settings()
+    until = request.until or datetime.now(UTC).replace(second=0, microsecond=0)
+    since = request.since or until - timedelta(minutes=settings.monitor_window_minutes)
+    report = run_monitor(settings, since, until, trigger=start_retraining_execution(settings))
+    for name, value, dimensions in metric_points(report):
+        with single_metric(name=name, unit=MetricUnit.NoUnit, value=value, namespace="fraudops") as metric:
+            for key, dimension in {"service": "fraudops-monitor", **dimensions}.items():
+                metric.add_dimension(name=key, value=dimension)
+    summary = {key: report[key] for key in ("since", "until", "records", "labeled", "drifted", "html_key")}
+    summary["retraining"] = report.get("retraining")
+    logger.info("monitor window", extra=summary)
+    return summary

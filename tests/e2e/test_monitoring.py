@@ -1,0 +1,138 @@
+"""Issue 9: the monitor over real captured traffic: windows with and without labels, the drift trigger
+with its cooldown, the Lambda handler on the S3 path, and the whole loop end to end (drift-demo)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fraudops_dev.datagen import GeneratorConfig, generate
+
+from fraudops.api import build_default_app
+from fraudops.config import Settings
+from fraudops.labels import store_labels
+from fraudops.stages.monitor import metric_points, run_monitor
+from fraudops.store import blob_store
+from tests.helpers.events import lambda_context
+from tests.helpers.stack import fresh_import, train_and_promote, use_settings
+
+pytestmark = pytest.mark.e2e
+KEY = {"x-api-key": "key-one"}
+FIELDS = ["step", "type", "amount", "oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest"]
+
+
+def send(client: TestClient, rows: Any, prefix: str) -> list[str]:
+    records = rows[FIELDS].to_dict("records")
+    ids = [f"{prefix}-{i}" for i in range(len(records))]
+    for start in range(0, len(records), 500):
+        batch = [{**r, "transaction_id": t} for r, t in zip(records[start : start + 500], ids[start : start + 500],
+                                                             strict=True)]  # fmt: skip
+        assert client.post("/predict/batch", json={"transactions": batch}, headers=KEY).status_code == 200
+    return ids
+
+
+def traffic(drift: str, seed: int, n: int = 3000) -> Any:
+    return generate(GeneratorConfig(n, seed=seed, fraud_rate=0.01, drift=drift, step_offset=744))
+
+
+def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local_settings: Settings) -> None:
+    settings = local_settings.model_copy(update={"drift_windows": 2, "retrain_cooldown_hours": 1.0})
+    train_and_promote(settings)
+    client = TestClient(build_default_app(settings))
+    started: list[dict[str, Any]] = []
+
+    def trigger(payload: dict[str, Any]) -> str:
+        started.append(payload)
+        return f"execution-{len(started)}"
+
+    t0 = datetime.now(UTC) - timedelta(seconds=1)
+    normal = traffic("none", 1)
+    send(client, normal, "n")
+    t1 = datetime.now(UTC)
+    calm = run_monitor(settings, t0, t1, trigger)
+    section = calm["versions"]["1"]
+    assert calm["records"] == 3000 and calm["labeled"] == 0 and section["realized"] is None
+    assert calm["drifted"] == [] and section["drift"]["max_feature_psi"] < 0.1
+    assert section["flagged_rate"] == pytest.approx(section["expected_flagged_rate"], abs=0.02)
+
+    store_labels(settings, [(f"n-{i}", bool(f)) for i, f in enumerate(normal["isFraud"])], "test")
+    labeled = run_monitor(settings, t0, t1, trigger)
+    realized = labeled["versions"]["1"]["realized"]
+    assert labeled["labeled"] == 3000 and realized["fraud"] == int(normal["isFraud"].sum())
+    assert realized["recall"] > 0.7 and realized["auprc"] is not None
+
+    windows = []
+    for number in range(3):  # drifted windows, one after another
+        start = datetime.now(UTC)
+        send(client, traffic("evasive-takeover", 10 + number), f"d{number}")
+        windows.append(run_monitor(settings, start, datetime.now(UTC), trigger))
+    assert all(w["drifted"] for w in windows)
+    assert [w["consecutive_act_windows"] for w in windows] == [1, 2, 1]
+    assert "retraining" not in windows[0]  # one window at the act level is not enough (drift_windows=2)
+    assert windows[1]["retraining"]["started"] == "execution-1"
+    assert started[0]["reason"] == "drift" and started[0]["drifted"]
+    start = datetime.now(UTC)
+    send(client, traffic("evasive-takeover", 20), "d3")
+    cooled = run_monitor(settings, start, datetime.now(UTC), trigger)
+    assert "cooldown" in cooled["retraining"]["skipped"] and len(started) == 1  # no retraining storm
+
+    html = blob_store(settings).get(calm["html_key"]).decode()
+    assert "<svg" in html and "PSI" in html and "http" not in html.split("<body>")[-1].lower()
+    names = {name for name, _, _ in metric_points(windows[1])}
+    assert {"FeaturePSI", "ScorePSI", "FlaggedRate", "Predictions", "DriftActWindows"} <= names
+
+
+def test_the_monitor_function_reads_firehose_objects_from_s3(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The AWS path: capture objects as Firehose writes them (gzip JSON lines) in the model bucket."""
+    registry = settings.model_copy(update={"registry_s3_key": "registry/mlflow.db"})
+    train_and_promote(registry)
+    use_settings(monkeypatch, registry)
+    monkeypatch.setenv("FRAUDOPS_STORAGE", "s3")
+    api = fresh_import("api_function")
+    from tests.helpers.events import api_gateway_event
+
+    lines = []
+    import contextlib
+    import io
+
+    rows = traffic("none", 3, 200)[FIELDS].to_dict("records")
+    for index, row in enumerate(rows):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):  # the log line Lambda ships to CloudWatch Logs
+            event = api_gateway_event("POST", "/predict", {**row, "transaction_id": f"s3-{index}"}, KEY)
+            assert api.handler(event, lambda_context())["statusCode"] == 200
+        lines += [line for line in out.getvalue().splitlines() if '"fraudops_capture":1' in line]
+    assert len(lines) == 200
+    now = datetime.now(UTC)
+    key = f"capture/{now:%Y/%m/%d/%H}/fraudops-capture-1.gz"
+    blob_store(registry).put(key, gzip.compress(("\n".join(lines) + "\n").encode()))
+    monitor = fresh_import("monitor_function")
+    since = (now - timedelta(minutes=5)).isoformat()
+    result = monitor.handler({"since": since, "until": (now + timedelta(minutes=5)).isoformat()}, lambda_context())
+    assert result["records"] == 200 and result["drifted"] == []
+    assert blob_store(registry).get(result["html_key"]).startswith(b"<!doctype html>")
+
+
+@pytest.mark.slow
+def test_the_drift_loop_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fraudops_dev.drift_demo import run_drift_demo
+
+    settings = Settings(state_dir=tmp_path / "state", n_estimators=80, early_stopping_rounds=15, n_threads=2)
+    lines: list[str] = []
+    assert run_drift_demo(settings, rows=30_000, traffic=4_000, out=lines.append) == 0
+    figures = json.loads((tmp_path / "state" / "drift-demo" / "figures.json").read_text())
+    normal, drifted, after = figures["normal"], figures["drifted"], figures["after retraining"]
+    assert normal["drifted"] == [] and normal["served_by"] == "1"
+    assert drifted["drifted"] and any("type" in d or "amount" in d for d in drifted["drifted"])
+    assert after["served_by"] == "2"  # the drift-triggered candidate won on the current holdout
+    recall = {name: next(iter(f["versions"].values()))["recall"] for name, f in figures.items()}
+    assert recall["drifted"] < recall["normal"] - 0.2  # the model fell behind
+    assert recall["after retraining"] > recall["drifted"] + 0.2  # and recovered
+    assert any("the monitor started a retraining" in line for line in lines)
