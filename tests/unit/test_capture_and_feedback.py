@@ -77,7 +77,7 @@ def test_the_log_sink_writes_one_json_line_the_subscription_filter_matches() -> 
     out = io.StringIO()
     with redirect_stdout(out):
         sink = LogCaptureSink()
-        sink._write_line = lambda line, when: out.write(line.decode())  # type: ignore[method-assign]
+        sink._write_line = lambda line, when: out.write(line.decode())  # type: ignore[method-assign,assignment]
         sink.write(record)
     line = json.loads(out.getvalue())
     assert line["fraudops_capture"] == 1 and line["transaction_id"] == "t"

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from fraudops.schema import TRANSACTION_TYPES
 
@@ -26,30 +27,30 @@ SMOOTHING = 1e-4
 WATCH, ACT = 0.1, 0.25
 
 
-def bin_edges(values: np.ndarray, bins: int = BINS) -> list[float]:
+def bin_edges(values: npt.ArrayLike, bins: int = BINS) -> list[float]:
     """Interior cut points at the quantiles (duplicates dropped: a mostly-zero feature gets few bins)."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if len(values) == 0:
+    array = np.asarray(values, dtype=np.float64)
+    array = array[np.isfinite(array)]
+    if array.size == 0:
         return []
-    quantiles = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    quantiles = np.unique(np.quantile(array, np.linspace(0, 1, bins + 1)[1:-1]))
     # Just above each cut: a point mass sitting on a cut (many rows with one score, or zero balances)
     # stays in one bin even when serving computes it a float32 rounding away from training.
     return [float(edge + abs(edge) * 1e-6 + 1e-12) for edge in quantiles]
 
 
-def shares(values: np.ndarray, edges: Sequence[float]) -> list[float]:
+def shares(values: npt.ArrayLike, edges: Sequence[float]) -> list[float]:
     """Share of values per bin: (-inf, e1], (e1, e2], ..., (ek, inf)."""
-    values = np.asarray(values, dtype=np.float64)
-    if len(values) == 0:
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
         return [0.0] * (len(edges) + 1)
-    counts = np.bincount(np.searchsorted(np.asarray(edges), values, side="left"), minlength=len(edges) + 1)
-    return [float(c) for c in counts / len(values)]
+    counts = np.bincount(np.searchsorted(np.asarray(edges), array, side="left"), minlength=len(edges) + 1)
+    return [float(c) for c in counts / array.size]
 
 
-def category_shares(values: Sequence[Any], categories: Sequence[str] = TRANSACTION_TYPES) -> dict[str, float]:
-    total = max(len(values), 1)
+def category_shares(values: npt.ArrayLike, categories: Sequence[str] = TRANSACTION_TYPES) -> dict[str, float]:
     array = np.asarray(values).astype(str)
+    total = max(len(array), 1)
     return {category: float(np.sum(array == category)) / total for category in categories}
 
 
@@ -67,7 +68,7 @@ def level(value: float) -> str:
 def build_profile(
     features: np.ndarray,
     feature_names: Sequence[str],
-    types: Sequence[Any],
+    types: npt.ArrayLike,
     validation_scores: np.ndarray,
     threshold: float,
 ) -> dict[str, Any]:
@@ -92,7 +93,7 @@ def compare(
     profile: Mapping[str, Any],
     features: np.ndarray,
     feature_names: Sequence[str],
-    types: Sequence[Any],
+    types: npt.ArrayLike,
     scores: np.ndarray,
 ) -> dict[str, Any]:
     """PSI per feature, for ``type`` and for the score, with current shares for the report."""
