@@ -224,6 +224,34 @@ def cmd_drift_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_drift_demo(settings, rows=args.rows, traffic=args.traffic)
 
 
+def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.local import local_api_key
+    from fraudops_dev.smoke import retrain_in_aws, run_smoke, stack_endpoints
+
+    retrain = None
+    if args.stack:
+        endpoints = stack_endpoints(args.stack, settings.aws_region)
+        url, key = endpoints["url"], endpoints["key"]
+        if args.retrain and endpoints["state_machine"]:
+            retrain = retrain_in_aws(endpoints["state_machine"], settings.aws_region)
+    else:
+        url = args.url or f"http://127.0.0.1:{settings.api_port}"
+        key = args.key or local_api_key(settings) or ""
+        if args.retrain:
+            from fraudops_dev.emulation import retrain_locally
+
+            def retrain_local() -> dict[str, Any]:
+                result = retrain_locally(settings, progress=lambda line: print(line, file=sys.stderr))[0]
+                return {"status": result.status, "promotion": (result.output or {}).get("promotion")}
+
+            retrain = retrain_local
+    report = run_smoke(url, key, retrain)
+    for name, ok, detail in report.checks:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {detail[:200]}")
+    print(f"smoke {url}: {'passed' if report.passed else 'FAILED'}")
+    return 0 if report.passed else 1
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops_dev.deployed_ui import serve_deployed_ui
 
@@ -465,6 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--rows", type=int, default=50_000, help="training rows, and the drifted window (50,000)")
     drift.add_argument("--traffic", type=int, default=10_000, help="transactions in the other windows (10,000)")
     drift.set_defaults(func=cmd_drift_demo)
+
+    smoke = sub.add_parser("smoke", help="health, keys, a prediction, /model (and a retraining) on a stack")
+    smoke.add_argument("--url", help="the API's base URL (default: the local stack)")
+    smoke.add_argument("--key", help="an API key (default: the local stack's)")
+    smoke.add_argument("--stack", help="a deployed stack: URL, key and state machine from its outputs (with --aws)")
+    smoke.add_argument("--retrain", action="store_true", help="also run one retraining and report its decision")
+    smoke.set_defaults(func=cmd_smoke)
 
     ui = sub.add_parser("ui", help="MLflow's UI on a read-only copy of a deployed stack's registry (127.0.0.1)")
     ui.add_argument("--stack", help="CloudFormation stack name (reads its ModelBucket output)")

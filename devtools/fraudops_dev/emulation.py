@@ -47,6 +47,7 @@ FUNCTIONS = {
     "fraudops-promote-local": ("promote_function", "promote"),
 }
 SUBSTITUTION_TARGETS = {"TrainFunctionArn": "fraudops-train-local", "PromoteFunctionArn": "fraudops-promote-local"}
+CONSTANT_SUBSTITUTIONS = {"Partition": "aws"}
 
 
 @dataclass
@@ -328,7 +329,9 @@ def emulated_retraining(
                     Code={"ZipFile": archive.getvalue()},
                     Timeout=900,
                 )["FunctionArn"]
-            definition = render_definition({key: arns[fn] for key, fn in SUBSTITUTION_TARGETS.items()})
+            definition = render_definition(
+                {**{key: arns[fn] for key, fn in SUBSTITUTION_TARGETS.items()}, **CONSTANT_SUBSTITUTIONS}
+            )
             sfn = boto3.client("stepfunctions", region_name=REGION)
             state_machine_arn = sfn.create_state_machine(
                 name=f"fraudops-retrain-local-{suffix}", definition=definition, roleArn=role

@@ -154,3 +154,17 @@ def test_cli_version_and_help_describe_every_option(capsys: pytest.CaptureFixtur
     for action in parser._subparsers._group_actions[0].choices.values():  # type: ignore[union-attr]
         for option in action._actions:
             assert option.help, f"{action.prog} {option.option_strings} has no help"
+
+
+def test_smoke_passes_on_a_working_stack_and_fails_on_a_broken_one(local_settings: Settings) -> None:
+    from fraudops_dev.smoke import run_smoke
+
+    from tests.helpers.stack import live_api
+
+    with live_api(local_settings) as base:
+        report = run_smoke(base, "key-one", retrain=lambda: {"status": "SUCCEEDED", "promotion": {"outcome": "kept"}})
+        assert report.passed, report.checks
+        assert [name for name, _, _ in report.checks][-1] == "one retraining execution"
+        wrong = run_smoke(base, "not-the-key")
+        assert not wrong.passed
+        assert [name for name, ok, _ in wrong.checks if not ok] == ["POST /predict with the key", "GET /model"]

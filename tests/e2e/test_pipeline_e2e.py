@@ -183,3 +183,16 @@ def test_promotion_uses_the_same_holdout_for_both(settings: Settings) -> None:
     decision = run_promotion(settings)
     assert decision.holdout_rows == len(holdout)
     assert isinstance(holdout, pd.DataFrame) and holdout["step"].min() > 0
+
+
+def test_missing_training_data_in_s3_says_so(settings: Settings) -> None:
+    """In AWS the train function copies s3://<data bucket>/fraud.db; a missing object is named as such
+    (with the template's ListBucket grant S3 answers 404, not 403, for a missing key)."""
+    from fraudops.data_sync import fetch_training_db
+    from fraudops.errors import DataError
+    from fraudops.store import ensure_bucket
+
+    ensure_bucket(settings)
+    missing = settings.model_copy(update={"data_s3_uri": f"s3://{settings.model_bucket}/fraud.db"})
+    with pytest.raises(DataError, match=r"no training data at s3://.*/fraud\.db"):
+        fetch_training_db(missing)

@@ -34,8 +34,11 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
-    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn"}
-    rendered = json.loads(render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p"}))
+    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition"}
+    rendered = json.loads(
+        render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p", "Partition": "aws-cn"})
+    )
+    assert rendered["States"]["Train"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"  # no hard-coded arn:aws
     assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
     assert rendered["States"]["Promote"]["Parameters"]["FunctionName"] == "arn:p"
 

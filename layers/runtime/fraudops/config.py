@@ -96,10 +96,12 @@ class Settings(BaseSettings):
     api_keys_ssm_parameter: str | None = Field(
         None, description="SSM SecureString parameter holding comma-separated keys (re-read on an unknown key)."
     )
+    api_usage_plan_id: str | None = Field(
+        None, description="API Gateway usage plan (its id; the template sets it) whose enabled keys the app accepts."
+    )
     api_usage_plan_name: str | None = Field(
         None,
-        description="API Gateway usage plan whose enabled keys the app accepts (re-read on an unknown "
-        "key; the template sets it in AWS).",
+        description="The same by name, searched account-wide (use the id when you can).",
     )
     api_key_reload_seconds: float = Field(
         30.0, ge=0, description="An unknown key re-reads the SSM/usage-plan keys at most this often."

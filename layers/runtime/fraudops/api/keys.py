@@ -19,19 +19,23 @@ from fraudops.config import Settings
 log = logging.getLogger(__name__)
 
 
-def usage_plan_keys(plan_name: str, region: str) -> list[str]:
+def usage_plan_keys(plan_name: str | None, region: str, plan_id: str | None = None) -> list[str]:
     """The values of the enabled API keys attached to an API Gateway usage plan (the same keys API
-    Gateway enforces, so the app's own check agrees with it)."""
+    Gateway enforces, so the app's own check agrees with it). By id (what the template passes: one
+    call, no account-wide search), or by name."""
     import boto3
 
     client = boto3.client("apigateway", region_name=region)
-    plans = [p for page in client.get_paginator("get_usage_plans").paginate() for p in page.get("items", [])]
-    matching = [plan for plan in plans if plan.get("name") == plan_name]
-    if not matching:
-        raise LookupError(f"no API Gateway usage plan named {plan_name!r}")
+    if plan_id:
+        plan_ids = [plan_id]
+    else:
+        plans = [p for page in client.get_paginator("get_usage_plans").paginate() for p in page.get("items", [])]
+        plan_ids = [plan["id"] for plan in plans if plan.get("name") == plan_name]
+        if not plan_ids:
+            raise LookupError(f"no API Gateway usage plan named {plan_name!r}")
     keys: list[str] = []
-    for plan in matching:
-        pages = client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan["id"])
+    for found_id in plan_ids:
+        pages = client.get_paginator("get_usage_plan_keys").paginate(usagePlanId=found_id)
         for item in (item for page in pages for item in page.get("items", [])):
             key = client.get_api_key(apiKey=item["id"], includeValue=True)
             if key.get("enabled", True) and key.get("value"):
@@ -55,11 +59,12 @@ def load_api_keys(settings: Settings) -> list[str]:
             keys += ssm_keys(settings.api_keys_ssm_parameter)
         except Exception as error:  # botocore errors vary; the cause goes to the log, not to clients
             log.error("cannot read API keys from SSM parameter %s: %s", settings.api_keys_ssm_parameter, error)
-    if settings.api_usage_plan_name:
+    if settings.api_usage_plan_id or settings.api_usage_plan_name:
+        plan = settings.api_usage_plan_id or settings.api_usage_plan_name
         try:
-            keys += usage_plan_keys(settings.api_usage_plan_name, settings.aws_region)
+            keys += usage_plan_keys(settings.api_usage_plan_name, settings.aws_region, settings.api_usage_plan_id)
         except Exception as error:
-            log.error("cannot read API keys of usage plan %s: %s", settings.api_usage_plan_name, error)
+            log.error("cannot read API keys of usage plan %s: %s", plan, error)
     return keys
 
 
@@ -86,7 +91,7 @@ class KeyRing:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KeyRing:
-        static = not (settings.api_keys_ssm_parameter or settings.api_usage_plan_name)
+        static = not (settings.api_keys_ssm_parameter or settings.api_usage_plan_name or settings.api_usage_plan_id)
         return cls(lambda: load_api_keys(settings), float("inf") if static else settings.api_key_reload_seconds)
 
     def _reload(self) -> None:
