@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke serve predict bench lock clean
+.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check serve predict bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -93,6 +93,9 @@ monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; 
 
 drift-demo: $(STAMP) ## the monitoring loop end to end: drift, labels, drift-triggered retraining, recovery
 	$(BIN)/fraudops drift-demo
+
+image-check: $(STAMP) ## install each image's packages for Lambda (cp312 manylinux) and run its handlers on 3.12
+	$(BIN)/python -m fraudops_dev.image_check
 
 smoke: $(STAMP) ## smoke-test the local stack (make up first): health, keys, a prediction, /model
 	$(BIN)/fraudops smoke

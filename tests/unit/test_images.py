@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
 
 import pytest
+from fraudops_dev.image_check import copies as image_copies
+from fraudops_dev.image_check import stage
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function", "monitor_function"]}
+from fraudops_dev.image_check import IMAGES  # noqa: E402
 
 
 def copies(dockerfile: Path) -> list[tuple[list[str], str]]:
-    """(sources, destination) of every COPY of project files (the requirements staging excluded)."""
-    result = []
-    for line in dockerfile.read_text().splitlines():
-        if line.startswith("COPY ") and "/tmp/build" not in line:
-            *sources, destination = line.split()[1:]
-            result.append((sources, destination))
-    return result
-
-
-def stage(image: str, into: Path) -> Path:
-    """Lay out ${LAMBDA_TASK_ROOT} as the Dockerfile does."""
-    for sources, destination in copies(ROOT / "functions" / image / "Dockerfile"):
-        target = into / destination.replace("${LAMBDA_TASK_ROOT}", "").strip("/")
-        for source in sources:
-            path = ROOT / source
-            if path.is_dir():
-                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                target.mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, target / path.name)
-    return into
+    return image_copies(dockerfile.parent.name)
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -1,0 +1,179 @@
+"""`make image-check`: each Lambda image's packages, installed for the Lambda platform (CPython 3.12,
+manylinux x86_64, as the AWS base image installs them), and each handler run in its own 3.12 process
+that sees only those packages and a read-only copy of the code the Dockerfile copies, with HOME and
+TMPDIR in one scratch folder whose size is reported, on a small end-to-end scenario (train, promote,
+predict, monitor) against moto's S3 server on 127.0.0.1. No Docker needed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fraudops_dev.emulation import REPO_ROOT
+
+IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function", "monitor_function"]}
+PLATFORM = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+            "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.12",
+            "--only-binary=:all:"]  # fmt: skip
+CHILD = """
+import json, sys, time, types
+started = time.perf_counter()
+module = __import__(sys.argv[1])
+context = types.SimpleNamespace(function_name=sys.argv[1], aws_request_id="image-check", memory_limit_in_mb=3008,
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:" + sys.argv[1],
+    function_version="$LATEST", log_group_name="/aws/lambda/x", log_stream_name="x",
+    get_remaining_time_in_millis=lambda: 900000)
+result = module.handler(json.loads(sys.argv[2]), context)
+print("IMAGE-CHECK-RESULT " + json.dumps({"result": result, "seconds": time.perf_counter() - started}, default=str))
+"""
+
+
+def copies(image: str) -> list[tuple[list[str], str]]:
+    """(sources, destination) of the Dockerfile's COPY lines for project files."""
+    result = []
+    for line in (REPO_ROOT / "functions" / image / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "/tmp/build" not in line:
+            *sources, destination = line.split()[1:]
+            result.append((sources, destination))
+    return result
+
+
+def stage(image: str, into: Path) -> Path:
+    """${LAMBDA_TASK_ROOT} laid out as the Dockerfile lays it out."""
+    for sources, destination in copies(image):
+        target = into / destination.replace("${LAMBDA_TASK_ROOT}", "").strip("/")
+        for source in sources:
+            path = REPO_ROOT / source
+            if path.is_dir():
+                shutil.copytree(path, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, target / path.name)
+    return into
+
+
+def install(image: str, target: Path) -> None:
+    requirements = REPO_ROOT / "functions" / image / "requirements.txt"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+         "--target", str(target), "-c", str(REPO_ROOT / "constraints.txt"), "-r", str(requirements), *PLATFORM],
+        check=True,
+    )  # fmt: skip
+
+
+def size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def read_only(path: Path) -> None:
+    for item in [path, *path.rglob("*")]:
+        mode = item.stat().st_mode
+        item.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def python312() -> str:
+    candidates = sorted((Path.home() / ".pyenv" / "versions").glob("3.12*/bin/python3.12"))
+    found = shutil.which("python3.12")
+    for candidate in [*map(str, candidates), found]:
+        if candidate and subprocess.run([candidate, "-c", "import sys"], capture_output=True).returncode == 0:
+            return candidate
+    raise SystemExit("image-check needs CPython 3.12 (pyenv install 3.12, or python3.12 on the PATH)")
+
+
+def run_handler(
+    python: str, code: Path, packages: Path, module: str, event: dict[str, Any], env: dict[str, str]
+) -> dict[str, Any]:
+    child_env = {**env, "PYTHONPATH": f"{code}{os.pathsep}{packages}", "PYTHONNOUSERSITE": "1",
+                 "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    process = subprocess.run(
+        [python, "-S", "-c", CHILD, module, json.dumps(event)], env=child_env, capture_output=True, text=True,
+        timeout=900, cwd=code,
+    )  # fmt: skip
+    line = next((x for x in process.stdout.splitlines() if x.startswith("IMAGE-CHECK-RESULT ")), None)
+    if process.returncode != 0 or line is None:
+        raise SystemExit(f"{module} failed in its image:\n{process.stderr[-3000:]}")
+    return dict(json.loads(line.removeprefix("IMAGE-CHECK-RESULT ")))
+
+
+def main() -> int:
+    import boto3
+
+    from fraudops.data import write_transactions
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.local import local_aws_environment, moto_s3_server
+
+    python = python312()
+    work = Path(tempfile.mkdtemp(prefix="fraudops-image-check-"))
+    images: dict[str, dict[str, Path]] = {}
+    for image in IMAGES:
+        started = time.perf_counter()
+        packages, code = work / image / "packages", work / image / "code"
+        print(f"==> {image} image: installing its requirements for cp312 manylinux x86_64", flush=True)
+        install(image, packages)
+        stage(image, code)
+        read_only(code)
+        images[image] = {"packages": packages, "code": code}
+        print(f"    {size_mb(packages):.0f} MB of packages, {size_mb(code):.1f} MB of code "
+              f"({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
+
+    db = work / "fraud.db"
+    write_transactions(db, generate_frames(GeneratorConfig(60_000, seed=7, fraud_rate=0.01)))
+    with moto_s3_server() as endpoint:
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+        for bucket in ("fraudops-models", "fraudops-data"):
+            s3.create_bucket(Bucket=bucket)
+        s3.upload_file(str(db), "fraudops-data", "fraud.db")
+        scratch = work / "tmp"
+        scratch.mkdir()
+        env = {
+            "PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
+            "MPLCONFIGDIR": str(scratch / "matplotlib"), "AWS_LAMBDA_FUNCTION_NAME": "image-check",
+            **local_aws_environment(endpoint), "FRAUDOPS_STORAGE": "s3", "FRAUDOPS_MODEL_BUCKET": "fraudops-models",
+            "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db", "FRAUDOPS_DATA_S3_URI": "s3://fraudops-data/fraud.db",
+            "FRAUDOPS_STATE_DIR": str(scratch / "fraudops"), "FRAUDOPS_N_ESTIMATORS": "60",
+            "FRAUDOPS_PROMOTION_FLOOR": "0.3", "FRAUDOPS_API_KEYS": "image-check-key",
+            "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "GIT_PYTHON_REFRESH": "quiet",
+            "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
+        }  # fmt: skip
+        train, api = images["train"], images["api"]
+        steps = [
+            (train, "train_function", {"feature_set": "engineered"}),
+            (train, "promote_function", {}),
+            (api, "api_function", _predict_event()),
+            (train, "monitor_function", {}),
+        ]
+        for paths, module, event in steps:
+            result = run_handler(python, paths["code"], paths["packages"], module, event, env)
+            summary = result["result"]
+            if module == "api_function":
+                assert summary["statusCode"] == 200, summary
+                summary = json.loads(summary["body"])
+            print(f"    {module}: {json.dumps(summary, default=str)[:160]} ({result['seconds']:.1f}s, "
+                  f"scratch {size_mb(scratch):.0f} MB)", flush=True)  # fmt: skip
+    print("image-check: every handler ran in its image's package set on CPython 3.12")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _predict_event() -> dict[str, Any]:
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
+
+    sample = json.loads((REPO_ROOT / "tests" / "events" / "apiGatewayProxyEvent.json").read_text())
+    headers = {**sample["headers"], "x-api-key": "image-check-key"}
+    sample |= {"body": json.dumps(EXAMPLE_TRANSACTION), "headers": headers,
+               "multiValueHeaders": {k: [v] for k, v in headers.items()}}  # fmt: skip
+    return dict(sample)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
