@@ -95,3 +95,18 @@ def test_fast_path_is_off_when_unsupported_but_scoring_still_works(small_db: Pat
     transaction = {"step": 3, "type": "CASH_OUT", "amount": 5000.0, "oldbalanceOrg": 5000.0,
                    "newbalanceOrig": 0.0, "oldbalanceDest": 10.0, "newbalanceDest": 5010.0}  # fmt: skip
     assert slow.predict_one(transaction) == pytest.approx(model.predict_one(transaction), abs=1e-6)
+
+
+def test_single_row_walk_gives_the_boosters_exact_bits(small_db: Path) -> None:
+    """/predict (this walk) and /predict/batch (the booster) must agree to the last bit, not the 8th digit."""
+    from fraudops.data import load_training_frame, raw_columns
+    from tests.helpers.models import train_local_model
+    from tests.helpers.stack import fast_settings
+
+    model = train_local_model(fast_settings(db_path=small_db)).model
+    assert model.compiled is not None
+    frame = load_training_frame(small_db).sample(2000, random_state=3)
+    matrix = model.features(raw_columns(frame))
+    expected = model.booster.inplace_predict(matrix)
+    walked = [model.compiled.predict_one(row) for row in matrix]
+    assert [float(e) for e in expected] == walked

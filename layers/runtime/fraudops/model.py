@@ -92,8 +92,6 @@ class FraudModel:
     def predict_proba(self, columns: Columns) -> np.ndarray:
         """Fraud probability per row of raw columns."""
         matrix = self.features(columns)
-        if self.compiled is not None and not np.isnan(matrix).any():  # serving: the path /predict takes
-            return self.compiled.probabilities(matrix)
         return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64).reshape(-1)
 
     def predict_one(self, transaction: Mapping[str, Any]) -> float:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,14 @@ class CompiledTrees:
             n_features=booster.num_features(),
         )
 
+    @cached_property
+    def _leaf32(self) -> np.ndarray:
+        return self.leaf_value.astype(np.float32)
+
+    @cached_property
+    def _base32(self) -> np.float32:
+        return np.float32(self.base_margin)
+
     def margin(self, row: np.ndarray) -> float:
         node = self.roots
         for _ in range(self.depth):
@@ -100,12 +109,15 @@ class CompiledTrees:
         return np.asarray(self.base_margin + self.leaf_value[node].sum(axis=1))
 
     def predict_one(self, row: np.ndarray) -> float:
-        """Probability for one float32 feature row (no NaN: the caller checks). The same float64
-        arithmetic as ``probabilities``, so one row scores the same alone and in a batch."""
-        return float(1.0 / (1.0 + np.exp(-np.float64(self.margin(row)))))
-
-    def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        return np.asarray(1.0 / (1.0 + np.exp(-self.margins(rows))), dtype=np.float64)
+        """Probability for one float32 feature row (no NaN: the caller checks), in XGBoost's own float32
+        arithmetic (trees summed in order, then the base margin, then the sigmoid), so a row scores the
+        same bits alone (/predict, this walk) and in a batch (/predict/batch, the booster)."""
+        node = self.roots
+        for _ in range(self.depth):
+            node = np.where(row[self.feature[node]] < self.threshold[node], self.left[node], self.right[node])
+        margin = self._base32 + np.cumsum(self._leaf32[node], dtype=np.float32)[-1]
+        exp = np.float32(math.exp(-float(margin)))
+        return float(np.float32(1.0) / (np.float32(1.0) + exp))
 
     def probe_rows(self, extra: int = 64, seed: int = 0) -> np.ndarray:
         """Rows that sit just below and on every split threshold, the other features drawn at random

@@ -57,14 +57,18 @@ def _prediction(probability: float, threshold: float, version: str, transaction_
     )
 
 
-def _capture(sink: CaptureSink | None, transaction: Transaction, prediction: Prediction, request: Request) -> None:
+def _capture(
+    sink: CaptureSink | None, transactions: list[Transaction], predictions: list[Prediction], request: Request
+) -> None:
     if sink is not None:
         now = datetime.now(UTC)
-        record = capture_record(
-            transaction.as_received(), transaction.transaction_id, prediction.model_version, prediction.probability,
-            prediction.prediction, prediction.threshold, getattr(request.state, "request_id", "-"), now,
-        )  # fmt: skip
-        sink.write(record, now)
+        request_id = getattr(request.state, "request_id", "-")
+        records = [
+            capture_record(t.as_received(), t.transaction_id, p.model_version, p.probability, p.prediction,
+                           p.threshold, request_id, now)
+            for t, p in zip(transactions, predictions, strict=True)
+        ]  # fmt: skip
+        sink.write_many(records, now)
 
 
 def create_app(
@@ -144,7 +148,7 @@ def create_app(
         prediction = _prediction(
             probability, loaded.model.threshold, loaded.manifest.version, transaction.transaction_id
         )
-        _capture(app.state.capture, transaction, prediction, request)
+        _capture(app.state.capture, [transaction], [prediction], request)
         return Response(prediction.model_dump_json(exclude_none=True), media_type="application/json")
 
     @app.post("/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction)
@@ -169,7 +173,7 @@ def create_app(
             for p, t in zip(probabilities, batch.transactions, strict=True)
         ]
         for transaction, prediction in zip(batch.transactions, predictions, strict=True):
-            _capture(app.state.capture, transaction, prediction, request)
+            _capture(app.state.capture, [transaction], [prediction], request)
         body = BatchPrediction(predictions=predictions, model_version=version)
         return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
