@@ -51,6 +51,7 @@ lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, SAM/cfn-lint/serverle
 	$(BIN)/mypy layers/runtime devtools functions tests benchmarks
 	$(BIN)/cfn-lint template.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_local_env.py
 	$(TOOLS_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules --ignore-checks $(SERVERLESS_RULES_SKIPPED) -- template.yaml
 	$(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml --skip-download --quiet --compact \
 		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
