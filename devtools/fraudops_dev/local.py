@@ -36,31 +36,27 @@ class StackError(RuntimeError):
     """The local stack could not start or be reached; the message names the fix."""
 
 
+def _call(request: urllib.request.Request, timeout: float) -> tuple[int, Any]:
+    """(status, parsed body); HTTP errors are answers, not exceptions; no answer is a StackError."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+    except (urllib.error.URLError, ConnectionError) as error:
+        reason = getattr(error, "reason", error)
+        raise StackError(f"nothing answers at {request.full_url} ({reason}): run `make up`") from None
+
+
 def post_json(url: str, body: Any, api_key: str | None, timeout: float = 10.0) -> tuple[int, Any]:
-    """POST JSON and return (status, parsed body); HTTP errors are answers, not exceptions."""
     headers = {"content-type": "application/json"}
     if api_key:
         headers["x-api-key"] = api_key
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-    except (urllib.error.URLError, ConnectionError) as error:
-        raise StackError(f"nothing answers at {url} ({getattr(error, 'reason', error)}): run `make up`") from None
+    return _call(urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST"), timeout)
 
 
 def get_json(url: str, api_key: str | None = None, timeout: float = 10.0) -> tuple[int, Any]:
-    headers = {"x-api-key": api_key} if api_key else {}
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
-    except (urllib.error.URLError, ConnectionError) as error:
-        raise StackError(f"nothing answers at {url} ({getattr(error, 'reason', error)}): run `make up`") from None
+    return _call(urllib.request.Request(url, headers={"x-api-key": api_key} if api_key else {}), timeout)
 
 
 def local_aws_environment(endpoint_url: str | None = None, region: str = "us-east-1") -> dict[str, str]:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from fraudops.config import Settings
 from fraudops.errors import DataError, TrainingError
+from fraudops.files import fsync_dir
 from fraudops.schema import (
     COLUMNS,
     CREATE_INDEX_SQL,
@@ -112,7 +113,7 @@ def write_transactions(
         with temporary.open("rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, db_path)
-        _fsync_dir(db_path.parent)
+        fsync_dir(db_path.parent)
     finally:
         temporary.unlink(missing_ok=True)
     return written
@@ -132,14 +133,6 @@ def _append(
         max_step = conn.execute(f"SELECT max(step) FROM {TABLE}").fetchone()[0]
         with conn:  # one transaction: committed whole, or rolled back (also by the journal after a kill)
             return _insert_all(conn, batches, progress, -1 if max_step is None else int(max_step))
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def integrity_ok(db_path: Path) -> bool:

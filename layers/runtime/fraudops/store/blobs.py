@@ -7,7 +7,6 @@ file, fsyncs it and renames it over the old one, so a ``kill -9`` leaves the old
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -19,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
+from fraudops.files import atomic_write
 from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
 
 
@@ -164,31 +164,6 @@ class LocalBlobStore(BlobStore):
             return []
         files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
         return sorted(str(p.relative_to(self.root)) for p in files)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_file(path: Path) -> bytes:
