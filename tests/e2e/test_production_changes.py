@@ -190,3 +190,16 @@ def test_the_ui_finds_the_bucket_from_the_stack_outputs() -> None:
             StackName="fraudops-dev", TemplateBody=json.dumps(template)
         )
         assert stack_bucket("fraudops-dev", "us-east-1").startswith("fraudops-dev-modelbucket")
+
+
+def test_the_apis_alias_check_downloads_the_registry_only_when_it_changed(registry: Settings) -> None:
+    from fraudops.store.registry import registry_alias_version
+    from tests.helpers.faults import S3Faults, s3_faults
+
+    train_and_promote(registry)
+    with s3_faults(S3Faults()) as counting:
+        assert registry_alias_version(registry) == "1"
+        assert registry_alias_version(registry) == "1"
+    assert counting.calls.count("GetObject") <= 1 and counting.calls.count("HeadObject") == 2
+    train_and_promote(registry)  # the registry object changes
+    assert registry_alias_version(registry) == "2"

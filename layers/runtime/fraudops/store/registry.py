@@ -122,6 +122,10 @@ class TrackingServerRegistry(RegistryBackend):
         yield self.uri
 
 
+# (bucket, key, model, alias) -> (ETag of the registry object read, the version the alias named in it)
+_ALIAS_CACHE: dict[tuple[str, str, str, str], tuple[str, str | None]] = {}
+
+
 class S3ObjectRegistry(RegistryBackend):
     def __init__(self, settings: Settings, key: str) -> None:
         self.settings = settings
@@ -131,6 +135,31 @@ class S3ObjectRegistry(RegistryBackend):
     @property
     def location(self) -> str:
         return f"s3://{self.bucket}/{self.key}"
+
+    def alias_version(self, model_name: str, alias: str) -> str | None:
+        """One HEAD per call; the registry object is downloaded again only when its ETag changed (the API
+        asks every refresh interval, and the object rarely changes between two asks)."""
+        client = s3_client(self.settings)
+        try:
+            etag = str(client.head_object(Bucket=self.bucket, Key=self.key)["ETag"])
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise StoreError(f"cannot read registry {self.location}: {error}") from error
+        cache_key = (self.bucket, self.key, model_name, alias)
+        cached = _ALIAS_CACHE.get(cache_key)
+        if cached is not None and cached[0] == etag:
+            return cached[1]
+        with tempfile.TemporaryDirectory(prefix="fraudops-alias-") as tmp:
+            path = Path(tmp) / "mlflow.db"
+            try:
+                response = client.get_object(Bucket=self.bucket, Key=self.key)
+            except ClientError as error:
+                raise StoreError(f"cannot read registry {self.location}: {error}") from error
+            path.write_bytes(response["Body"].read())
+            version = _sqlite_alias_version(path, model_name, alias)
+        _ALIAS_CACHE[cache_key] = (str(response["ETag"]), version)  # the ETag of the bytes actually read
+        return version
 
     @contextlib.contextmanager
     def session(self) -> Iterator[str]:
