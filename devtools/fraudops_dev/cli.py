@@ -5,6 +5,7 @@
   fraudops train | promote             one training run / one promotion decision
   fraudops up | down | logs            the local stack in the background (MLflow UI, API)
   fraudops retrain                     the real retraining state machine, acting on your stack
+  fraudops batch-score FILE            score a CSV / JSON Lines file as the batch state machine does
   fraudops demo                        everything end to end, then a key-authenticated prediction
 
 Everything is local unless you ask for AWS: state lives on disk under .fraudops/ (FRAUDOPS_STATE_DIR).
@@ -399,6 +400,34 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if all(r.status == "SUCCEEDED" for r in results) else 1
 
 
+def cmd_batch_score(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from fraudops_dev.batch_local import run_batch_locally, template_defaults
+
+    options = template_defaults()
+    if args.rows_per_batch is not None:
+        options = replace(options, rows_per_batch=args.rows_per_batch)
+    if args.tolerated_failure_percentage is not None:
+        options = replace(options, tolerated_failure_percentage=args.tolerated_failure_percentage)
+    run = run_batch_locally(
+        settings, Path(args.file), args.output, args.model_version, args.format, options, args.workers,
+        progress=lambda line: print(line, file=sys.stderr),
+    )  # fmt: skip
+    print(json.dumps(run.as_dict(), indent=2))
+    print(f"results: {run.output}/results/ (each valid row + probability, decision, threshold, model_version); "
+          f"{run.rejected:,} rejected rows, by line, under {run.output}/errors/", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_batch_check(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.batch_check import check_against_predict
+
+    report = check_against_predict(settings, args.output, args.workers, lambda line: print(line, file=sys.stderr))
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if report["mismatches"] == 0 and report["rows_checked"] > 0 else 1
+
+
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops_dev.demo import run_demo
 
@@ -539,6 +568,23 @@ def build_parser() -> argparse.ArgumentParser:
             "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
         )
         retrain.set_defaults(func=cmd_retrain)
+
+    batch = sub.add_parser(
+        "batch-score", help="score a CSV or JSON Lines file: the batch state machine's steps, run locally"
+    )
+    batch.add_argument("file", help="PaySim columns (transaction_id optional); .jsonl/.ndjson read as JSON Lines")
+    batch.add_argument("--model-version", help="score with this registered version (back-test); default Production")
+    batch.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file's extension")
+    batch.add_argument("--output", help="folder for results/ and errors/ (default .fraudops/batch/results/<run>)")
+    batch.add_argument("--rows-per-batch", type=int, help="default: the template's BatchRowsPerBatch")
+    batch.add_argument("--workers", type=int, help="processes at once (default: cores, at most BatchMaxConcurrency)")
+    batch.add_argument("--tolerated-failure-percentage", type=float, help="default: the template's parameter")
+    batch.set_defaults(func=cmd_batch_score)
+
+    check = sub.add_parser("batch-check", help="send every row of a batch-score run to /predict and compare")
+    check.add_argument("output", help="the run's folder (printed by batch-score)")
+    check.add_argument("--workers", type=int, help="processes (default: cores)")
+    check.set_defaults(func=cmd_batch_check)
 
     demo = sub.add_parser("demo", help="generate, train, promote, serve and predict, end to end")
     demo.add_argument("--rows", type=int, default=200_000, help="rows to generate (default 200,000)")

@@ -33,7 +33,9 @@ context = types.SimpleNamespace(function_name=sys.argv[1], aws_request_id="image
     function_version="$LATEST", log_group_name="/aws/lambda/x", log_stream_name="x",
     get_remaining_time_in_millis=lambda: 900000)
 result = module.handler(json.loads(sys.argv[2]), context)
-print("IMAGE-CHECK-RESULT " + json.dumps({"result": result, "seconds": time.perf_counter() - started}, default=str))
+heavy = sorted(m for m in ("xgboost", "scipy", "pandas", "mlflow", "sklearn") if m in sys.modules)
+print("IMAGE-CHECK-RESULT " + json.dumps({"result": result, "seconds": time.perf_counter() - started,
+                                          "heavy_modules": heavy}, default=str))
 """
 
 
@@ -62,12 +64,16 @@ def stage(image: str, into: Path) -> Path:
 
 
 def install(image: str, target: Path) -> None:
-    requirements = REPO_ROOT / "functions" / image / "requirements.txt"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-         "--target", str(target), "-c", str(REPO_ROOT / "constraints.txt"), "-r", str(requirements), *PLATFORM],
-        check=True,
-    )  # fmt: skip
+    """As the Dockerfile does: requirements.txt, then requirements-nodeps.txt (if any) with --no-deps."""
+    for name, extra in (("requirements.txt", []), ("requirements-nodeps.txt", ["--no-deps"])):
+        requirements = REPO_ROOT / "functions" / image / name
+        if requirements.exists():
+            subprocess.run(
+                [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+                 "--target", str(target), "-c", str(REPO_ROOT / "constraints.txt"), "-r", str(requirements),
+                 *extra, *PLATFORM],
+                check=True,
+            )  # fmt: skip
 
 
 def size_mb(path: Path) -> float:
@@ -107,6 +113,7 @@ def run_handler(
 def main() -> int:
     import boto3
 
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
     from fraudops.data import write_transactions
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
     from fraudops_dev.local import local_aws_environment, moto_s3_server
@@ -146,18 +153,32 @@ def main() -> int:
             "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
         }  # fmt: skip
         train, api = images["train"], images["api"]
-        steps = [
+        steps: list[tuple[dict[str, Path], str, dict[str, Any]]] = [
             (train, "train_function", {"feature_set": "engineered"}),
             (train, "promote_function", {}),
-            (api, "api_function", _predict_event()),
+            (api, "api_function", _predict_event("/predict", EXAMPLE_TRANSACTION)),
+            # 100 rows: scored by XGBoost's C library, which the image carries without the xgboost package.
+            (api, "api_function", _predict_event("/predict/batch", {"transactions": [EXAMPLE_TRANSACTION] * 100})),
             (train, "monitor_function", {}),
+            (train, "promote_function", {"action": "pin"}),  # the batch state machine's first step
+            (api, "batch_function", {}),  # one Map batch, with the model pinned by the step before
         ]
+        pinned: dict[str, Any] = {}
         for paths, module, event in steps:
+            if module == "batch_function":
+                event = _batch_event(pinned["model"], EXAMPLE_TRANSACTION)
             result = run_handler(python, paths["code"], paths["packages"], module, event, env)
             summary = result["result"]
-            if module == "api_function":
-                assert summary["statusCode"] == 200, summary
-                summary = json.loads(summary["body"])
+            if event == {"action": "pin"}:
+                pinned = summary
+            if module == "batch_function":
+                assert (summary["scored"], summary["rejected"]) == (99, 1), summary
+            if module in {"api_function", "batch_function"}:
+                if module == "api_function":
+                    assert summary["statusCode"] == 200, summary
+                    summary = json.loads(summary["body"])
+                if result["heavy_modules"]:
+                    raise SystemExit(f"the API imported {result['heavy_modules']}: its image must not need them")
             print(f"    {module}: {json.dumps(summary, default=str)[:160]} ({result['seconds']:.1f}s, "
                   f"scratch {size_mb(scratch):.0f} MB)", flush=True)  # fmt: skip
     print("image-check: every handler ran in its image's package set on CPython 3.12")
@@ -165,12 +186,20 @@ def main() -> int:
     return 0
 
 
-def _predict_event() -> dict[str, Any]:
-    from fraudops.api.schemas import EXAMPLE_TRANSACTION
+def _batch_event(model: dict[str, Any], transaction: dict[str, Any]) -> dict[str, Any]:
+    """What the Distributed Map hands one child: 100 CSV rows (one bad), the pinned model, the output."""
+    rows = [{k: str(v) for k, v in transaction.items()} for _ in range(100)]
+    rows[7]["amount"] = "-1"
+    items = [{"index": i, "row": row} for i, row in enumerate(rows)]
+    output = "s3://fraudops-data/batch/results/image-check"
+    return {"Items": items, "BatchInput": {"model": model, "format": "csv", "output": output}}
 
+
+def _predict_event(path: str, body: Any) -> dict[str, Any]:
     sample = json.loads((REPO_ROOT / "tests" / "events" / "apiGatewayProxyEvent.json").read_text())
     headers = {**sample["headers"], "x-api-key": "image-check-key"}
-    sample |= {"body": json.dumps(EXAMPLE_TRANSACTION), "headers": headers,
+    sample["requestContext"]["path"] = f"/prod{path}"
+    sample |= {"path": path, "body": json.dumps(body), "headers": headers,
                "multiValueHeaders": {k: [v] for k, v in headers.items()}}  # fmt: skip
     return dict(sample)
 

@@ -3,6 +3,7 @@ also rollback, manual promotion, reconcile and the scheduled check (the ``action
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -13,7 +14,7 @@ from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
-from fraudops.stages.production import reconcile, rollback, serving_state
+from fraudops.stages.production import pin_model, reconcile, rollback, serving_state
 from fraudops.stages.promote import run_promotion
 
 logger = Logger()
@@ -32,6 +33,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         alias, served = serving_state(get_settings())
         metrics.add_metric(name="ServingMatchesRegistry", unit=MetricUnit.Count, value=int(alias == served))
         return {"action": "check", "registry_version": alias, "served_version": served, "in_sync": alias == served}
+    if request.action == "pin":  # the batch-scoring state machine's first step
+        manifest = pin_model(get_settings(), request.version)
+        logger.info("pinned model for batch scoring", extra={"model_version": manifest.version})
+        return {"model": asdict(manifest)}
     if request.action == "reconcile":
         action = reconcile(get_settings(), actor)
         metrics.add_metric(name="Reconciled", unit=MetricUnit.Count, value=int(action.action != "in_sync"))

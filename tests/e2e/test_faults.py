@@ -127,7 +127,7 @@ def test_manifest_write_failure_after_the_alias_moved_is_repaired_by_a_retry(s3_
     v1_in_production_and_v2_registered(settings)
     api = TestClient(build_default_app(settings))
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "1"
-    manifest_puts = fail_operation("PutObject", url_part="/serving/")
+    manifest_puts = fail_operation("PutObject", url_part="/serving/fraud-detector/production.json")
     with s3_faults(S3Faults(fail_when=manifest_puts)), pytest.raises(StoreError, match="re-run the promotion"):
         run_promotion(settings)
     assert production_version(settings) == "2" and manifest_version(settings) == "1"
@@ -135,6 +135,16 @@ def test_manifest_write_failure_after_the_alias_moved_is_repaired_by_a_retry(s3_
     assert run_promotion(settings).outcome == "already_production"
     assert manifest_version(settings) == "2"
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "2"
+
+
+def test_a_failed_write_of_the_compiled_trees_changes_nothing(s3_registry: Settings) -> None:
+    settings = s3_registry
+    v1_in_production_and_v2_registered(settings)
+    compiled_puts = fail_operation("PutObject", url_part="/serving/fraud-detector/compiled/")
+    with s3_faults(S3Faults(fail_when=compiled_puts)), pytest.raises(StoreError, match="nothing was changed"):
+        run_promotion(settings)
+    assert production_version(settings) == "1" and manifest_version(settings) == "1"
+    assert run_promotion(settings).outcome == "promoted" and manifest_version(settings) == "2"
 
 
 def test_two_racing_promotions_exactly_one_wins(s3_registry: Settings) -> None:

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import xgboost as xgb
+
 from fraudops.config import Settings
 from fraudops.data import load_training_frame, split_out_of_time
-from fraudops.model import FraudModel
+from fraudops.features import FeatureSpec
+from fraudops.served import ServedModel
 from fraudops.serving import LoadedModel
 from fraudops.store import ServingManifest
 from fraudops.training import train_model
+from fraudops.treecompiler import compile_booster
+
+
+def served(booster: xgb.Booster, spec: FeatureSpec, version: str = "7", compiled: bool = True) -> ServedModel:
+    """As the API holds a promoted model: verified compiled trees, the booster through XGBoost's C library."""
+    raw = bytes(booster.save_raw("ubj"))
+    return ServedModel(spec, version, compile_booster(booster) if compiled else None, raw)
 
 
 def train_local_model(settings: Settings, version: str = "7") -> LoadedModel:
     frame = load_training_frame(settings.db_path)
     trained = train_model(split_out_of_time(frame, 0.1, 0.2), settings)
-    model = FraudModel(trained.booster, trained.spec, version=version, fast_path=True)
+    model = served(trained.booster, trained.spec, version)
     manifest = ServingManifest(
         model_name=settings.model_name,
         version=version,

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
@@ -297,3 +299,28 @@ def test_health_never_shows_internal_locations(api_settings: Settings) -> None:
     problem = client.get("/health").json()["problem"]
     assert "s3://" not in problem and "/tmp" not in problem and "fraudops-models-123" not in problem
     assert problem.startswith("StoreError") and "denied" in problem
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0, 1), st.one_of(st.none(), st.text(min_size=1, max_size=20))), min_size=1, max_size=50
+    ),
+    threshold=st.floats(0, 1),
+)
+def test_the_batch_response_writer_gives_the_schemas_document(
+    rows: list[tuple[float, str | None]], threshold: float
+) -> None:
+    from fraudops.api.schemas import BatchPrediction, Prediction, batch_prediction_json
+
+    probabilities = [p for p, _ in rows]
+    decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
+    ids = [i for _, i in rows]
+    written = batch_prediction_json(probabilities, decisions, ids, threshold, "4")
+    expected = BatchPrediction(
+        predictions=[Prediction(probability=p, prediction=d, threshold=threshold, model_version="4", transaction_id=i)
+                     for p, d, i in zip(probabilities, decisions, ids, strict=True)],
+        model_version="4",
+    ).model_dump_json(exclude_none=True)  # fmt: skip
+    assert json.loads(written) == json.loads(expected)
+    assert list(json.loads(written)["predictions"][0]) == list(json.loads(expected)["predictions"][0])

@@ -137,6 +137,23 @@ def test_state_machine_may_invoke_only_the_two_functions(template: dict[str, Any
     assert set(re.findall(r"\$\{(\w+)\}", definition)) == set(machine["DefinitionSubstitutions"])
 
 
+def test_batch_state_machine_is_wired_as_declared(template: dict[str, Any]) -> None:
+    machine = template["Resources"]["BatchScoreStateMachine"]["Properties"]
+    invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"] if "LambdaInvokePolicy" in p]
+    assert invoked == [{"Ref": "PromoteFunction"}, {"Ref": "BatchScoreFunction"}]
+    definition_text = (ROOT / machine["DefinitionUri"]).read_text()
+    assert set(re.findall(r"\$\{(\w+)\}", definition_text)) == set(machine["DefinitionSubstitutions"])
+    definition = json.loads(definition_text)
+    maps = [s for s in definition["States"].values() if s["Type"] == "Map"]
+    assert len(maps) == 2  # CSV and JSON Lines
+    for state in maps:
+        assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+        assert state["ItemBatcher"]["BatchInput"]["model.$"] == "$.pinned.model"  # one version for the run
+        assert {"MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ItemReader", "ResultWriter"} <= set(state)
+    batch_function = template["Resources"]["BatchScoreFunction"]
+    assert batch_function["Metadata"]["Dockerfile"] == "functions/api/Dockerfile"  # the API image, other command
+
+
 def dockerfile_facts(path: Path) -> dict[str, Any]:
     text = path.read_text().replace("\\\n", " ")  # join continuation lines
     return {
@@ -160,7 +177,13 @@ def image_functions(template: dict[str, Any]) -> dict[str, tuple[Path, str]]:
 
 def test_every_image_handler_resolves_to_a_callable(template: dict[str, Any]) -> None:
     functions = image_functions(template)
-    assert set(functions) == {"ApiFunction", "TrainFunction", "PromoteFunction", "MonitorFunction"}
+    assert set(functions) == {
+        "ApiFunction",
+        "TrainFunction",
+        "PromoteFunction",
+        "MonitorFunction",
+        "BatchScoreFunction",
+    }
     for name, (dockerfile, handler) in functions.items():
         module_name, attribute = handler.rsplit(".", 1)
         copied = " ".join(" ".join(c) for c in dockerfile_facts(dockerfile)["copies"])

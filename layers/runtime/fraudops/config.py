@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     )
     max_batch_size: int = Field(1000, ge=1, description="Largest /predict/batch request.")
     max_body_bytes: int = Field(1_000_000, ge=1024, description="Largest request body accepted (413 above).")
+    batch_booster_threads: int = Field(
+        0,
+        ge=0,
+        description="Batch scoring: XGBoost threads per process (0: all cores; the local runner uses 1 per worker).",
+    )
     # Monitoring
     monitor_window_minutes: int = Field(
         60, ge=1, description="The window a scheduled monitor run covers (the time before it started)."

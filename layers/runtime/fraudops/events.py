@@ -41,10 +41,11 @@ class PromoteInput(BaseModel):
 
     ``action`` picks what the promote function does: ``promote`` (the rule; with ``force`` and a
     ``reason``, a manual promotion), ``rollback`` (to ``to_version`` or the previous Production),
-    ``reconcile`` (the manifest follows the registry's alias) or ``check`` (report, change nothing)."""
+    ``reconcile`` (the manifest follows the registry's alias), ``check`` (report, change nothing) or
+    ``pin`` (the model a batch-scoring run uses: Production's manifest, or ``version``'s; change nothing)."""
 
     model_config = ConfigDict(extra="ignore")
-    action: Literal["promote", "rollback", "reconcile", "check"] = "promote"
+    action: Literal["promote", "rollback", "reconcile", "check", "pin"] = "promote"
     version: str | None = Field(None, max_length=16)
     to_version: str | None = Field(None, max_length=16)
     force: bool = False

@@ -1,13 +1,12 @@
-"""A trained fraud model: an XGBoost booster plus the feature spec it was trained with.
+"""A trained fraud model: an XGBoost booster plus the feature spec it was trained with (training,
+promotion, the pyfunc wrapper; the API holds ``served.ServedModel`` instead, without xgboost).
 
-``FraudModel`` is what serving, promotion and the MLflow pyfunc wrapper all use, so every path that
-scores a transaction goes through the same feature code and the same booster file.
+Every path that scores a transaction goes through the same feature code and the same booster file.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,15 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.errors import ModelLoadError
 from fraudops.features import Columns, FeatureMismatchError, FeatureSpec, build_features
-from fraudops.treeeval import CompiledTrees, UnsupportedModelError
 
-log = logging.getLogger(__name__)
-
-# A model is these two files, logged with the MLflow model and named by the serving manifest.
-BOOSTER_ARTIFACT = "booster.ubj"
-SPEC_ARTIFACT = "feature_spec.json"
+__all__ = ["BOOSTER_ARTIFACT", "SPEC_ARTIFACT", "FraudModel"]
 
 
 class FraudModel:
-    def __init__(
-        self, booster: xgb.Booster, spec: FeatureSpec, version: str | None = None, fast_path: bool = False
-    ) -> None:
+    def __init__(self, booster: xgb.Booster, spec: FeatureSpec, version: str | None = None) -> None:
         spec.validate()
         if booster.num_features() != len(spec.feature_names):
             raise FeatureMismatchError(
@@ -38,14 +31,6 @@ class FraudModel:
         self.booster = booster
         self.spec = spec
         self.version = version
-        self.compiled: CompiledTrees | None = None
-        if fast_path:
-            try:
-                compiled = CompiledTrees.from_booster(booster)
-                compiled.verify(booster)
-                self.compiled = compiled
-            except UnsupportedModelError as error:
-                log.warning("single-row fast path off for version %s: %s", version, error)
 
     @classmethod
     def from_bytes(
@@ -54,10 +39,7 @@ class FraudModel:
         spec_raw: bytes,
         version: str | None = None,
         n_threads: int = 1,
-        fast_path: bool = True,
     ) -> FraudModel:
-        """Serving scores one request at a time: one thread (no pool hand-off) and the verified
-        single-row fast path by default."""
         try:
             spec = FeatureSpec.from_dict(json.loads(spec_raw))
         except ValueError as error:
@@ -69,7 +51,7 @@ class FraudModel:
             raise ModelLoadError(f"booster artifact cannot be loaded: {str(error).splitlines()[0]}") from error
         booster.set_param({"nthread": n_threads})
         try:
-            return cls(booster, spec, version, fast_path=fast_path)
+            return cls(booster, spec, version)
         except FeatureMismatchError as error:
             raise ModelLoadError(str(error)) from error
 
@@ -80,7 +62,7 @@ class FraudModel:
             spec_raw = (directory / SPEC_ARTIFACT).read_bytes()
         except OSError as error:
             raise ModelLoadError(f"model artifact missing: {error}") from error
-        return cls.from_bytes(booster_raw, spec_raw, version, n_threads, fast_path=False)
+        return cls.from_bytes(booster_raw, spec_raw, version, n_threads)
 
     @property
     def threshold(self) -> float:
@@ -96,6 +78,4 @@ class FraudModel:
 
     def predict_one(self, transaction: Mapping[str, Any]) -> float:
         row = self.features({key: [value] for key, value in transaction.items()})
-        if self.compiled is not None and not np.isnan(row).any():
-            return self.compiled.predict_one(row[0])
         return float(self.booster.inplace_predict(row)[0])

@@ -7,6 +7,7 @@ model at all the API answers 503 instead of crashing, so a broken store never ca
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -14,37 +15,55 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fraudops.compiled import CompiledTrees
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, ModelLoadError, ModelUnavailableError, StoreError
-from fraudops.model import FraudModel
-from fraudops.store import ServingManifest, manifest_etag, read_manifest, read_uri, sha256_hex
+from fraudops.features import FeatureSpec
+from fraudops.served import ServedModel
+from fraudops.store import ServingManifest, blob_store, manifest_etag, read_manifest, read_uri, sha256_hex
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    model: FraudModel
+    model: ServedModel
     manifest: ServingManifest
     etag: str
     loaded_at: float
 
 
+def _verified(raw: bytes, expected: str, what: str, version: str) -> bytes:
+    if sha256_hex(raw) != expected:
+        raise ModelLoadError(f"{what} of version {version} does not match the checksum recorded at promotion")
+    return raw
+
+
+def served_model(settings: Settings, manifest: ServingManifest, booster_threads: int = 1) -> ServedModel:
+    """The model a manifest names: spec, compiled trees (if promotion published them) and booster, every
+    file checked against the manifest's checksum."""
+    spec_raw = _verified(read_uri(settings, manifest.spec_uri), manifest.spec_sha256, "feature spec", manifest.version)
+    try:
+        spec = FeatureSpec.from_dict(json.loads(spec_raw))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelLoadError(f"feature spec of version {manifest.version} is not valid: {error}") from error
+    compiled = None
+    if manifest.compiled_key and manifest.compiled_sha256:
+        raw = blob_store(settings).get(manifest.compiled_key)
+        compiled = CompiledTrees.from_bytes(
+            _verified(raw, manifest.compiled_sha256, "compiled trees", manifest.version)
+        )
+
+    booster = _verified(read_uri(settings, manifest.booster_uri), manifest.booster_sha256, "booster", manifest.version)
+    return ServedModel(spec, manifest.version, compiled, booster, booster_threads)
+
+
 def load_from_manifest(settings: Settings) -> LoadedModel | None:
-    """The Production model, verified against the checksum promotion recorded; None if none promoted."""
+    """The Production model, verified against the checksums promotion recorded; None if none promoted."""
     manifest, etag = read_manifest(settings)
     if manifest is None or etag is None:
         return None
-    booster_raw = read_uri(settings, manifest.booster_uri)
-    if sha256_hex(booster_raw) != manifest.booster_sha256:
-        raise ModelLoadError(f"booster of version {manifest.version} does not match the checksum recorded at promotion")
-    spec_raw = read_uri(settings, manifest.spec_uri)
-    if sha256_hex(spec_raw) != manifest.spec_sha256:
-        raise ModelLoadError(
-            f"feature spec of version {manifest.version} does not match the checksum recorded at promotion"
-        )
-    model = FraudModel.from_bytes(booster_raw, spec_raw, version=manifest.version)
-    return LoadedModel(model, manifest, etag, time.time())
+    return LoadedModel(served_model(settings, manifest), manifest, etag, time.time())
 
 
 _LOCATIONS = re.compile(r"(?:[a-z][a-z0-9+.-]*://\S+|(?<![\w.])/[^\s:,;'\"]+|\bbucket \S+)")

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from fraudops.artifacts import SPEC_ARTIFACT
 from fraudops.capture import read_captures
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.features import FeatureSpec, build_features
 from fraudops.labels import read_labels
 from fraudops.metrics import MetricsError
-from fraudops.model import SPEC_ARTIFACT
 from fraudops.profile import ACT, PROFILE_ARTIFACT, compare
 from fraudops.report import render_html
 from fraudops.schema import RAW_FEATURE_COLUMNS

@@ -19,7 +19,7 @@ from fraudops.config import Settings
 from fraudops.errors import FeatureMismatchError, ModelLoadError, PromotionError, StoreError
 from fraudops.promotion import RECONCILED, ROLLED_BACK
 from fraudops.stages.promote import _load_version, _LoadedVersion, _manifest_for, production_model_version
-from fraudops.store import ModelStore, publish_manifest, read_manifest, with_registry_retries
+from fraudops.store import ModelStore, ServingManifest, publish_manifest, read_manifest, with_registry_retries
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
 
 if TYPE_CHECKING:
@@ -62,12 +62,12 @@ def _run_metrics(client: MlflowClient, loaded: _LoadedVersion) -> dict[str, floa
 
 
 def _publish(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> None:
-    manifest = _manifest_for(settings, loaded, metrics)
+    version = str(loaded.version.version)
     try:
-        publish_manifest(settings, manifest)
+        publish_manifest(settings, _manifest_for(settings, loaded, metrics))
     except Exception as error:
         raise StoreError(
-            f"version {manifest.version} is Production in the registry but the serving manifest could not be "
+            f"version {version} is Production in the registry but the serving manifest could not be "
             f"written ({error}); run `fraudops reconcile` to publish it"
         ) from error
 
@@ -128,3 +128,18 @@ def reconcile(settings: Settings, actor: str | None = None) -> ProductionAction:
     _publish(settings, loaded, metrics)
     log.info("reconciled: serving version %s (was %s)", target, served)
     return ProductionAction(RECONCILED, served, target, reason)
+
+
+def pin_model(settings: Settings, version: str | None = None) -> ServingManifest:
+    """The model a batch-scoring run uses from its first row to its last, fixed once at the start (a
+    promotion mid-run does not mix versions): the served Production manifest, or, for back-testing a
+    candidate before promotion, the named version's files verified and compiled as promotion does."""
+    if version is None:
+        manifest, _ = read_manifest(settings)
+        if manifest is None:
+            raise PromotionError("no model is in Production yet: promote one first, or name a version to score with")
+        return manifest
+    with ModelStore(settings).session() as client:  # read-only: nothing is written to the registry
+        loaded = _verified(settings, client, version)
+        metrics = _run_metrics(client, loaded)
+    return _manifest_for(settings, loaded, metrics)

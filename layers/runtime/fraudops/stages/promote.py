@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 
 from fraudops import history
+from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, load_training_frame, raw_columns
 from fraudops.errors import (
@@ -29,12 +31,13 @@ from fraudops.errors import (
     TrainingError,
 )
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
-from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT, FraudModel
+from fraudops.model import FraudModel
 from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
 from fraudops.schema import LABEL
 from fraudops.store import (
     ModelStore,
     ServingManifest,
+    blob_store,
     model_file_uri,
     publish_manifest,
     read_manifest,
@@ -42,7 +45,9 @@ from fraudops.store import (
     sha256_hex,
     with_registry_retries,
 )
+from fraudops.store.manifest import compiled_key as compiled_store_key
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
+from fraudops.treecompiler import compile_booster
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -82,6 +87,7 @@ class _LoadedVersion:
     booster_sha256: str
     spec_sha256: str
     artifact_location: str
+    compiled: bytes | None  # the verified compiled trees the API serves, None if the walk cannot express it
 
 
 def _load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> _LoadedVersion:
@@ -94,8 +100,13 @@ def _load_version(settings: Settings, client: MlflowClient, version: ModelVersio
         spec_raw = read_uri(settings, model_file_uri(location, SPEC_ARTIFACT))
     except ArtifactMissingError as error:
         raise ModelLoadError(f"version {version.version}: {error}") from error
-    model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0, fast_path=False)
-    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location)
+    model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0)
+    try:
+        compiled: bytes | None = compile_booster(model.booster).to_bytes()
+    except UnsupportedModelError as error:
+        log.warning("version %s: no compiled trees, the API will serve the booster itself: %s", version.version, error)
+        compiled = None
+    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location, compiled)
 
 
 def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
@@ -120,6 +131,18 @@ def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
 
 
 def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
+    """Also stores the compiled trees, content-addressed (so a crash before the manifest is harmless).
+    Called inside the registry session: if that write fails, the session ends and nothing changes."""
+    compiled_key = compiled_sha256 = None
+    if loaded.compiled is not None:
+        compiled_sha256 = sha256_hex(loaded.compiled)
+        compiled_key = compiled_store_key(settings, str(loaded.version.version), compiled_sha256)
+        try:
+            blob_store(settings).put(compiled_key, loaded.compiled, content_type="application/octet-stream")
+        except Exception as error:  # botocore raises many kinds; the caller needs one with a clear message
+            raise StoreError(
+                f"cannot store the compiled trees of version {loaded.version.version} ({error}); nothing was changed"
+            ) from error
     return ServingManifest(
         model_name=settings.model_name,
         version=str(loaded.version.version),
@@ -130,6 +153,8 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         spec_sha256=loaded.spec_sha256,
         metrics={k: v for k, v in metrics.items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        compiled_key=compiled_key,
+        compiled_sha256=compiled_sha256,
     )
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.config import Settings
 from fraudops.errors import StoreError
-from fraudops.model import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.store.blobs import blob_store
 
-MANIFEST_SCHEMA_VERSION = 2
+MANIFEST_SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (2, 3)  # 2: before the compiled trees (served by the booster)
 
 
 def model_file_uri(artifact_location: str, name: str) -> str:
@@ -25,6 +26,11 @@ def model_file_uri(artifact_location: str, name: str) -> str:
 
 def manifest_key(settings: Settings) -> str:
     return f"serving/{settings.model_name}/{settings.production_alias}.json"
+
+
+def compiled_key(settings: Settings, version: str, sha256: str) -> str:
+    """Content-addressed, so writing it before the manifest can never change what is served."""
+    return f"serving/{settings.model_name}/compiled/v{version}-{sha256[:16]}.npz"
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class ServingManifest:
     metrics: dict[str, float]
     promoted_at: str
     schema_version: int = MANIFEST_SCHEMA_VERSION
+    # The verified compiled trees the API scores with (None: promotion could not compile this model,
+    # the API serves the booster); a content-addressed key in the same store as this manifest.
+    compiled_key: str | None = None
+    compiled_sha256: str | None = None
 
     @property
     def booster_uri(self) -> str:
@@ -57,9 +67,9 @@ class ServingManifest:
     def from_json(cls, body: bytes) -> ServingManifest:
         try:
             data = json.loads(body)
-            if data.get("schema_version") != MANIFEST_SCHEMA_VERSION:
+            if data.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
                 raise ValueError(
-                    f"schema version {data.get('schema_version')} (this code reads {MANIFEST_SCHEMA_VERSION}): "
+                    f"schema version {data.get('schema_version')} (this code reads {READABLE_SCHEMA_VERSIONS}): "
                     "re-run the promotion to republish it"
                 )
             return cls(**data)

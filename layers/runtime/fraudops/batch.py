@@ -1,0 +1,202 @@
+"""Batch scoring, one batch at a time: what each child of the BatchScoreStateMachine's Distributed Map
+runs (``functions/batch``), and what ``fraudops batch-score`` runs over the same batches locally.
+
+A batch is the Map's ``ItemBatcher`` output: ``Items`` (each ``{"index", "row"}``: the row as the
+``ItemReader`` read it, CSV values as strings) and ``BatchInput`` (the pinned model, the input format and
+where results go). Every row is validated with the API's own rules (``api.schemas.Transaction``, lax
+about CSV strings), valid rows are scored together with the pinned model, and two part files are
+written: every valid input row with probability, decision, threshold and model version, and every bad
+row with its line number and what is wrong with it. A bad row never fails its batch.
+
+Part names come from the batch's first index, so a retried batch overwrites its own parts (idempotent).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from fraudops.api.schemas import Transaction
+from fraudops.config import Settings
+from fraudops.errors import InvalidInputError
+from fraudops.files import atomic_write
+from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.served import ServedModel
+from fraudops.serving import served_model
+from fraudops.store import ServingManifest
+from fraudops.store.s3 import s3_client, split_s3_uri
+
+# Columns a PaySim file carries that are not model inputs: kept in the output (a back-test needs the
+# label beside the score), not validated.
+PASSTHROUGH_COLUMNS = frozenset({"isFraud", "isFlaggedFraud"})
+RESULT_COLUMNS = ("probability", "decision", "threshold", "model_version")
+UNREADABLE = "__unreadable__"  # a line the local reader could not split into fields, and why
+_OPTIONAL = frozenset(name for name, field in Transaction.model_fields.items() if not field.is_required())
+
+
+class BatchItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)
+    row: dict[str, Any]
+
+
+class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: dict[str, Any] = Field(description="The serving manifest of the version pinned for the whole run.")
+    format: Literal["csv", "jsonl"] = "csv"
+    output: str = Field(min_length=1, description="Where the run's part files go: s3://bucket/prefix or a folder.")
+
+
+class BatchEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    Items: list[BatchItem] = Field(min_length=1)
+    BatchInput: BatchInput
+
+
+def parse_batch_event(event: Any) -> BatchEvent:
+    try:
+        return BatchEvent.model_validate(event)
+    except ValidationError as error:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
+        raise InvalidInputError(f"invalid batch event: {details}") from None
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    first_index: int
+    rows: int
+    scored: int
+    rejected: int
+    model_version: str
+    results_uri: str
+    errors_uri: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def line_number(index: int, input_format: str) -> int:
+    """The file line of the Map's item ``index`` (CSV: line 1 is the header)."""
+    return index + (2 if input_format == "csv" else 1)
+
+
+def _transaction_fields(row: dict[str, Any], input_format: str) -> dict[str, Any]:
+    fields = {key: value for key, value in row.items() if key not in PASSTHROUGH_COLUMNS}
+    if input_format == "csv":  # an empty CSV cell is an absent optional value
+        fields = {k: v for k, v in fields.items() if not (k in _OPTIONAL and v == "")}
+    return fields
+
+
+def _describe(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in error.errors())
+
+
+def validate_rows(
+    items: Sequence[BatchItem], input_format: str
+) -> tuple[list[BatchItem], list[Transaction], list[RowError]]:
+    """(items whose row is valid, their transactions, one error per bad row), in input order."""
+    good_items: list[BatchItem] = []
+    transactions: list[Transaction] = []
+    errors: list[RowError] = []
+    for item in items:
+        if UNREADABLE in item.row:
+            errors.append(RowError(line_number(item.index, input_format), str(item.row[UNREADABLE])))
+            continue
+        try:
+            transaction = Transaction.model_validate(_transaction_fields(item.row, input_format), strict=False)
+        except ValidationError as error:
+            errors.append(RowError(line_number(item.index, input_format), _describe(error)))
+            continue
+        good_items.append(item)
+        transactions.append(transaction)
+    return good_items, transactions, errors
+
+
+_models: dict[tuple[str, str | None, str], ServedModel] = {}
+_models_lock = threading.Lock()
+
+
+def pinned_model(settings: Settings, manifest: ServingManifest) -> ServedModel:
+    """The pinned version, loaded once per container and checked against the manifest's checksums (the
+    booster with ``batch_booster_threads``: by default all of a batch Lambda's vCPUs)."""
+    key = (manifest.version, manifest.compiled_sha256, manifest.booster_sha256)
+    with _models_lock:
+        if key not in _models:
+            _models.clear()
+            _models[key] = served_model(settings, manifest, booster_threads=settings.batch_booster_threads)
+        return _models[key]
+
+
+def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
+    request = event.BatchInput
+    try:
+        manifest = ServingManifest(**request.model)
+    except TypeError as error:
+        raise InvalidInputError(f"invalid batch event: BatchInput.model is not a serving manifest ({error})") from None
+    model = pinned_model(settings, manifest)
+    items, transactions, errors = validate_rows(event.Items, request.format)
+    probabilities: list[float] = []
+    if transactions:
+        columns = {name: [getattr(t, name) for t in transactions] for name in RAW_FEATURE_COLUMNS}
+        probabilities = model.predict_proba(columns).tolist()
+    first = event.Items[0].index
+    part = f"part-{first:012d}"
+    threshold, version = model.threshold, manifest.version
+    results_uri = f"{request.output.rstrip('/')}/results/{part}.{request.format}"
+    write_output(settings, results_uri, _results(items, probabilities, threshold, version, request.format))
+    errors_uri = None
+    if errors:
+        errors_uri = f"{request.output.rstrip('/')}/errors/{part}.csv"
+        write_output(settings, errors_uri, _errors_csv(errors))
+    return BatchResult(first, len(event.Items), len(items), len(errors), version, results_uri, errors_uri)
+
+
+def _results(
+    items: list[BatchItem], probabilities: list[float], threshold: float, version: str, input_format: str
+) -> bytes:
+    rows = [
+        {"line": line_number(item.index, input_format), **item.row, "probability": p,
+         "decision": int(p >= threshold), "threshold": threshold, "model_version": version}
+        for item, p in zip(items, probabilities, strict=True)
+    ]  # fmt: skip
+    if input_format == "jsonl":
+        return "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
+    buffer = io.StringIO()
+    header = ["line", *(items[0].row if items else RAW_FEATURE_COLUMNS), *RESULT_COLUMNS]
+    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+def _errors_csv(errors: list[RowError]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["line", "error"])
+    writer.writerows([(e.line, e.message) for e in errors])
+    return buffer.getvalue().encode()
+
+
+def write_output(settings: Settings, uri: str, data: bytes) -> None:
+    """One whole object (S3) or an atomically replaced file: a part is never half-written."""
+    if uri.startswith("s3://"):
+        bucket, key = split_s3_uri(uri)
+        s3_client(settings).put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = Path(uri.removeprefix("file://"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data)

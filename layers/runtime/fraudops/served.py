@@ -1,0 +1,70 @@
+"""The model as the API and the batch-scoring Lambda hold it: the feature spec, the compiled trees
+promotion verified, and XGBoost's C library for large batches (no xgboost package, no scipy).
+
+Single rows and small batches go through the compiled trees (no call overhead); from
+``BOOSTER_MIN_ROWS`` rows on, the booster is faster and scores those. Both give XGBoost's float32 result
+bit for bit (``treecompiler`` proved it before publishing). Both are loaded, and their checksums checked,
+when the model loads (about 30 ms for the booster): a corrupt file keeps the previous model serving
+instead of failing requests later. A model promotion could not compile (``compiled is None``) is served
+by the booster alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from fraudops.compiled import CompiledTrees
+from fraudops.errors import ModelLoadError
+from fraudops.features import Columns, FeatureMismatchError, FeatureSpec, build_features
+from fraudops.native import NativeBooster
+
+BOOSTER_MIN_ROWS = 64
+
+
+class ServedModel:
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        version: str,
+        compiled: CompiledTrees | None,
+        booster_bytes: bytes,
+        booster_threads: int = 1,
+    ) -> None:
+        spec.validate()
+        if compiled is not None and compiled.n_features != len(spec.feature_names):
+            raise ModelLoadError(
+                f"compiled trees expect {compiled.n_features} features, spec lists {len(spec.feature_names)}"
+            )
+        self.spec = spec
+        self.version = version
+        self.compiled = compiled
+        self.booster = NativeBooster(booster_bytes, booster_threads)
+        if self.booster.num_features != len(spec.feature_names):
+            raise ModelLoadError(
+                f"booster expects {self.booster.num_features} features, spec lists {len(spec.feature_names)}"
+            )
+
+    @property
+    def threshold(self) -> float:
+        return self.spec.threshold
+
+    def features(self, columns: Columns) -> np.ndarray:
+        try:
+            return build_features(columns, self.spec.feature_names)
+        except FeatureMismatchError as error:
+            raise ModelLoadError(str(error)) from error
+
+    def scores(self, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities (float32, XGBoost's own arithmetic) for a feature matrix."""
+        if self.compiled is not None and len(matrix) < BOOSTER_MIN_ROWS:
+            return self.compiled.probabilities(matrix)
+        return self.booster.predict(matrix)
+
+    def predict_proba(self, columns: Columns) -> np.ndarray:
+        return np.asarray(self.scores(self.features(columns)), dtype=np.float64)
+
+    def predict_one(self, transaction: Mapping[str, Any]) -> float:
+        return float(self.scores(self.features({key: [value] for key, value in transaction.items()}))[0])

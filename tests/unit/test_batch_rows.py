@@ -1,0 +1,64 @@
+"""Batch rows are validated with the API's own rules: a bad row becomes one error naming its line and
+field, never an exception that would fail its whole batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fraudops.batch import BatchItem, line_number, parse_batch_event, validate_rows
+from fraudops.errors import InvalidInputError
+
+GOOD = {"step": "212", "type": "TRANSFER", "amount": "181000.0", "oldbalanceOrg": "181000.0",
+        "newbalanceOrig": "0.0", "oldbalanceDest": "0.0", "newbalanceDest": "0.0", "isFraud": "1",
+        "transaction_id": "", "nameOrig": "C1", "nameDest": "C2"}  # fmt: skip
+
+
+def test_csv_strings_are_read_with_the_apis_rules() -> None:
+    items = [
+        BatchItem(index=0, row=GOOD),
+        BatchItem(index=1, row={**GOOD, "amount": "-1"}),
+        BatchItem(index=2, row={**GOOD, "type": "WIRE"}),
+        BatchItem(index=3, row={**GOOD, "step": ""}),
+        BatchItem(index=4, row={**GOOD, "newbalanceDest": "nan"}),
+        BatchItem(index=5, row={**GOOD, "surprise": "1"}),
+    ]
+    good, transactions, errors = validate_rows(items, "csv")
+    assert [i.index for i in good] == [0] and transactions[0].amount == 181000.0
+    assert transactions[0].transaction_id is None  # an empty optional cell is absent, not ""
+    by_line = {e.line: e.message for e in errors}
+    assert sorted(by_line) == [3, 4, 5, 6, 7]
+    assert by_line[3].startswith("amount:") and by_line[4].startswith("type:")
+    assert by_line[5].startswith("step:") and by_line[6].startswith("newbalanceDest:")
+    assert by_line[7].startswith("surprise:")
+
+
+def test_json_lines_count_lines_from_one() -> None:
+    assert (line_number(0, "csv"), line_number(0, "jsonl")) == (2, 1)
+    _, _, errors = validate_rows([BatchItem(index=9, row={**GOOD, "amount": True})], "jsonl")
+    assert errors[0].line == 10
+
+
+value = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12), st.lists(st.integers()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from([*GOOD, "extra"]), value, max_size=4))
+def test_any_row_is_either_scored_or_one_error_never_an_exception(changes: dict[str, Any]) -> None:
+    row = {**GOOD, **changes}
+    good, transactions, errors = validate_rows([BatchItem(index=0, row=row)], "jsonl")
+    assert len(good) + len(errors) == 1 and len(transactions) == len(good)
+    if errors:
+        assert errors[0].line == 1 and ":" in errors[0].message
+
+
+def test_a_malformed_event_is_an_input_error_naming_the_field() -> None:
+    with pytest.raises(InvalidInputError, match="Items"):
+        parse_batch_event({"BatchInput": {"model": {}, "output": "/tmp/x"}})
+    with pytest.raises(InvalidInputError, match="format"):
+        parse_batch_event(
+            {"Items": [{"index": 0, "row": GOOD}], "BatchInput": {"model": {}, "output": "o", "format": "xml"}}
+        )
