@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -13,14 +13,14 @@ from fraudops.batch import parse_batch_event, score_batch
 from fraudops.config import get_settings
 from fraudops.observability import route_core_logs
 
+# No Tracer, as in the API handler whose image this runs in: that image has no X-Ray SDK; Lambda's
+# active tracing still records each invocation.
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
 route_core_logs(logger)
 
 
 @logger.inject_lambda_context(log_event=False)  # a batch event holds up to thousands of rows
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result = score_batch(get_settings(), parse_batch_event(event))
