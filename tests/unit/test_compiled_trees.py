@@ -118,3 +118,13 @@ def test_a_model_without_compiled_trees_is_served_by_the_booster(small_db: Path)
     np.testing.assert_array_equal(
         booster_only.predict_proba(raw_columns(frame)), model.predict_proba(raw_columns(frame))
     )
+
+
+def test_large_inputs_are_scored_in_chunks_with_the_same_result(small_db: Path) -> None:
+    from fraudops.served import CHUNK_ROWS
+
+    model = _shared_model(small_db)
+    frame = load_training_frame(small_db).head(CHUNK_ROWS * 2 + 123)
+    columns = {name: frame[name].to_numpy() for name in frame.columns}
+    expected = model.booster.inplace_predict(model.features(columns))
+    np.testing.assert_array_equal(served(model.booster, model.spec).predict_proba(columns), expected)

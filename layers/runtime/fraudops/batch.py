@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import to_json
 
 from fraudops.api.schemas import Transaction
 from fraudops.config import Settings
@@ -95,10 +95,9 @@ def line_number(index: int, input_format: str) -> int:
 
 
 def _transaction_fields(row: dict[str, Any], input_format: str) -> dict[str, Any]:
-    fields = {key: value for key, value in row.items() if key not in PASSTHROUGH_COLUMNS}
     if input_format == "csv":  # an empty CSV cell is an absent optional value
-        fields = {k: v for k, v in fields.items() if not (k in _OPTIONAL and v == "")}
-    return fields
+        return {k: v for k, v in row.items() if k not in PASSTHROUGH_COLUMNS and not (v == "" and k in _OPTIONAL)}
+    return {k: v for k, v in row.items() if k not in PASSTHROUGH_COLUMNS}
 
 
 def _describe(error: ValidationError) -> str:
@@ -168,18 +167,26 @@ def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
 def _results(
     items: list[BatchItem], probabilities: list[float], threshold: float, version: str, input_format: str
 ) -> bytes:
-    rows = [
-        {"line": line_number(item.index, input_format), **item.row, "probability": p,
-         "decision": int(p >= threshold), "threshold": threshold, "model_version": version}
-        for item, p in zip(items, probabilities, strict=True)
-    ]  # fmt: skip
     if input_format == "jsonl":
-        return "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()
+        rows = [
+            {"line": line_number(item.index, input_format), **item.row, "probability": p,
+             "decision": int(p >= threshold), "threshold": threshold, "model_version": version}
+            for item, p in zip(items, probabilities, strict=True)
+        ]  # fmt: skip
+        return b"".join(to_json(row) + b"\n" for row in rows)
+    columns = list(items[0].row) if items else list(RAW_FEATURE_COLUMNS)
+    same_columns = items[0].row.keys() if items else None
     buffer = io.StringIO()
-    header = ["line", *(items[0].row if items else RAW_FEATURE_COLUMNS), *RESULT_COLUMNS]
-    writer = csv.DictWriter(buffer, fieldnames=header, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["line", *columns, *RESULT_COLUMNS])
+    writer.writerows(
+        [
+            line_number(item.index, input_format),
+            *(item.row.values() if item.row.keys() == same_columns else (item.row.get(c, "") for c in columns)),
+            p, int(p >= threshold), threshold, version,
+        ]
+        for item, p in zip(items, probabilities, strict=True)
+    )  # fmt: skip
     return buffer.getvalue().encode()
 
 

@@ -31,7 +31,7 @@ from fraudops.api.schemas import (
     Transaction,
     batch_prediction_json,
 )
-from fraudops.capture import CaptureSink, capture_record, capture_sink
+from fraudops.capture import CaptureSink, capture_record, capture_sink, capture_time
 from fraudops.config import Settings, get_settings
 from fraudops.errors import ModelUnavailableError
 from fraudops.schema import RAW_FEATURE_COLUMNS
@@ -177,10 +177,10 @@ def create_app(
         sink: CaptureSink | None = app.state.capture
         if sink is not None:
             now = datetime.now(UTC)
-            request_id = getattr(request.state, "request_id", "-")
+            when, request_id = capture_time(now), getattr(request.state, "request_id", "-")
             sink.write_many(
                 [
-                    capture_record(t.as_received(), i, version, p, d, threshold, request_id, now)
+                    capture_record(t.as_received(), i, version, p, d, threshold, request_id, when)
                     for t, i, p, d in zip(transactions, ids, probabilities, decisions, strict=True)
                 ],
                 now,

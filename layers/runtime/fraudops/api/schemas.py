@@ -3,11 +3,11 @@ document and the tests. Field rules come from ``fraudops.schema`` (the importer 
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal, cast, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
+from pydantic_core import to_json
 
 from fraudops.schema import MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 
@@ -82,14 +82,11 @@ class BatchPrediction(BaseModel):
     model_version: str
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"))
-
-
 def batch_prediction_json(
     probabilities: list[float], decisions: list[float], ids: list[str | None], threshold: float, version: str
 ) -> bytes:
     """``BatchPrediction(...).model_dump_json(exclude_none=True)``, written directly: the same document
-    (fields, order, values; exponents may be spelled 1e-07), without a model per row (a test holds the
+    (fields, order, values), without a model per row (a test holds the
     two equal)."""
     predictions = [
         {"probability": p, "prediction": d, "threshold": threshold, "model_version": version}
@@ -97,7 +94,7 @@ def batch_prediction_json(
         else {"probability": p, "prediction": d, "threshold": threshold, "model_version": version, "transaction_id": i}
         for p, d, i in zip(probabilities, decisions, ids, strict=True)
     ]
-    return _JSON.encode({"predictions": predictions, "model_version": version}).encode()
+    return to_json({"predictions": predictions, "model_version": version})
 
 
 class ModelInfo(BaseModel):
