@@ -101,7 +101,7 @@ def main() -> dict[str, Any]:
     rows += [[name, c["p50_ms"], c["p95_ms"], c["p99_ms"]] for name, c in capture.items()]
     title = f"Warm /predict latency, ms ({CALLS:,} calls; model of {trees} trees)"
     print_table(title, ["path", "p50", "p95", "p99"], rows)
-    result = {
+    result: dict[str, Any] = {
         "calls": CALLS,
         "pyfunc_calls": PYFUNC_CALLS,
         "trees": trees,

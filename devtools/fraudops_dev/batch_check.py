@@ -36,6 +36,7 @@ def _init(environment: dict[str, str | None], key: str) -> None:
     os.environ.update({"FRAUDOPS_API_KEYS": key, "FRAUDOPS_CAPTURE_ENABLED": "false", "POWERTOOLS_LOG_LEVEL": "WARNING",
                        "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
     sys.path.insert(0, str(REPO_ROOT / "functions" / "api"))
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the handler's log lines; the worker's lifetime)
     import api_function
 
     sample = json.loads((REPO_ROOT / "tests" / "events" / "apiGatewayProxyEvent.json").read_text())

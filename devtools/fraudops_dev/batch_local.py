@@ -12,6 +12,7 @@ and ``ToleratedFailurePercentage``. The definition itself is checked by the ASL 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import csv
 import json
 import multiprocessing
@@ -121,6 +122,8 @@ def _worker_init(environment: dict[str, str | None]) -> None:
         else:
             os.environ[key] = value
     sys.path.insert(0, str(REPO_ROOT / "functions" / "batch"))
+    # The handler's stdout is CloudWatch's in AWS (log lines, EMF metrics); here it would bury the summary.
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the worker's lifetime)
 
 
 def _score(event: dict[str, Any]) -> dict[str, Any]:
@@ -137,9 +140,9 @@ def _score(event: dict[str, Any]) -> dict[str, Any]:
 def pin(settings: Settings, model_version: str | None) -> dict[str, Any]:
     """The PinModel state: the promote handler, in process, with the definition's payload."""
     sys.path.insert(0, str(REPO_ROOT / "functions" / "promote"))
-    import promote_function
+    with _environment(_stack_environment(settings)), contextlib.redirect_stdout(sys.stderr):
+        import promote_function  # its Logger binds the stdout of its import: stderr, not the summary's
 
-    with _environment(_stack_environment(settings)):
         from fraudops.config import get_settings
 
         get_settings.cache_clear()

@@ -13,11 +13,14 @@ walk then needs no child tables: one gather of feature and threshold per level, 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -164,9 +167,7 @@ class CompiledTrees:
             node += right
             node += step
         margin = np.cumsum(np.take(leaf_value, node), axis=1, dtype=np.float32)[:, -1] + self._base32
-        # exp in float64 rounded to float32 is the correctly rounded expf XGBoost's sigmoid uses.
-        exp = np.exp(-margin.astype(np.float64)).astype(np.float32)
-        return np.float32(1.0) / (np.float32(1.0) + exp)
+        return np.float32(1.0) / (np.float32(1.0) + _expf(-margin))
 
     def predict_one(self, row: np.ndarray) -> float:
         return float(self.probabilities(row.reshape(1, -1))[0])
@@ -174,6 +175,29 @@ class CompiledTrees:
     @cached_property
     def _base32(self) -> np.float32:
         return np.float32(self.base_margin)
+
+
+def _libm_expf() -> Callable[[float], float] | None:
+    try:
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:
+        return None
+    expf = libm.expf
+    expf.restype, expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    return cast(Callable[[float], float], expf)
+
+
+_LIBM_EXPF = _libm_expf()
+
+
+def _expf(values: np.ndarray) -> np.ndarray:
+    """The C library's ``expf``, which XGBoost's sigmoid calls: numpy's float32 exp differs from it in
+    about 10% of rows, and a correctly rounded exp in about 0.05% (measured on 1M rows), by one unit in the
+    last place. Serving scores fewer than 64 rows this way, so one call per row is cheap."""
+    if _LIBM_EXPF is None:  # no C library to ask: correctly rounded, equal to 1e-7 instead of bit for bit
+        return np.exp(values.astype(np.float64)).astype(np.float32)
+    expf = _LIBM_EXPF
+    return np.array([expf(v) for v in values.tolist()], dtype=np.float32)
 
 
 def _fill_leaf(values: np.ndarray, position: int, nodes: int, value: np.float32) -> None:
