@@ -78,4 +78,7 @@ class ServedModel:
         return np.concatenate(parts).astype(np.float64)
 
     def predict_one(self, transaction: Mapping[str, Any]) -> float:
-        return float(self.scores(self.features({key: [value] for key, value in transaction.items()}))[0])
+        row = self.features({key: [value] for key, value in transaction.items()})
+        if self.compiled is not None:
+            return self.compiled.predict_one(row[0])
+        return float(self.booster.predict(row)[0])
