@@ -101,16 +101,7 @@ def api_booster_path() -> dict[str, float]:
         return ServedModel(model.spec, manifest.version, compile_booster(model.booster), booster_raw)
 
     fraudops.serving.served_model = booster_load
-    import api_function
-
-    initialised = time.perf_counter()
-    from fraudops.api.schemas import EXAMPLE_TRANSACTION
-
-    event = api_gateway_event("POST", "/predict", EXAMPLE_TRANSACTION, {"x-api-key": "bench-key"})
-    response = api_function.handler(event, lambda_context("cold"))
-    assert response["statusCode"] == 200, response
-    done = time.perf_counter()
-    return {"init": initialised - STARTED, "first_request": done - initialised, "total": done - STARTED}
+    return api_total()
 
 
 def pyfunc_total() -> dict[str, float]:

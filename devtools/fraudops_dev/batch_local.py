@@ -20,6 +20,7 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,7 +141,13 @@ def _score(event: dict[str, Any]) -> dict[str, Any]:
 def pin(settings: Settings, model_version: str | None) -> dict[str, Any]:
     """The PinModel state: the promote handler, in process, with the definition's payload."""
     sys.path.insert(0, str(REPO_ROOT / "functions" / "promote"))
-    with _environment(_stack_environment(settings)), contextlib.redirect_stdout(sys.stderr):
+    quiet = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    with (
+        _environment({**_stack_environment(settings), **quiet}),
+        contextlib.redirect_stdout(sys.stderr),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
         import promote_function  # its Logger binds the stdout of its import: stderr, not the summary's
 
         from fraudops.config import get_settings
