@@ -13,14 +13,13 @@ import itertools
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from fraudops.config import Settings
 from fraudops.schema import RAW_FEATURE_COLUMNS
-from fraudops_dev.batch_local import results_rows
+from fraudops_dev.batch_local import init_handler_worker, results_rows
 from fraudops_dev.emulation import REPO_ROOT, LambdaContext, _stack_environment
 
 CHUNK = 5_000
@@ -28,15 +27,9 @@ _state: dict[str, Any] = {}
 
 
 def _init(environment: dict[str, str | None], key: str) -> None:
-    for name, value in environment.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    os.environ.update({"FRAUDOPS_API_KEYS": key, "FRAUDOPS_CAPTURE_ENABLED": "false", "POWERTOOLS_LOG_LEVEL": "WARNING",
-                       "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true"})  # fmt: skip
-    sys.path.insert(0, str(REPO_ROOT / "functions" / "api"))
-    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the handler's log lines; the worker's lifetime)
+    init_handler_worker({**environment, "FRAUDOPS_API_KEYS": key, "FRAUDOPS_CAPTURE_ENABLED": "false",
+                         "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
+                         "POWERTOOLS_TRACE_DISABLED": "true"}, "api")  # fmt: skip
     import api_function
 
     sample = json.loads((REPO_ROOT / "tests" / "events" / "apiGatewayProxyEvent.json").read_text())

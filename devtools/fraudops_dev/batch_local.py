@@ -29,7 +29,14 @@ from typing import Any
 from fraudops.batch import UNREADABLE
 from fraudops.config import Settings
 from fraudops.errors import FraudopsError, InvalidInputError
-from fraudops_dev.emulation import REPO_ROOT, TEMPLATE_PATH, LambdaContext, _environment, _stack_environment
+from fraudops_dev.emulation import (
+    REPO_ROOT,
+    TEMPLATE_PATH,
+    LambdaContext,
+    _environment,
+    _stack_environment,
+    set_environment,
+)
 
 ASL_PATH = REPO_ROOT / "infra" / "statemachine" / "batch_score.asl.json"
 MAX_BATCH_BYTES = 245_760  # the definition's ItemBatcher.MaxInputBytesPerBatch
@@ -116,14 +123,11 @@ def batches(items: Iterator[dict[str, Any]], rows_per_batch: int) -> Iterator[li
         yield batch
 
 
-def _worker_init(environment: dict[str, str | None]) -> None:
-    for key, value in environment.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    sys.path.insert(0, str(REPO_ROOT / "functions" / "batch"))
-    # The handler's stdout is CloudWatch's in AWS (log lines, EMF metrics); here it would bury the summary.
+def init_handler_worker(environment: dict[str, str | None], function: str) -> None:
+    """A worker process that runs one function's handler: its environment, its folder on the path, and
+    no stdout (CloudWatch's in AWS: log lines and EMF metrics; here it would bury the summary)."""
+    set_environment(environment)
+    sys.path.insert(0, str(REPO_ROOT / "functions" / function))
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (the worker's lifetime)
 
 
@@ -189,7 +193,9 @@ def run_batch_locally(
         {"Items": items, "BatchInput": batch_input} for items in batches(read_items(path, fmt), options.rows_per_batch)
     )
     context = multiprocessing.get_context("spawn")  # no fork after XGBoost's OpenMP threads started
-    with concurrent.futures.ProcessPoolExecutor(processes, context, _worker_init, (environment,)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        processes, context, init_handler_worker, (environment, "batch")
+    ) as pool:
         pending: set[concurrent.futures.Future[dict[str, Any]]] = set()
         last_report = time.monotonic()
         for event in events:
@@ -205,10 +211,10 @@ def run_batch_locally(
     run.seconds = time.perf_counter() - started
     failed_rows = sum(int(f["rows"]) for f in run.failed_batches)
     total = run.rows + failed_rows
-    from fraudops.batch import write_output
+    from fraudops.store import write_uri
 
     try:
-        write_output(settings, f"{output.rstrip('/')}/summary.json", json.dumps(run.as_dict(), indent=2).encode())
+        write_uri(settings, f"{output.rstrip('/')}/summary.json", json.dumps(run.as_dict(), indent=2).encode())
     except OSError as error:
         progress(f"batch-score: cannot write the run summary: {error}")
     if total and 100.0 * failed_rows / total > options.tolerated_failure_percentage:

@@ -9,8 +9,9 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.batch import parse_batch_event, score_batch
+from fraudops.batch import score_batch
 from fraudops.config import get_settings
+from fraudops.events import parse_batch_event
 from fraudops.observability import route_core_logs
 
 # No Tracer, as in the API handler whose image this runs in: that image has no X-Ray SDK; Lambda's

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudops.batch import BatchItem, line_number, parse_batch_event, validate_rows
+from fraudops.batch import line_number, validate_rows
 from fraudops.errors import InvalidInputError
+from fraudops.events import BatchItem, parse_batch_event
 
 GOOD = {"step": "212", "type": "TRANSFER", "amount": "181000.0", "oldbalanceOrg": "181000.0",
         "newbalanceOrig": "0.0", "oldbalanceDest": "0.0", "newbalanceDest": "0.0", "isFraud": "1",

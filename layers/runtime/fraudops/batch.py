@@ -18,21 +18,19 @@ import io
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pydantic_core import to_json
 
 from fraudops.api.schemas import Transaction
 from fraudops.config import Settings
 from fraudops.errors import InvalidInputError
-from fraudops.files import atomic_write
+from fraudops.events import BatchEvent, BatchItem, describe_errors
 from fraudops.schema import RAW_FEATURE_COLUMNS
 from fraudops.served import ServedModel
 from fraudops.serving import served_model
-from fraudops.store import ServingManifest
-from fraudops.store.s3 import s3_client, split_s3_uri
+from fraudops.store import ServingManifest, write_uri
 
 # Columns a PaySim file carries that are not model inputs: kept in the output (a back-test needs the
 # label beside the score), not validated.
@@ -40,33 +38,6 @@ PASSTHROUGH_COLUMNS = frozenset({"isFraud", "isFlaggedFraud"})
 RESULT_COLUMNS = ("probability", "decision", "threshold", "model_version")
 UNREADABLE = "__unreadable__"  # a line the local reader could not split into fields, and why
 _OPTIONAL = frozenset(name for name, field in Transaction.model_fields.items() if not field.is_required())
-
-
-class BatchItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    index: int = Field(ge=0)
-    row: dict[str, Any]
-
-
-class BatchInput(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    model: dict[str, Any] = Field(description="The serving manifest of the version pinned for the whole run.")
-    format: Literal["csv", "jsonl"] = "csv"
-    output: str = Field(min_length=1, description="Where the run's part files go: s3://bucket/prefix or a folder.")
-
-
-class BatchEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    Items: list[BatchItem] = Field(min_length=1)
-    BatchInput: BatchInput
-
-
-def parse_batch_event(event: Any) -> BatchEvent:
-    try:
-        return BatchEvent.model_validate(event)
-    except ValidationError as error:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-        raise InvalidInputError(f"invalid batch event: {details}") from None
 
 
 @dataclass(frozen=True)
@@ -100,10 +71,6 @@ def _transaction_fields(row: dict[str, Any], input_format: str) -> dict[str, Any
     return {k: v for k, v in row.items() if k not in PASSTHROUGH_COLUMNS}
 
 
-def _describe(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'row'}: {e['msg']}" for e in error.errors())
-
-
 def validate_rows(
     items: Sequence[BatchItem], input_format: str
 ) -> tuple[list[BatchItem], list[Transaction], list[RowError]]:
@@ -118,7 +85,7 @@ def validate_rows(
         try:
             transaction = Transaction.model_validate(_transaction_fields(item.row, input_format), strict=False)
         except ValidationError as error:
-            errors.append(RowError(line_number(item.index, input_format), _describe(error)))
+            errors.append(RowError(line_number(item.index, input_format), describe_errors(error, whole="row")))
             continue
         good_items.append(item)
         transactions.append(transaction)
@@ -156,11 +123,11 @@ def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
     part = f"part-{first:012d}"
     threshold, version = model.threshold, manifest.version
     results_uri = f"{request.output.rstrip('/')}/results/{part}.{request.format}"
-    write_output(settings, results_uri, _results(items, probabilities, threshold, version, request.format))
+    write_uri(settings, results_uri, _results(items, probabilities, threshold, version, request.format))
     errors_uri = None
     if errors:
         errors_uri = f"{request.output.rstrip('/')}/errors/{part}.csv"
-        write_output(settings, errors_uri, _errors_csv(errors))
+        write_uri(settings, errors_uri, _errors_csv(errors))
     return BatchResult(first, len(event.Items), len(items), len(errors), version, results_uri, errors_uri)
 
 
@@ -196,14 +163,3 @@ def _errors_csv(errors: list[RowError]) -> bytes:
     writer.writerow(["line", "error"])
     writer.writerows([(e.line, e.message) for e in errors])
     return buffer.getvalue().encode()
-
-
-def write_output(settings: Settings, uri: str, data: bytes) -> None:
-    """One whole object (S3) or an atomically replaced file: a part is never half-written."""
-    if uri.startswith("s3://"):
-        bucket, key = split_s3_uri(uri)
-        s3_client(settings).put_object(Bucket=bucket, Key=key, Body=data)
-        return
-    path = Path(uri.removeprefix("file://"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, data)

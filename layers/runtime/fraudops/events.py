@@ -1,4 +1,5 @@
-"""Inputs of the train and promote Lambdas (Step Functions task inputs), validated up front.
+"""Inputs of the train, promote, monitor and batch-score Lambdas (Step Functions task inputs), validated
+up front.
 
 A bad input raises ``InvalidInputError``; Lambda reports the class name as ``errorType``, which the
 state machine can match in a ``Catch`` without parsing messages.
@@ -65,8 +66,9 @@ class PromoteInput(BaseModel):
         return text
 
 
-def _describe(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in error.errors())
+def describe_errors(error: ValidationError, whole: str = "event", limit: int | None = None) -> str:
+    """pydantic's errors as ``field: message; ...`` (``whole`` names an error of the object itself)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in error.errors()[:limit])
 
 
 def parse_train_input(event: Any) -> TrainInput:
@@ -77,7 +79,7 @@ def parse_train_input(event: Any) -> TrainInput:
     try:
         return TrainInput.model_validate(event)
     except ValidationError as error:
-        raise InvalidInputError(f"invalid train input: {_describe(error)}") from None
+        raise InvalidInputError(f"invalid train input: {describe_errors(error)}") from None
 
 
 def _needs_reason(request: PromoteInput) -> PromoteInput:
@@ -100,7 +102,7 @@ def parse_promote_input(event: Any) -> PromoteInput:
     try:
         return _needs_reason(PromoteInput.model_validate(payload))
     except ValidationError as error:
-        raise InvalidInputError(f"invalid promote input: {_describe(error)}") from None
+        raise InvalidInputError(f"invalid promote input: {describe_errors(error)}") from None
 
 
 class MonitorInput(BaseModel):
@@ -124,7 +126,37 @@ def parse_monitor_input(event: Any) -> MonitorInput:
     try:
         request = MonitorInput.model_validate(event)
     except ValidationError as error:
-        raise InvalidInputError(f"invalid monitor input: {_describe(error)}") from None
+        raise InvalidInputError(f"invalid monitor input: {describe_errors(error)}") from None
     if request.since and request.until and request.since >= request.until:
         raise InvalidInputError("invalid monitor input: since must be before until")
     return request
+
+
+class BatchItem(BaseModel):
+    """One row as the Distributed Map's ItemSelector passes it: its index in the file and its fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int = Field(ge=0)
+    row: dict[str, Any]
+
+
+class BatchInput(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: dict[str, Any] = Field(description="The serving manifest of the version pinned for the whole run.")
+    format: Literal["csv", "jsonl"] = "csv"
+    output: str = Field(min_length=1, description="Where the run's part files go: s3://bucket/prefix or a folder.")
+
+
+class BatchEvent(BaseModel):
+    """What the ItemBatcher hands one child execution."""
+
+    model_config = ConfigDict(extra="ignore")
+    Items: list[BatchItem] = Field(min_length=1)
+    BatchInput: BatchInput
+
+
+def parse_batch_event(event: Any) -> BatchEvent:
+    try:
+        return BatchEvent.model_validate(event)
+    except ValidationError as error:
+        raise InvalidInputError(f"invalid batch event: {describe_errors(error, limit=5)}") from None

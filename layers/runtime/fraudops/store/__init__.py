@@ -8,7 +8,7 @@
 """
 
 from fraudops.errors import ArtifactMissingError, RegistryConflictError, StoreError
-from fraudops.store.blobs import BlobStore, blob_store, read_uri, sha256_hex
+from fraudops.store.blobs import BlobStore, blob_store, read_uri, sha256_hex, write_uri
 from fraudops.store.manifest import ServingManifest, manifest_etag, model_file_uri, publish_manifest, read_manifest
 from fraudops.store.registry import ModelStore, with_registry_retries
 from fraudops.store.s3 import ensure_bucket, reset_s3_clients, s3_client, split_s3_uri
@@ -32,4 +32,5 @@ __all__ = [
     "sha256_hex",
     "split_s3_uri",
     "with_registry_retries",
+    "write_uri",
 ]

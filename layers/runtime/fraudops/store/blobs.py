@@ -206,6 +206,19 @@ def read_uri(settings: Settings, uri: str) -> bytes:
         return Path(path).read_bytes()
 
 
+def write_uri(settings: Settings, uri: str, data: bytes) -> None:
+    """``read_uri``'s counterpart for outputs: one whole S3 object, or a local file (``file://`` or a
+    path) replaced atomically. Either way a reader never sees it half-written."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        bucket, key = split_s3_uri(uri)
+        s3_client(settings).put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    path = Path(unquote(parsed.path) if parsed.scheme == "file" else uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, data)
+
+
 def blob_store(settings: Settings) -> BlobStore:
     """The store at the artifact root: the model bucket's prefix (S3) or <state_dir>/artifacts (local)."""
     if settings.storage == "s3":
