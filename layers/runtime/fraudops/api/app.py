@@ -59,16 +59,22 @@ def _prediction(probability: float, threshold: float, version: str, transaction_
 
 
 def _capture(
-    sink: CaptureSink | None, transactions: list[Transaction], predictions: list[Prediction], request: Request
+    sink: CaptureSink | None,
+    request: Request,
+    transactions: list[Transaction],
+    probabilities: list[float],
+    decisions: list[float],
+    threshold: float,
+    version: str,
 ) -> None:
+    """One record per decision, in one write; the time is formatted once for the whole request."""
     if sink is not None:
         now = datetime.now(UTC)
-        request_id = getattr(request.state, "request_id", "-")
+        when, request_id = capture_time(now), getattr(request.state, "request_id", "-")
         records = [
-            capture_record(t.as_received(), t.transaction_id, p.model_version, p.probability, p.prediction,
-                           p.threshold, request_id, now)
-            for t, p in zip(transactions, predictions, strict=True)
-        ]  # fmt: skip
+            capture_record(t.as_received(), t.transaction_id, version, p, d, threshold, request_id, when)
+            for t, p, d in zip(transactions, probabilities, decisions, strict=True)
+        ]
         sink.write_many(records, now)
 
 
@@ -149,7 +155,8 @@ def create_app(
         prediction = _prediction(
             probability, loaded.model.threshold, loaded.manifest.version, transaction.transaction_id
         )
-        _capture(app.state.capture, [transaction], [prediction], request)
+        _capture(app.state.capture, request, [transaction], [probability], [prediction.prediction],
+                 prediction.threshold, prediction.model_version)  # fmt: skip
         return Response(prediction.model_dump_json(exclude_none=True), media_type="application/json")
 
     @app.post("/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction)
@@ -173,18 +180,8 @@ def create_app(
         probabilities = loaded.model.predict_proba(columns).tolist()
         threshold, version = loaded.model.threshold, loaded.manifest.version
         decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
+        _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version)
         ids = [row["transaction_id"] for row in rows]
-        sink: CaptureSink | None = app.state.capture
-        if sink is not None:
-            now = datetime.now(UTC)
-            when, request_id = capture_time(now), getattr(request.state, "request_id", "-")
-            sink.write_many(
-                [
-                    capture_record(t.as_received(), i, version, p, d, threshold, request_id, when)
-                    for t, i, p, d in zip(transactions, ids, probabilities, decisions, strict=True)
-                ],
-                now,
-            )
         body = batch_prediction_json(probabilities, decisions, ids, threshold, version)
         return Response(body, media_type="application/json")
 
