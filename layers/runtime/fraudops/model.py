@@ -7,9 +7,7 @@ Every path that scores a transaction goes through the same feature code and the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xgboost as xgb
@@ -75,7 +73,3 @@ class FraudModel:
         """Fraud probability per row of raw columns."""
         matrix = self.features(columns)
         return np.asarray(self.booster.inplace_predict(matrix), dtype=np.float64).reshape(-1)
-
-    def predict_one(self, transaction: Mapping[str, Any]) -> float:
-        row = self.features({key: [value] for key, value in transaction.items()})
-        return float(self.booster.inplace_predict(row)[0])

@@ -87,7 +87,6 @@ class _LoadedVersion:
     booster_sha256: str
     spec_sha256: str
     artifact_location: str
-    compiled: bytes | None  # the verified compiled trees the API serves, None if the walk cannot express it
 
 
 def _load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> _LoadedVersion:
@@ -101,12 +100,17 @@ def _load_version(settings: Settings, client: MlflowClient, version: ModelVersio
     except ArtifactMissingError as error:
         raise ModelLoadError(f"version {version.version}: {error}") from error
     model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0)
+    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location)
+
+
+def _compiled_trees(loaded: _LoadedVersion) -> bytes | None:
+    """The verified compiled trees the API serves; None if they cannot express this booster."""
     try:
-        compiled: bytes | None = compile_booster(model.booster).to_bytes()
+        return compile_booster(loaded.model.booster).to_bytes()
     except UnsupportedModelError as error:
-        log.warning("version %s: no compiled trees, the API will serve the booster itself: %s", version.version, error)
-        compiled = None
-    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location, compiled)
+        log.warning("version %s: no compiled trees, the API will serve the booster itself: %s",
+                    loaded.version.version, error)  # fmt: skip
+        return None
 
 
 def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
@@ -131,14 +135,16 @@ def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
 
 
 def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
-    """Also stores the compiled trees, content-addressed (so a crash before the manifest is harmless).
-    Called inside the registry session: if that write fails, the session ends and nothing changes."""
+    """Also compiles the trees (only for a version a manifest is made for) and stores them, content-addressed
+    (so a crash before the manifest is harmless). Called inside the registry session: if that write
+    fails, the session ends and nothing changes."""
     compiled_key = compiled_sha256 = None
-    if loaded.compiled is not None:
-        compiled_sha256 = sha256_hex(loaded.compiled)
+    compiled = _compiled_trees(loaded)
+    if compiled is not None:
+        compiled_sha256 = sha256_hex(compiled)
         compiled_key = compiled_store_key(settings, str(loaded.version.version), compiled_sha256)
         try:
-            blob_store(settings).put(compiled_key, loaded.compiled, content_type="application/octet-stream")
+            blob_store(settings).put(compiled_key, compiled, content_type="application/octet-stream")
         except Exception as error:  # botocore raises many kinds; the caller needs one with a clear message
             raise StoreError(
                 f"cannot store the compiled trees of version {loaded.version.version} ({error}); nothing was changed"
