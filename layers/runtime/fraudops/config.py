@@ -28,6 +28,20 @@ class Settings(BaseSettings):
         None, description="s3:// URI of the SQLite snapshot the Lambdas train on (copied to /tmp); unset locally."
     )
     state_dir: Path = Field(Path(".fraudops"), description="Local working folder (tracking DB, logs, pids).")
+    lake_uri: str | None = Field(
+        None,
+        description="Root of the lake (Parquet tables transactions, decisions, labels): s3://bucket/prefix in "
+        "AWS (the template sets the data bucket's lake/), a folder locally. Unset: <state_dir>/lake.",
+    )
+    train_window_days: int = Field(
+        0, ge=0, description="Train on the newest N days (partitions) of the transactions table; 0 = all of it."
+    )
+    label_maturity_days: float = Field(
+        30.0,
+        ge=0,
+        description="A decision with no fraud label this long after it was made is curated as isFraud=0; "
+        "before that it is pending (not trained on, not in the holdout, not in realized metrics).",
+    )
 
     # Store: MLflow tracking/registry + artifacts
     storage: Literal["local", "s3"] = Field(
@@ -141,6 +155,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slashes(cls, value: str) -> str:
         return value.strip("/")
+
+    @property
+    def lake_root_uri(self) -> str:
+        """``lake_uri``, or the local folder ``<state_dir>/lake`` as a plain absolute path."""
+        return self.lake_uri.rstrip("/") if self.lake_uri else str((self.state_dir / "lake").resolve())
 
     @property
     def local_artifact_dir(self) -> Path:
