@@ -10,21 +10,22 @@ operations with conditional requests") and, in a folder, a hard link of a comple
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from fraudops.config import Settings
 from fraudops.errors import StoreError
 from fraudops.files import atomic_write, fsync_dir
-from fraudops.store.s3 import CONFLICT_CODES, error_code, is_loopback, is_not_found, s3_client, split_s3_uri
+from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
 
 if TYPE_CHECKING:
-    import pyarrow.fs as pafs
+    import pyarrow as pa
 
 
 class LakeStorage(ABC):
@@ -54,12 +55,13 @@ class LakeStorage(ABC):
     def delete(self, keys: list[str]) -> None: ...
 
     @abstractmethod
-    def arrow_filesystem(self) -> pafs.FileSystem:
-        """The pyarrow filesystem the Parquet readers use (reads ranges: no copy to /tmp)."""
+    def open_input(self, key: str) -> pa.NativeFile:
+        """A random-access handle a Parquet reader seeks in: it reads the footer and the column chunks
+        it needs (ranged GETs on S3), so nothing is copied to /tmp and unread columns cost nothing."""
 
-    @abstractmethod
-    def arrow_path(self, key: str) -> str:
-        """``key`` as a path of ``arrow_filesystem``."""
+    def local_path(self, key: str) -> str | None:
+        """A path DuckDB can read directly, when the lake is a folder."""
+        return None
 
 
 class LocalLakeStorage(LakeStorage):
@@ -123,12 +125,12 @@ class LocalLakeStorage(LakeStorage):
         for key in keys:
             self._path(key).unlink(missing_ok=True)
 
-    def arrow_filesystem(self) -> pafs.FileSystem:
-        import pyarrow.fs as pafs
+    def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa
 
-        return pafs.LocalFileSystem()
+        return pa.memory_map(str(self._path(key)), "r")
 
-    def arrow_path(self, key: str) -> str:
+    def local_path(self, key: str) -> str | None:
         return str(self._path(key))
 
 
@@ -191,20 +193,60 @@ class S3LakeStorage(LakeStorage):
             except ClientError as error:
                 raise StoreError(f"cannot delete under {self.root_uri}: {error}") from error
 
-    def arrow_filesystem(self) -> pafs.FileSystem:
-        import pyarrow.fs as pafs
+    def open_input(self, key: str) -> pa.NativeFile:
+        import pyarrow as pa
 
-        endpoint = self._settings.s3_endpoint_url
-        options: dict[str, object] = {"region": self._settings.aws_region}
-        if endpoint:
-            scheme, _, host = endpoint.partition("://")
-            options |= {"endpoint_override": host.rstrip("/"), "scheme": scheme}
-            if is_loopback(endpoint) and "AWS_ACCESS_KEY_ID" not in os.environ:
-                options |= {"access_key": "testing", "secret_key": "testing"}  # moto: never real credentials
-        return pafs.S3FileSystem(**options)  # type: ignore[arg-type]
+        return pa.PythonFile(_S3RangeReader(self._client, self.bucket, self._key(key), self.uri(key)), mode="r")
 
-    def arrow_path(self, key: str) -> str:
-        return f"{self.bucket}/{self._key(key)}"
+
+class _S3RangeReader(io.RawIOBase):
+    """A seekable read-only file over one S3 object: each ``read`` is one ranged GET (boto3's client, so
+    the same credentials, endpoint and retries as every other S3 call, and moto in tests)."""
+
+    def __init__(self, client: Any, bucket: str, key: str, uri: str) -> None:
+        super().__init__()
+        self._client, self._bucket, self._key, self._uri = client, bucket, key, uri
+        self._position = 0
+        try:
+            self._size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        except ClientError as error:
+            raise StoreError(f"cannot read {uri}: {error}") from error
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def size(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._size if size is None or size < 0 else min(self._size, self._position + size)
+        if end <= self._position:
+            return b""
+        try:
+            response = self._client.get_object(
+                Bucket=self._bucket, Key=self._key, Range=f"bytes={self._position}-{end - 1}"
+            )
+        except ClientError as error:
+            raise StoreError(f"cannot read {self._uri}: {error}") from error
+        data = bytes(response["Body"].read())
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def lake_storage(settings: Settings) -> LakeStorage:

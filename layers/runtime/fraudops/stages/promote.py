@@ -20,7 +20,9 @@ from fraudops import history
 from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
-from fraudops.data import holdout_slice, load_training_frame, raw_columns
+from fraudops.data import holdout_slice, raw_columns
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
 from fraudops.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
@@ -292,7 +294,9 @@ def run_promotion(
     if force_reason is not None and not force_reason.strip():
         raise PromotionError("a manual promotion needs a reason (--reason)")
     try:
-        holdout = holdout_slice(load_training_frame(settings.db_path), settings)
+        # The newest matured rows of the lake (curation commits a decision only once its label matured).
+        lake = Lake(settings).transactions
+        holdout = holdout_slice(read_training_data(lake, settings.train_window_days or None).frame, settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
     decision, manifest = _promote_in_session(settings, holdout, candidate_version, force_reason)
