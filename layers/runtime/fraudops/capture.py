@@ -168,3 +168,8 @@ def read_captures(settings: Settings, since: datetime, until: datetime) -> list[
                 if since <= when < until:
                     records.append(record)
     return sorted(records, key=lambda r: r["time"])
+
+
+def iter_capture_lines(body: bytes) -> Iterator[dict[str, Any]]:
+    """The capture records in one file's bytes (a local .jsonl or a Firehose gzip object)."""
+    return _lines(body)
