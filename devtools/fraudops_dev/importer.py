@@ -149,8 +149,9 @@ def import_csv(
     chunk_rows: int = 200_000,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Import (or append) a PaySim CSV into ``target`` (a lake table, or a SQLite file), all or nothing. More than ``max_reject_share`` of rows rejected
-    means a wrong file: nothing changes, and the error lists the first reasons."""
+    """Import (or append) a PaySim CSV into ``target`` (a lake table, or a SQLite file), all or nothing.
+    More than ``max_reject_share`` of rows rejected means a wrong file: nothing changes, and the error
+    lists the first reasons."""
     report = ImportReport()
 
     def checked_chunks() -> Iterator[list[tuple[object, ...]]]:

@@ -12,8 +12,10 @@ import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate
 from fraudops_dev.emulation import Emulation, definition_substitutions, emulated_retraining, render_definition
 
-from fraudops.data import write_transactions
-from tests.helpers.stack import production_version
+from fraudops.config import Settings
+from fraudops.lake import Lake
+from fraudops.lake.transactions import write_transaction_frames
+from tests.helpers.stack import lake_of, production_version
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +25,7 @@ FAST = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "
 @pytest.fixture
 def emulation(small_db: Path) -> Iterator[Emulation]:
     with emulated_retraining(FAST) as emulated:
-        emulated.upload_data(small_db)
+        emulated.upload_data(Settings(lake_uri=str(lake_of(small_db))))
         yield emulated
 
 
@@ -69,8 +71,8 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
 
 def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation, tmp_path: Path) -> None:
     assert emulation.run().status == "SUCCEEDED"
-    no_fraud = tmp_path / "nofraud.db"
-    write_transactions(no_fraud, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
+    no_fraud = Settings(lake_uri=str(tmp_path / "nofraud-lake"))
+    write_transaction_frames(Lake(no_fraud).transactions, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
     emulation.upload_data(no_fraud)
     failed = emulation.run()
     assert failed.status == "FAILED"

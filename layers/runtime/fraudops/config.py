@@ -23,9 +23,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_", extra="ignore", env_ignore_empty=True)
 
     # Data
-    db_path: Path = Field(Path("data/fraud.db"), description="SQLite database with the transactions table.")
-    data_s3_uri: str | None = Field(
-        None, description="s3:// URI of the SQLite snapshot the Lambdas train on (copied to /tmp); unset locally."
+    db_path: Path = Field(
+        Path("data/fraud.db"), description="A SQLite file of transactions: `fraudops import`/`export`'s default."
     )
     state_dir: Path = Field(Path(".fraudops"), description="Local working folder (tracking DB, logs, pids).")
     lake_uri: str | None = Field(

@@ -154,9 +154,11 @@ def _log_dataset(dataset: dict[str, Any]) -> None:
 
     uris = dataset["source_uris"]
     table_uri = uris[0].rsplit("/dt=", 1)[0] if uris else ""
-    source = resolve_dataset_source(table_uri if "://" in table_uri else Path(table_uri).as_uri())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways": file:// is local
+        source = resolve_dataset_source(table_uri if "://" in table_uri else Path(table_uri).as_uri())
     partitions = dataset["partitions"]
-    meta = MetaDataset(source=source, name=f"lake.{dataset['table']}", digest=dataset["digest"][:32])
+    meta = MetaDataset(source=source, name=f"lake.{dataset['table']}", digest=dataset["digest"][:32])  # type: ignore[abstract]
     mlflow.log_input(
         meta,
         context="training",

@@ -78,7 +78,7 @@ def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     # last minute next time (identical events are dropped below; the newest word wins anyway).
     horizon = (now - timedelta(minutes=1)).isoformat()
     fresh = [key for key, modified in listed if modified >= since]
-    events = []
+    events: list[dict[str, Any]] = []
     for key in fresh:
         body = store.get_or_none(key)
         if body is None:

@@ -16,6 +16,7 @@ after each replacing commit, so it sees the files of a replaced version only unt
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import uuid
@@ -325,8 +326,6 @@ class TableWriter:
     def abort(self) -> None:
         """Delete the parts written so far (best effort: ``vacuum`` gets what a kill leaves)."""
         self._buffers.clear()
-        try:
+        with contextlib.suppress(StoreError):
             self.table.storage.delete([f.key for f in self.files])
-        except StoreError:
-            pass
         self.files = []

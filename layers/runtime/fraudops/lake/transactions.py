@@ -26,7 +26,9 @@ def step_partitions(steps: np.ndarray) -> pa.Array:
     """Each row's ``dt`` from its step (vectorised: one date string per distinct day)."""
     days = np.asarray(steps, dtype=np.int64) // 24
     unique, inverse = np.unique(days, return_inverse=True)
-    names = np.array([(TRANSACTIONS_EPOCH + timedelta(days=int(d))).strftime(DATE_FORMAT) for d in unique], dtype=object)
+    names = np.array(
+        [(TRANSACTIONS_EPOCH + timedelta(days=int(d))).strftime(DATE_FORMAT) for d in unique], dtype=object
+    )
     return pa.array(names[inverse], type=pa.string())
 
 

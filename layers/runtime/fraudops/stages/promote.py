@@ -21,8 +21,6 @@ from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, raw_columns
-from fraudops.lake import Lake
-from fraudops.lake.transactions import read_training_data
 from fraudops.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
@@ -32,6 +30,8 @@ from fraudops.errors import (
     StoreError,
     TrainingError,
 )
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
 from fraudops.model import FraudModel
 from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide

@@ -1,4 +1,5 @@
-"""The train stage: read the lake's transactions (a window of partitions), split it out of time, train, then log and register.
+"""The train stage: read the lake's transactions (a window of partitions), split them out of time, train,
+then log (with the dataset read) and register.
 
 All the slow work (reading, training, plotting) happens before the registry is opened; the registry
 writes happen together at the end, so a failure never leaves a half-registered version behind.
@@ -55,7 +56,9 @@ def run_training(
     )  # fmt: skip
     started = time.perf_counter()
     try:
-        run_id, version, model_uri = log_and_register(settings, trained, split, data, frame, tags or {}, read.describe())
+        run_id, version, model_uri = log_and_register(
+            settings, trained, split, data, frame, tags or {}, read.describe()
+        )
     except StoreError:  # already says what failed (RegistryConflictError is one: the caller retries)
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds

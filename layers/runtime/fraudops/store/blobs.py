@@ -124,12 +124,13 @@ class S3BlobStore(BlobStore):
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[strip:] for key in keys)
 
-
     def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
         found: list[tuple[str, datetime]] = []
         try:
-            pages = s3_client(self._settings).get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(prefix)
+            pages = (
+                s3_client(self._settings)
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=self._key(prefix))
             )
             for page in pages:
                 found += [(str(item["Key"]), item["LastModified"]) for item in page.get("Contents", [])]
@@ -185,7 +186,6 @@ class LocalBlobStore(BlobStore):
             return []
         files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
         return sorted(str(p.relative_to(self.root)) for p in files)
-
 
     def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
         return [
