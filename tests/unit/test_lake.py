@@ -163,3 +163,56 @@ def test_sql_counts_what_generate_wrote(lake_settings: Settings, tmp_path: Path,
     finally:
         os.environ.pop("FRAUDOPS_STATE_DIR")
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("packing", ["csv", "gz", "zip"])
+def test_import_csv_into_the_lake_and_append(lake_settings: Settings, tmp_path: Path, packing: str) -> None:
+    import gzip
+    import zipfile
+
+    from fraudops_dev.importer import import_csv
+
+    lake = _populate(lake_settings, rows=2_000)
+    frame = generate(GeneratorConfig(300, seed=3))[list(COLUMNS)]
+    plain = tmp_path / "paysim.csv"
+    frame.assign(step=frame["step"] + 1000).to_csv(plain, index=False)
+    source = plain
+    if packing == "gz":
+        source = tmp_path / "paysim.csv.gz"
+        source.write_bytes(gzip.compress(plain.read_bytes()))
+    elif packing == "zip":
+        source = tmp_path / "paysim.zip"
+        with zipfile.ZipFile(source, "w") as archive:
+            archive.write(plain, plain.name)
+    assert import_csv(source, lake.transactions, append=True).rows_imported == 300
+    assert lake.transactions.manifest().rows == 2_300
+    before = lake.transactions.manifest()
+    with pytest.raises(DataError, match="new steps only"):
+        import_csv(source, lake.transactions, append=True)
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(DataError):
+        import_csv(tmp_path / "bad.csv", lake.transactions)
+    assert lake.transactions.manifest() == before
+    assert import_csv(plain, lake.transactions).rows_imported == 300  # replace
+    assert lake.transactions.manifest().rows == 300
+
+
+def test_sqlite_in_and_out(lake_settings: Settings, tmp_path: Path, capsys) -> None:
+    from fraudops_dev.cli import main
+
+    from fraudops.data import count_rows, load_training_frame, write_transactions
+
+    db = tmp_path / "seed.db"
+    write_transactions(db, generate_frames(GeneratorConfig(3_000, seed=5)))
+    os.environ["FRAUDOPS_LAKE_URI"] = str(lake_settings.state_dir / "lake")
+    try:
+        from fraudops.config import get_settings
+
+        get_settings.cache_clear()
+        assert main(["import", str(db)]) == 0
+        assert main(["export", str(tmp_path / "out.db")]) == 0
+    finally:
+        os.environ.pop("FRAUDOPS_LAKE_URI")
+        get_settings.cache_clear()
+    assert count_rows(tmp_path / "out.db") == 3_000
+    assert load_training_frame(tmp_path / "out.db").equals(load_training_frame(db))
