@@ -45,12 +45,12 @@ def test_maturity_decides_between_zero_one_and_pending(settings: Settings) -> No
     capture(settings, "new-fraud", 10)  # fraud label arrived early: 1 at once
     capture(settings, "new-quiet", 10)  # neither: pending
     capture(settings, "new-cleared", 10)  # a not-fraud label does not end the window early: pending
-    capture(settings, "recent", 0)  # its hour is not closed yet: not even compacted
+    capture(settings, "recent", 0)  # its hour's file is still being appended to
     store_labels(settings, [("old-fraud", True), ("new-fraud", True), ("new-cleared", False)], "test")
     report = run_curation(settings, NOW)
-    assert report.labels_added == 3 and report.decisions_added == 5
+    assert report.labels_added == 3 and report.decisions_added == 6
     assert curated(settings) == {"old-quiet": 0, "old-fraud": 1, "new-fraud": 1}
-    assert report.pending == 2 == pending_count(settings, Lake(settings), NOW)
+    assert report.pending == 3 == pending_count(settings, Lake(settings), NOW)
     assert read_lake_labels(Lake(settings)) == {"old-fraud": True, "new-fraud": True, "new-cleared": False}
 
     versions = {name: Lake(settings).table(name).manifest().version for name in ("transactions", "decisions")}
@@ -60,7 +60,18 @@ def test_maturity_decides_between_zero_one_and_pending(settings: Settings) -> No
 
     later = run_curation(settings, NOW + timedelta(days=25))  # incremental: the 10-day-old ones mature
     assert curated(settings) == {"old-quiet": 0, "old-fraud": 1, "new-fraud": 1, "new-quiet": 0, "new-cleared": 0}
-    assert later.decisions_added == 1 and later.rows_curated == 2 and later.pending == 1  # "recent" waits
+    assert later.decisions_added == 0 and later.rows_curated == 2 and later.pending == 1  # "recent" waits
+
+
+def test_lines_appended_to_an_open_capture_file_are_compacted_once(settings: Settings) -> None:
+    capture(settings, "first", 0)
+    assert run_curation(settings, NOW).decisions_added == 1
+    capture(settings, "second", 0)  # the same hour's file grows
+    capture(settings, "third", 0)
+    assert run_curation(settings, NOW).decisions_added == 2
+    assert run_curation(settings, NOW + timedelta(hours=3)).decisions_added == 0  # the hour closes: nothing new
+    ids = Lake(settings).decisions.read(columns=["transaction_id"]).column(0).to_pylist()
+    assert sorted(ids) == ["first", "second", "third"]
 
 
 def test_a_crash_before_the_commit_leaves_everything_and_the_rerun_completes(

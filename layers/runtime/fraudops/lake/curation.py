@@ -6,9 +6,9 @@ data (so a crash between two steps loses nothing and repeats nothing):
 1. **labels**: label objects (``labels/…json`` in the artifact store, what ``POST /feedback`` writes)
    modified since the last checkpoint are appended to the ``labels`` table (append-only events; the
    newest word per transaction wins when read).
-2. **decisions**: capture hours that are closed (their end at least ``SETTLE`` ago, so Firehose's
-   buffer, at most 900 s, has delivered them) and newer than the checkpoint hour are compacted into
-   the ``decisions`` table.
+2. **decisions**: capture lines not compacted yet are appended to the ``decisions`` table; the
+   checkpoint is the last closed hour (its end at least ``SETTLE`` ago, so Firehose's buffer, at most
+   900 s, has delivered it) plus the bytes already read of each object after it.
 3. **transactions**: a decision becomes a training row with ``isFraud=1`` as soon as a fraud label for
    it exists, with ``isFraud=0`` once ``label_maturity_days`` have passed without one, and is *pending*
    before that (neither trained on, held out nor measured). The checkpoint is the maturity horizon plus
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SETTLE = timedelta(minutes=20)  # Firehose: buffer interval at most 900 s, then delivery
 LABELS_CHECKPOINT = "labels_listed_through"
 DECISIONS_CHECKPOINT = "decisions_compacted_through_hour"
+DECISIONS_OFFSETS = "decisions_compacted_bytes"
 MATURED_CHECKPOINT = "curation_matured_through"
 EARLY_FRAUD_IDS = "curation_fraud_ids_after_horizon"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -143,31 +144,53 @@ def decision_rows(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def compact_decisions(settings: Settings, lake: Lake, now: datetime) -> int:
-    """Closed capture hours after the checkpoint -> the decisions table, one commit."""
+def compact_decisions(settings: Settings, lake: Lake, now: datetime, settle: timedelta = SETTLE) -> int:
+    """New capture lines -> the decisions table, one commit.
+
+    The checkpoint is the last *closed* hour (its end ``settle`` ago: Firehose has delivered it) plus, for
+    the hours after it, how many bytes of each capture object are already compacted. Firehose objects
+    never change; a local capture file only grows (appended lines), so the next run reads from that
+    offset, and only up to the last complete line."""
     table = lake.decisions
     current = table.manifest()
     store = blob_store(settings)
-    checkpoint = current.properties.get(DECISIONS_CHECKPOINT)
-    last_closed = (now - SETTLE).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    hours = sorted({key[len(CAPTURE_PREFIX) : len(CAPTURE_PREFIX) + 13] for key in store.list_keys(CAPTURE_PREFIX)})
-    todo = [h for h in hours if (checkpoint is None or h > checkpoint) and _hour(h) <= last_closed]
-    if not todo:
-        return 0
+    closed_through = current.properties.get(DECISIONS_CHECKPOINT)
+    offsets: dict[str, int] = dict(current.properties.get(DECISIONS_OFFSETS, {}))
+    last_closed = (now - settle).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    keys = [k for k in store.list_keys(CAPTURE_PREFIX) if closed_through is None or _hour_of(k) > closed_through]
     writer = table.writer("append")
     added = 0
-    for hour in todo:
-        records = []
-        for key in store.list_keys(f"{CAPTURE_PREFIX}{hour}/"):
-            body = store.get_or_none(key)
-            if body is not None:
-                records += list(iter_capture_lines(body))
-        rows = decision_rows(records)
+    new_offsets = dict(offsets)
+    for key in keys:
+        body = store.get_or_none(key)
+        if body is None:
+            continue
+        start = offsets.get(key, 0)
+        if body[:2] == b"\x1f\x8b":  # a Firehose object: whole, once
+            if start:
+                continue
+            chunk, end = body, len(body)
+        else:
+            end = body.rfind(b"\n") + 1  # complete lines only: a line being written waits for the next run
+            chunk = body[start:end]
+        if end <= start:
+            continue
+        rows = decision_rows(iter_capture_lines(chunk))
         if rows:
             writer.write(pa.Table.from_pylist(rows), [dt_of_time(r["decision_time"]) for r in rows])
             added += len(rows)
-    writer.commit({DECISIONS_CHECKPOINT: todo[-1]})
+        new_offsets[key] = end
+    closed = [h for h in {_hour_of(k) for k in new_offsets} if _hour(h) <= last_closed]
+    through = max([closed_through or "", *closed]) or None
+    new_offsets = {k: v for k, v in new_offsets.items() if through is None or _hour_of(k) > through}
+    if added == 0 and through == closed_through and new_offsets == offsets:
+        return 0
+    writer.commit({DECISIONS_CHECKPOINT: through, DECISIONS_OFFSETS: new_offsets})
     return added
+
+
+def _hour_of(key: str) -> str:
+    return key[len(CAPTURE_PREFIX) : len(CAPTURE_PREFIX) + 13]
 
 
 def _hour(folder: str) -> datetime:
@@ -240,13 +263,13 @@ def pending_count(settings: Settings, lake: Lake, now: datetime | None = None) -
     return int(sum(1 for t in recent["transaction_id"].unique() if labels.get(t) is not True))
 
 
-def run_curation(settings: Settings, now: datetime | None = None) -> CurationReport:
+def run_curation(settings: Settings, now: datetime | None = None, settle: timedelta = SETTLE) -> CurationReport:
     """The whole curation stage (CLI ``fraudops curate``, the Curate state, its own schedule)."""
     now = now or datetime.now(UTC)
     lake = Lake(settings)
     report = CurationReport()
     report.labels_added = compact_labels(settings, lake, now)
-    report.decisions_added = compact_decisions(settings, lake, now)
+    report.decisions_added = compact_decisions(settings, lake, now, settle)
     curate(settings, lake, now, report)
     log.info("curation: %s", report.as_dict())
     return report
