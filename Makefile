@@ -57,7 +57,8 @@ lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, SAM/cfn-lint/serverle
 		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
 	$(BIN)/python -c "from fraudops_dev.emulation import render_definition as r; \
 		print(r({'TrainFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:train', \
-		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', 'Partition': 'aws'}))" \
+		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', \
+		'CurateFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:curate', 'Partition': 'aws'}))" \
 		> .ci/tools/retrain.rendered.asl.json
 	.ci/tools/node_modules/.bin/asl-validator --json-path .ci/tools/retrain.rendered.asl.json
 	$(BIN)/python -m fraudops_dev.batch_local --render > .ci/tools/batch_score.rendered.asl.json

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `tests.helpers` from any working directory
-for function in ("api", "train", "promote", "monitor", "batch"):
+for function in ("api", "train", "promote", "monitor", "batch", "curate"):
     sys.path.insert(0, str(ROOT / "functions" / function))
 
 from fraudops_dev.local import local_aws_environment  # noqa: E402

@@ -45,8 +45,13 @@ ACCOUNT = "123456789012"
 FUNCTIONS = {
     "fraudops-train-local": ("train_function", "train"),
     "fraudops-promote-local": ("promote_function", "promote"),
+    "fraudops-curate-local": ("curate_function", "curate"),
 }
-SUBSTITUTION_TARGETS = {"TrainFunctionArn": "fraudops-train-local", "PromoteFunctionArn": "fraudops-promote-local"}
+SUBSTITUTION_TARGETS = {
+    "TrainFunctionArn": "fraudops-train-local",
+    "PromoteFunctionArn": "fraudops-promote-local",
+    "CurateFunctionArn": "fraudops-curate-local",
+}
 CONSTANT_SUBSTITUTIONS = {"Partition": "aws"}
 
 

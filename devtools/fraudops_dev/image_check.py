@@ -20,7 +20,10 @@ from typing import Any
 
 from fraudops_dev.emulation import REPO_ROOT
 
-IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function", "monitor_function"]}
+IMAGES = {
+    "api": ["api_function"],
+    "train": ["train_function", "promote_function", "monitor_function", "curate_function"],
+}
 PLATFORM = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
             "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.12",
             "--only-binary=:all:"]  # fmt: skip
@@ -163,6 +166,7 @@ def main() -> int:
             # 100 rows: scored by XGBoost's C library, which the image carries without the xgboost package.
             (api, "api_function", _predict_event("/predict/batch", {"transactions": [EXAMPLE_TRANSACTION] * 100})),
             (train, "monitor_function", {}),
+            (train, "curate_function", {}),
             (train, "promote_function", {"action": "pin"}),  # the batch state machine's first step
             (api, "batch_function", {}),  # one Map batch, with the model pinned by the step before
         ]

@@ -36,9 +36,21 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
-    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition"}
+    assert set(definition_substitutions()) == {
+        "TrainFunctionArn",
+        "PromoteFunctionArn",
+        "CurateFunctionArn",
+        "Partition",
+    }
     rendered = json.loads(
-        render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p", "Partition": "aws-cn"})
+        render_definition(
+            {
+                "TrainFunctionArn": "arn:t",
+                "PromoteFunctionArn": "arn:p",
+                "CurateFunctionArn": "arn:c",
+                "Partition": "aws-cn",
+            }
+        )
     )
     assert rendered["States"]["Train"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"  # no hard-coded arn:aws
     assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
@@ -65,7 +77,7 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 4
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 6  # curate, train, promote; twice
     assert list(tmp_path.iterdir()) == []
 
 
@@ -87,7 +99,11 @@ def test_lambda_service_error_is_retried(emulation: Emulation) -> None:
     result = emulation.run()
     assert result.status == "SUCCEEDED", result.cause
     outcomes = [(i.function, i.outcome) for i in emulation.invocations]
-    assert outcomes[:2] == [("fraudops-train-local", "service_error"), ("fraudops-train-local", "ok")]
+    assert outcomes[:3] == [
+        ("fraudops-curate-local", "ok"),
+        ("fraudops-train-local", "service_error"),
+        ("fraudops-train-local", "ok"),
+    ]
     failed_tasks = [e for e in result.events if e["type"] == "TaskFailed"]
     assert [e["taskFailedEventDetails"]["error"] for e in failed_tasks] == ["Lambda.ServiceException"]
 
@@ -110,4 +126,8 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     assert second_result.status == "FAILED"
     assert second_result.error == "RetrainingAlreadyRunning"
     assert emulation.wait(first).status == "SUCCEEDED"
-    assert [i.function for i in emulation.invocations] == ["fraudops-train-local", "fraudops-promote-local"]
+    assert [i.function for i in emulation.invocations] == [
+        "fraudops-curate-local",
+        "fraudops-train-local",
+        "fraudops-promote-local",
+    ]

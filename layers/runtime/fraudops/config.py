@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     train_window_days: int = Field(
         0, ge=0, description="Train on the newest N days (partitions) of the transactions table; 0 = all of it."
     )
+    curation_settle_minutes: float = Field(
+        20.0,
+        ge=0,
+        description="A capture hour counts as complete this long after it ends (Firehose buffers up to 900 s).",
+    )
     label_maturity_days: float = Field(
         30.0,
         ge=0,
