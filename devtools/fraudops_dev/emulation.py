@@ -260,6 +260,8 @@ def _stack_environment(settings: Settings) -> dict[str, str | None]:
         "FRAUDOPS_STORAGE": settings.storage,
         "FRAUDOPS_DB_PATH": str(settings.db_path.resolve()),
         "FRAUDOPS_LAKE_URI": settings.lake_root_uri,
+        "FRAUDOPS_LABEL_MATURITY_DAYS": str(settings.label_maturity_days),
+        "FRAUDOPS_CURATION_SETTLE_MINUTES": str(settings.curation_settle_minutes),
         "FRAUDOPS_STATE_DIR": str(settings.state_dir.resolve()),
         "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,

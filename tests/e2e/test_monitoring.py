@@ -142,3 +142,4 @@ def test_the_drift_loop_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert recall["drifted"] < recall["normal"] - 0.2  # the model fell behind
     assert recall["after retraining"] > recall["drifted"] + 0.2  # and recovered
     assert any("the monitor started a retraining" in line for line in lines)
+    assert drifted["curated_rows"] >= 30_000 + 4_000  # the Curate step fed the labeled traffic in, no person
