@@ -282,8 +282,9 @@ def cmd_import_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.data import count_rows, write_transactions
     from fraudops.labeled_traffic import labeled_rows
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
 
     settings = _db(args, settings)
     until = _when(args.until) or datetime.now(UTC)
@@ -292,8 +293,9 @@ def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
     if frame.empty:
         print(json.dumps({"appended": 0, "reason": "no labeled decisions in the window"}))
         return 0
-    written = write_transactions(settings.db_path, [frame], append=True)
-    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": count_rows(settings.db_path)}))
+    table = Lake(settings).transactions
+    written = write_transaction_frames(table, [frame], append=True, source="curated")
+    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": table.manifest().rows}))
     return 0
 
 
@@ -452,15 +454,18 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.lake import Lake
     from fraudops_dev.emulation import retrain_locally
 
     settings = _db(args, settings)
-    if not settings.db_path.exists():
-        from fraudops.data import write_transactions
+    lake = Lake(settings)
+    if lake.transactions.manifest().version == 0:
+        from fraudops.lake.transactions import write_transaction_frames
         from fraudops_dev.datagen import GeneratorConfig, generate_frames
 
-        print(f"no {settings.db_path}: generating 200,000 rows first", file=sys.stderr)
-        write_transactions(settings.db_path, generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed)))
+        print(f"no transactions in the lake at {lake.root_uri}: generating 200,000 rows first", file=sys.stderr)
+        frames = generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed))
+        write_transaction_frames(lake.transactions, frames, source="generate")
     results = retrain_locally(
         settings, runs=args.runs, isolated=args.isolated, progress=lambda line: print(line, file=sys.stderr)
     )
