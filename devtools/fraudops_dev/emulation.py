@@ -135,7 +135,7 @@ class Emulation:
         from fraudops.lake.transactions import write_transaction_frames
 
         table = Lake(source).transactions
-        target = Lake(source.model_copy(update={"lake_uri": f"s3://{self.data_bucket}/lake"})).transactions
+        target = Lake(source.model_copy(update={"lake_uri": f"s3://{self.data_bucket}/lake", "aws": True})).transactions
         batches = (table.read(files=[f]).to_pandas() for f in table.files())
         write_transaction_frames(target, batches, source="import")
 

@@ -45,6 +45,7 @@ class TableSchema:
     version: int
     columns: tuple[Column, ...]
     description: str
+    dictionary_columns: tuple[str, ...] = ()  # read back dictionary-encoded (few distinct values)
 
     @property
     def column_names(self) -> list[str]:
@@ -91,6 +92,7 @@ TRANSACTIONS: Final = TableSchema(
     version=1,
     columns=_transaction_columns(),
     description="Training history: imported or generated PaySim rows and curated (matured, labeled) traffic.",
+    dictionary_columns=("type", "source"),
 )
 
 DECISIONS: Final = TableSchema(

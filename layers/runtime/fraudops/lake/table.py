@@ -149,7 +149,7 @@ class LakeTable:
         full = self.schema.arrow_schema.append(pa.field(PARTITION_COLUMN, pa.string(), nullable=False))
         if not chosen:
             return full.empty_table().select(wanted)
-        workers = 1 if self.storage.local_path(chosen[0].key) else 8  # S3: requests in flight at once
+        workers = 2 if self.storage.local_path(chosen[0].key) else 8  # S3: requests in flight at once
         with ThreadPoolExecutor(max_workers=workers) as pool:
             parts = list(pool.map(lambda f: self._read_file(f, stored, PARTITION_COLUMN in wanted), chosen))
         return pa.concat_tables(parts).select(wanted)
@@ -157,18 +157,29 @@ class LakeTable:
     def _read_file(self, data_file: DataFile, columns: list[str], with_dt: bool) -> pa.Table:
         try:
             with self.storage.open_input(data_file.key) as handle:
-                parquet = pq.ParquetFile(handle)
+                # Low-cardinality text (``type``) stays dictionary-encoded: pandas gets a categorical, never
+                # millions of Python strings.
+                dictionary = [c for c in columns if c in self.schema.dictionary_columns]
+                parquet = pq.ParquetFile(handle, read_dictionary=dictionary)
                 version = (parquet.schema_arrow.metadata or {}).get(SCHEMA_VERSION_KEY, b"0")
                 if int(version) > self.schema.version:
                     raise DataError(f"{data_file.key} has schema version {int(version)}: upgrade fraudops")
                 table = parquet.read(columns=columns)
         except (OSError, pa.ArrowInvalid) as error:
             raise StoreError(f"cannot read {self.storage.uri(data_file.key)}: {error}") from error
-        table = table.cast(pa.schema([self.schema.arrow_schema.field(c) for c in columns]))
+        wanted = pa.schema([self._read_field(c) for c in columns])
+        if table.schema != wanted:
+            table = table.cast(wanted)
         if with_dt:
             dt = pa.repeat(pa.scalar(data_file.dt, pa.string()), len(table))
             table = table.append_column(pa.field(PARTITION_COLUMN, pa.string(), nullable=False), dt)
         return table
+
+    def _read_field(self, name: str) -> pa.Field:
+        field = self.schema.arrow_schema.field(name)
+        if name in self.schema.dictionary_columns:
+            return field.with_type(pa.dictionary(pa.int32(), field.type))
+        return field
 
     # --- writing ---------------------------------------------------------------------------------
 

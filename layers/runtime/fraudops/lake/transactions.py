@@ -150,12 +150,14 @@ def read_training_data(table: LakeTable, newest_days: int | None = None) -> Trai
         )
     columns = [*RAW_FEATURE_COLUMNS, LABEL]
     arrow = table.read(columns=columns, files=files)
-    frame = arrow.to_pandas()
+    frame = arrow.to_pandas(split_blocks=True, self_destruct=True)
+    del arrow
     # The dtypes the models' signatures were inferred with (int64, as SQLite gave them): Parquet keeps the
     # narrow storage types, training sees the usual ones.
     frame = frame.astype({"step": "int64", LABEL: "int64"})
-    frame["type"] = frame["type"].astype(pd.CategoricalDtype(categories=list(TRANSACTION_TYPES)))
-    frame = frame.sort_values("step", kind="stable", ignore_index=True)
+    frame["type"] = frame["type"].cat.set_categories(list(TRANSACTION_TYPES))
+    if not frame["step"].is_monotonic_increasing:  # written in step order: usually already sorted
+        frame = frame.sort_values("step", kind="stable", ignore_index=True)
     if len(frame) == 0:
         raise DataError(f"the lake's transactions table at {table.storage.root_uri} is empty")
     return TrainingData(
