@@ -6,8 +6,9 @@ argument handling, with the repository's samconfig.toml, in a copy of the reposi
 There are no AWS credentials here (every AWS_* variable is removed, the config files point nowhere,
 the instance metadata lookup is off), so nothing can reach AWS: a command is right when it gets as far
 as needing credentials (`package`, `deploy`) or a container runtime (`build`, and `package`, which
-pushes the images `build` left in Docker; this machine has no Docker engine). Any other error, the samconfig/CLI conflicts among them ("Only one
-of the following can be provided", "Cannot use both --resolve-s3 and --s3-bucket"), fails the check.
+pushes the images `build` left in Docker; this machine has no Docker engine). Any other error, the
+samconfig/CLI conflicts among them ("Only one of the following can be provided", "Cannot use both
+--resolve-s3 and --s3-bucket"), fails the check.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "devtools"))
 
-from fraudops_dev.pipelines import SamCommand, UndefinedVariable, jenkins_sam_commands, workflow_sam_commands  # noqa: E402
+from fraudops_dev.pipelines import (  # noqa: E402
+    SamCommand,
+    UndefinedVariable,
+    jenkins_sam_commands,
+    workflow_sam_commands,
+)
 from fraudops_dev.transformed_template import load_template, packaged  # noqa: E402
 
 COPIED = [".dockerignore", "constraints.txt", "samconfig.toml", "template.yaml", "functions", "infra", "layers/runtime"]

@@ -144,7 +144,10 @@ def jenkins_stages(path: Path = JENKINSFILE_PATH) -> list[tuple[str, str]]:
     """(stage name, its text up to the next stage) in order."""
     text = path.read_text()
     marks = list(re.finditer(r"stage\('([^']+)'\)", text))
-    return [(m.group(1), text[m.start() : marks[i + 1].start() if i + 1 < len(marks) else len(text)]) for i, m in enumerate(marks)]
+    return [
+        (m.group(1), text[m.start() : marks[i + 1].start() if i + 1 < len(marks) else len(text)])
+        for i, m in enumerate(marks)
+    ]
 
 
 def jenkins_scripts(stage_text: str) -> list[str]:

@@ -14,7 +14,10 @@ DOCKERFILES = sorted({dockerfile for _, dockerfile in image_builds()})
 
 
 def test_every_image_function_builds_from_a_dockerfile_in_the_repo() -> None:
-    assert [d.relative_to(ROOT).as_posix() for d in DOCKERFILES] == ["functions/api/Dockerfile", "functions/train/Dockerfile"]
+    assert [d.relative_to(ROOT).as_posix() for d in DOCKERFILES] == [
+        "functions/api/Dockerfile",
+        "functions/train/Dockerfile",
+    ]
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda d: d.parent.name)
@@ -31,7 +34,8 @@ def test_a_source_the_dockerignore_drops_is_reported(tmp_path: Path) -> None:
     (tmp_path / ".dockerignore").write_text("# only what we copy\n*\n!app/kept.py\n!pkg/\n")
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(
-        "FROM scratch\nCOPY app/kept.py \\\n     app/dropped.py /x/\nCOPY --chown=1:1 pkg /p\nCOPY --from=build /a /b\nCOPY absent.txt /y/\n"
+        "FROM scratch\nCOPY app/kept.py \\\n     app/dropped.py /x/\n"
+        "COPY --chown=1:1 pkg /p\nCOPY --from=build /a /b\nCOPY absent.txt /y/\n"
     )
     problems = missing_sources(tmp_path, dockerfile)
     assert len(problems) == 2, problems

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fraudops_dev.transformed_template import environments, lint, load_template, translated, transformed_per_environment
+from fraudops_dev.transformed_template import environments, lint, load_template, transformed_per_environment, translated
 
 ROOT = Path(__file__).resolve().parents[2]
 
