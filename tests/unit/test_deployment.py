@@ -263,7 +263,13 @@ def test_usage_plan_keys_from_the_template_reach_the_app(template: dict[str, Any
     template declares in moto, and check the app accepts exactly that plan's enabled keys."""
     plan_spec = template["Resources"]["FraudApi"]["Properties"]["Auth"]["UsagePlan"]
     parameters = {name: p.get("Default") for name, p in template["Parameters"].items()}
-    plan_name = f"fraudops-{parameters['Stage']}"
+    # The function finds the plan by the name the plan is given (the stack's name), never by its id:
+    # the id would be a dependency cycle after the SAM transform (test_sam_translation.py).
+    variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert "FRAUDOPS_API_USAGE_PLAN_ID" not in variables
+    assert variables["FRAUDOPS_API_USAGE_PLAN_NAME"] == {"Ref": "AWS::StackName"}
+    assert plan_spec["UsagePlanName"] == {"Fn::Sub": "${AWS::StackName}"}
+    plan_name = f"fraudops-{parameters['Stage']}"  # the stack's name
     with mock_aws():
         client = boto3.client("apigateway", region_name="us-east-1")
         api = client.create_rest_api(name="fraudops")
@@ -287,8 +293,8 @@ def test_usage_plan_keys_from_the_template_reach_the_app(template: dict[str, Any
         for key in (live, disabled):
             client.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
 
-        settings = fast_settings(db_path=small_db, api_usage_plan_id=plan["id"])  # as the template passes it
-        assert load_api_keys(fast_settings(db_path=small_db, api_usage_plan_name=plan_name)) == [live["value"]]
+        settings = fast_settings(db_path=small_db, api_usage_plan_name=plan_name)  # as the template passes it
+        assert load_api_keys(fast_settings(db_path=small_db, api_usage_plan_id=plan["id"])) == [live["value"]]
         keys = load_api_keys(settings)
         assert client.get_usage_plan(usagePlanId=plan["id"])["throttle"]["rateLimit"] == 50.0
 
