@@ -1,5 +1,6 @@
 """Run by `make lint` with the SAM CLI's own Python: every `sam build`, `sam package` and `sam deploy`
-command line of .github/workflows/pipeline.yml and the Jenkinsfile, through SAM CLI's own click
+command line of .github/workflows/pipeline.yml and the Jenkinsfile (and docs/deploy.md's `sam pipeline
+bootstrap`, which must run without prompting), through SAM CLI's own click
 argument handling, with the repository's samconfig.toml, in a copy of the repository (with the files
 `sam build` and `sam package` would have left for the next command).
 
@@ -15,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import json
 import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "devtools"))
@@ -28,6 +31,7 @@ sys.path.insert(0, str(ROOT / "devtools"))
 from fraudops_dev.pipelines import (  # noqa: E402
     SamCommand,
     UndefinedVariable,
+    doc_bootstrap_commands,
     jenkins_sam_commands,
     workflow_sam_commands,
 )
@@ -39,6 +43,7 @@ EXPECTED_STOP = {
     "build": ("container runtime", "docker"),
     "package": ("unable to locate credentials", "container runtime", "docker"),  # pushes the built images
     "deploy": ("unable to locate credentials",),
+    "pipeline": ("unable to locate credentials",),  # docs/deploy.md's `sam pipeline bootstrap`
 }
 
 
@@ -98,7 +103,11 @@ def run(command: SamCommand, workdir: Path) -> tuple[str | None, str]:
     # A real file, not StringIO: SAM CLI reconfigures its output streams' encoding.
     with open(workdir / "sam-output.log", "w+", encoding="utf-8") as output:
         try:
-            with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            with (
+                contextlib.redirect_stdout(output),
+                contextlib.redirect_stderr(output),
+                mock.patch("sys.stdin", io.StringIO("")),  # a prompt reads end-of-file: it fails, never waits
+            ):
                 cli.main(args=command.argv, prog_name="sam", standalone_mode=False)
         except SystemExit as stop:
             if stop.code in (0, None):
@@ -116,7 +125,7 @@ def run(command: SamCommand, workdir: Path) -> tuple[str | None, str]:
 def main() -> int:
     problems: list[str] = []
     commands: list[SamCommand] = []
-    for reader in (workflow_sam_commands, jenkins_sam_commands):
+    for reader in (workflow_sam_commands, jenkins_sam_commands, doc_bootstrap_commands):
         try:
             commands += reader()
         except UndefinedVariable as error:

@@ -18,6 +18,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW_PATH = REPO_ROOT / ".github" / "workflows" / "pipeline.yml"
 JENKINSFILE_PATH = REPO_ROOT / "Jenkinsfile"
+DEPLOY_DOC_PATH = REPO_ROOT / "docs" / "deploy.md"
 ACCOUNT = "123456789012"
 SAM_SUBCOMMANDS = ("build", "package", "deploy")
 # Variables Jenkins itself sets (https://www.jenkins.io/doc/book/pipeline/jenkins-file/#using-environment-variables)
@@ -178,6 +179,17 @@ def jenkins_sam_commands(path: Path = JENKINSFILE_PATH) -> list[SamCommand]:
         for script in jenkins_scripts(text):
             for line in sam_lines(script):
                 commands.append(SamCommand(where, shlex.split(substitute(line, variables, where))[1:]))
+    return commands
+
+
+def doc_bootstrap_commands(path: Path = DEPLOY_DOC_PATH) -> list[SamCommand]:
+    """The `sam pipeline bootstrap` lines of docs/deploy.md's shell blocks, as a first-time user pastes them."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            if line.strip().startswith("sam pipeline bootstrap"):
+                commands.append(SamCommand(f"{path.name}: bootstrap", shlex.split(line.split("#")[0])[1:]))
     return commands
 
 

@@ -16,6 +16,7 @@ from fraudops_dev.pipelines import (
     JENKINSFILE_PATH,
     WORKFLOW_PATH,
     all_sam_commands,
+    doc_bootstrap_commands,
     jenkins_stages,
     jenkins_undefined_variables,
     workflow_jobs,
@@ -181,3 +182,16 @@ def test_the_train_memory_advice_follows_the_measured_growth() -> None:
     assert parameter["Default"] > 3008 and "3,008" in description
     assert f"about {fits} million rows" in description, (fits, description)
     assert f"about **{fits} million" in DEPLOY_DOC and "TrainMemorySize=3008" in DEPLOY_DOC
+
+
+def test_the_documented_bootstrap_runs_unattended_for_this_repository() -> None:
+    """`make lint` runs it through SAM CLI; here: it is there, names GitHub as the OIDC provider and
+    the branch the packaging job runs on, and never prompts (a first-time user pastes it as is)."""
+    (bootstrap,) = doc_bootstrap_commands()
+    argv = bootstrap.argv
+    assert argv[:2] == ["pipeline", "bootstrap"]
+    for flag in ("--no-interactive", "--no-confirm-changeset", "--create-image-repository"):
+        assert flag in argv, flag
+    assert argv[argv.index("--oidc-provider") + 1] == "github-actions"
+    assert argv[argv.index("--cicd-provider") + 1] == "github-actions"  # else SAM CLI drops --oidc-provider
+    assert argv[argv.index("--deployment-branch") + 1] == "main"
