@@ -115,14 +115,11 @@ def transformed_per_environment() -> dict[str, dict[str, Any]]:
 
     logging.getLogger("samtranslator").setLevel(logging.ERROR)  # feature-toggle and metrics chatter
     template = load_template()
-    outputs: dict[str, dict[str, Any]] = {}
-    seen: set[str] = set()
-    for name, parameters in sorted(environments().items()):
-        key = json.dumps(parameters, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            outputs[name] = translated(template, parameters)
-    return outputs
+    groups: dict[str, list[str]] = {}  # environments with the same overrides deploy the same template
+    found = environments()
+    for name, parameters in sorted(found.items()):
+        groups.setdefault(json.dumps(parameters, sort_keys=True), []).append(name)
+    return {"+".join(names): translated(template, found[names[0]]) for names in groups.values()}
 
 
 def main() -> int:
