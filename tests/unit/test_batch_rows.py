@@ -69,7 +69,7 @@ def test_a_malformed_event_is_an_input_error_naming_the_field() -> None:
 def test_a_json_lines_value_that_is_not_an_object_is_a_bad_row_not_a_failed_batch(value: Any) -> None:
     """Issue 17 item 9: the Map's ItemReader hands any JSON value; the event still parses."""
     event = parse_batch_event(
-        {"Items": [{"index": 0, "row": GOOD}, {"index": 1, "row": value}],
+        {"Items": [{"index": 0, "row": {**GOOD, "transaction_id": "t-0"}}, {"index": 1, "row": value}],
          "BatchInput": {"model": {}, "output": "o", "format": "jsonl"}}
     )  # fmt: skip
     good, _, errors = validate_rows(event.Items, "jsonl")

@@ -177,8 +177,9 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(environ):
         if not name.upper().startswith("FRAUDOPS_") or name.upper() in known:
             continue
-        near = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {near[0]}?" if near else " (see the README's configuration table)"
+        # Compared without the shared prefix, which would make every name look alike.
+        near = difflib.get_close_matches(name.upper()[9:], sorted(k[9:] for k in known), n=1, cutoff=0.6)
+        hint = f"; did you mean FRAUDOPS_{near[0]}?" if near else " (see the README's configuration table)"
         warnings.append(f"{name} is not a fraudops setting and is ignored{hint}")
     return warnings
 
