@@ -146,9 +146,10 @@ def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> l
     return results
 
 
-if __name__ == "__main__":  # python -m fraudops_dev.demo 20000 50000 100000 (seeds 42, 7, 2026)
+if __name__ == "__main__":  # python -m fraudops_dev.demo 20000 30000 40000 [--seeds 42 7 2026]
     import sys
 
     from fraudops.config import get_settings
 
-    measure_minimum(get_settings(), [int(size) for size in sys.argv[1:]], [42, 7, 2026])
+    sizes, _, seeds = " ".join(sys.argv[1:]).partition("--seeds")
+    measure_minimum(get_settings(), [int(n) for n in sizes.split()], [int(n) for n in seeds.split()] or [42, 7, 2026])
