@@ -613,7 +613,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrain.add_argument("--db", help=db_help + "; generated if missing")
     retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
-    retrain.add_argument("--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)")
+    retrain.add_argument(
+        "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
+    )
     retrain.set_defaults(func=cmd_retrain)
 
     batch = sub.add_parser(

@@ -94,8 +94,10 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
     decision = run_promotion(demo)
     _done(started, f"-> {decision.outcome}: {decision.reason}")
     if decision.production_version is None:
-        print(f"\nthe model did not reach Production, so there is nothing to serve: generate more rows "
-              f"(make demo ROWS={2 * rows}). The state is kept in {state.resolve()}.")
+        print(
+            f"\nthe model did not reach Production, so there is nothing to serve: generate more rows "
+            f"(make demo ROWS={2 * rows}). The state is kept in {state.resolve()}."
+        )
         return 1
 
     started = _step(4, "serve the Production model: FastAPI under uvicorn on 127.0.0.1")
@@ -112,8 +114,10 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
         print(f"      POST /predict without a key -> {status} {json.dumps(answer)}")
         if status != 401:
             return 1
-    print(f"\ndemo finished in {time.perf_counter() - total:.1f}s: model version {result.version} is Production "
-          f"in the demo's own state, {state.resolve()} (`make clean` removes it).")
+    print(
+        f"\ndemo finished in {time.perf_counter() - total:.1f}s: model version {result.version} is Production "
+        f"in the demo's own state, {state.resolve()} (`make clean` removes it)."
+    )
     return 0
 
 

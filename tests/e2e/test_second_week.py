@@ -4,6 +4,7 @@ are not logged, and the CLI reads state only from a folder that holds some."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -20,7 +21,7 @@ from fraudops_dev.datagen import GeneratorConfig, generate_frames
 from fraudops_dev.local import LOCALHOST, free_port, get_json, wait_for_http
 
 from fraudops import history
-from fraudops.config import Settings, get_settings
+from fraudops.config import get_settings
 from fraudops.data import write_transactions
 from tests.helpers.stack import fast_settings, train_and_promote
 
@@ -98,12 +99,12 @@ def test_a_moved_state_folder_serves_batch_scores_reconciles_and_trains_from_its
     promoted_state: Path, tmp_path: Path, small_db: Path
 ) -> None:
     from fraudops_dev.batch_local import RunOptions, results_rows, run_batch_locally
+    from fraudops_dev.local import post_json, serve_in_thread
 
     from fraudops.api.app import build_default_app
     from fraudops.api.schemas import EXAMPLE_TRANSACTION
     from fraudops.stages.production import reconcile
     from fraudops.stages.train import run_training
-    from fraudops_dev.local import post_json, serve_in_thread
 
     old = tmp_path / "old" / "state"
     shutil.copytree(promoted_state, old)
@@ -197,10 +198,8 @@ def test_a_key_sent_in_the_query_string_is_masked_in_the_api_log(tmp_path: Path)
         wait_for_http(f"http://{LOCALHOST}:{port}/health", timeout=60, accept=(200, 503))
         for query in ("api_key=sup3r-s3cret-1", "x=1&apikey=sup3r-s3cret-2&y=2", "key=sup3r-s3cret-3"):
             request = urllib.request.Request(f"http://{LOCALHOST}:{port}/model?{query}")
-            try:
+            with contextlib.suppress(urllib.error.HTTPError):  # 401 (no header key): logged all the same
                 urllib.request.urlopen(request, timeout=10).close()
-            except urllib.error.HTTPError:
-                pass  # 401: no header key; the request is logged all the same
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and log.read_text().count("/model?") < 3:
             time.sleep(0.1)
@@ -242,6 +241,6 @@ def test_a_state_dir_that_holds_no_state_is_refused_and_left_empty(
 def test_retrain_local_is_the_same_command_as_retrain() -> None:
     from fraudops_dev.cli import build_parser
 
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = dict(build_parser()._subparsers._group_actions[0].choices or {})  # type: ignore[union-attr]
     assert commands["retrain-local"] is commands["retrain"]
     assert build_parser().format_help().count("run the retraining state machine") == 1

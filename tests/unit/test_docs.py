@@ -52,7 +52,7 @@ def test_the_readme_lists_every_cli_command() -> None:
     from fraudops_dev.cli import build_parser
 
     readme = (ROOT / "README.md").read_text()
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = dict(build_parser()._subparsers._group_actions[0].choices or {})  # type: ignore[union-attr]
     start = readme.index("The CLI behind the Makefile is `fraudops`")
     listing = readme[start : readme.index("A problem", start)]
     missing = [name for name in commands if name != "retrain-local" and f"`{name}`" not in listing]

@@ -123,7 +123,9 @@ def _json_kind(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {list: "an array", str: "a string"}.get(type(value), type(value).__name__)
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else type(value).__name__
 
 
 _models: dict[tuple[str, str | None, str], ServedModel] = {}

@@ -233,14 +233,14 @@ def follow_moved_state(db: Path, artifact_root: str) -> str | None:
         except sqlite3.Error:  # no MLflow schema yet
             return None
         # Our experiments' roots are the artifact root they were created under: <state_dir>/artifacts.
-        moved = {root for root in roots if isinstance(root, str) and root.startswith("file://")
-                 and root.rstrip("/").endswith("/artifacts") and root.rstrip("/") != artifact_root.rstrip("/")}  # fmt: skip
+        here = artifact_root.rstrip("/")
+        moved = {root.rstrip("/") for root in roots if isinstance(root, str) and root.startswith("file://")
+                 and root.rstrip("/").endswith("/artifacts") and root.rstrip("/") != here}  # fmt: skip
         if not moved:
             return None
         tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         with conn:
             for old in moved:
-                old = old.rstrip("/")
                 for table in tables:
                     columns = [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")')
                                if any(t in str(c[2]).upper() for t in ("CHAR", "TEXT", "CLOB"))]  # fmt: skip
@@ -248,7 +248,7 @@ def follow_moved_state(db: Path, artifact_root: str) -> str | None:
                         conn.execute(
                             f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
                             f'WHERE "{column}" = ? OR substr("{column}", 1, ?) = ?',
-                            (artifact_root.rstrip("/"), len(old) + 1, old, len(old) + 1, old + "/"),
+                            (here, len(old) + 1, old, len(old) + 1, old + "/"),
                         )
     return ",".join(sorted(moved))
 
