@@ -128,6 +128,7 @@ def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> l
     from pathlib import Path
 
     from fraudops.data import write_transactions
+    from fraudops.errors import TrainingError
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
@@ -142,10 +143,14 @@ def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> l
                 )  # fmt: skip
                 config = GeneratorConfig(n_rows=rows, seed=seed)
                 write_transactions(trial.db_path, generate_frames(config))
-                result = run_training(trial)
-                decision = run_promotion(trial)
-                results.append({"rows": rows, "seed": seed, "holdout_auprc": result.summary()["holdout_auprc"],
-                                "promoted": decision.production_version is not None})  # fmt: skip
+                try:
+                    result = run_training(trial)
+                except TrainingError as error:  # too few fraud rows to split: as much a failure
+                    results.append({"rows": rows, "seed": seed, "promoted": False, "error": str(error)})
+                else:
+                    decision = run_promotion(trial)
+                    results.append({"rows": rows, "seed": seed, "holdout_auprc": result.summary()["holdout_auprc"],
+                                    "promoted": decision.production_version is not None})  # fmt: skip
                 print(json.dumps(results[-1], default=str), flush=True)
     return results
 
