@@ -32,7 +32,7 @@ LEGIT_PAYMENT = {
 # rows (PaySim's 0.129%) reach the held-out steps for the model to pass the promotion floor, and the
 # demo would end in a 503. Measured with `measure_minimum` below (python -m fraudops_dev.demo;
 # docs/data.md#demo-size): 20,000 rows hold 26 fraud rows and fail.
-MIN_DEMO_ROWS = 100_000
+MIN_DEMO_ROWS = 50_000
 
 
 def check_demo_rows(rows: int) -> None:
