@@ -5,6 +5,7 @@ record in the object arrived), across an hour boundary and inside the delivery d
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import random
 from datetime import UTC, datetime, timedelta
@@ -102,7 +103,7 @@ def test_consecutive_runs_count_every_firehose_record_once(tmp_path: Path) -> No
         windows.append((since, until))
 
     assert windows[0][0] == windows[0][1] - timedelta(hours=1)  # the first run: the default window
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))  # no gap, no overlap
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))  # no gap, no overlap
     last_until = windows[-1][1]
     expected = [line for when, line in sent if windows[0][0] <= when < last_until]
     assert len(counted) == len(set(counted)) == len(expected)  # each record once: none twice, none never

@@ -20,6 +20,7 @@ the model version, probability, decision, threshold, time, request id and the cl
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -211,10 +212,8 @@ class FileCaptureSink(CaptureSink):
                 whole = line.rfind(b"\n", 0, done) + 1
                 self._size += whole
                 if whole != done:
-                    try:
+                    with contextlib.suppress(OSError):  # still torn: the next write repairs it first
                         self._cut(fd)
-                    except OSError:
-                        pass  # still torn: the next write repairs it before appending
                 raise CaptureWriteError(line.count(b"\n", 0, whole), error) from error
             self._size += done
 

@@ -9,6 +9,7 @@ writes "no labels" where there is nothing to show, never ``None``.
 from __future__ import annotations
 
 import html
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -42,7 +43,7 @@ def bin_labels(edges: Sequence[float]) -> list[str]:
     if not edges:
         return ["all values"]
     cuts = [_number(edge) for edge in edges]
-    return [f"≤ {cuts[0]}", *(f"{low} to {high}" for low, high in zip(cuts, cuts[1:], strict=False)),
+    return [f"≤ {cuts[0]}", *(f"{low} to {high}" for low, high in itertools.pairwise(cuts)),
             f"> {cuts[-1]}"]  # fmt: skip
 
 
@@ -50,13 +51,11 @@ def _ticks(top: float) -> list[float]:
     """Three to six round y-axis ticks from 0 to at least ``top`` (shares, 0..1)."""
     for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5):
         if top / step <= 5:
-            return [step * i for i in range(int(math.ceil(top / step - 1e-9)) + 1)]
+            return [step * i for i in range(math.ceil(top / step - 1e-9) + 1)]
     return [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
-def histogram(
-    labels: Sequence[str], reference: Sequence[float], current: Sequence[float], x_title: str
-) -> str:
+def histogram(labels: Sequence[str], reference: Sequence[float], current: Sequence[float], x_title: str) -> str:
     """Reference (grey) and current (blue) share of decisions per bin, with axes, ticks and values."""
     bins = max(len(labels), 1)
     left, right, top_margin, bottom = 52, 10, 14, 78
@@ -191,7 +190,8 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
             no_labels = "too few labels" if row.get("labeled") else "no labels"
             out.append(f"<tr><td>{html.escape(str(row['until']))}</td><td>{html.escape(str(row['version']))}</td>"
                        f"<td>{_figure(row.get('decisions'), 'not recorded')}</td><td>{row.get('labeled', 0):,}</td>"
-                       f"<td>{_figure(row.get('precision'), no_labels)}</td><td>{_figure(row.get('recall'), no_labels)}</td>"
+                       f"<td>{_figure(row.get('precision'), no_labels)}</td>"
+                       f"<td>{_figure(row.get('recall'), no_labels)}</td>"
                        f"<td>{_figure(row.get('max_psi'), 'not judged')}</td></tr>")  # fmt: skip
         out.append("</table>")
     out.append("</body></html>")

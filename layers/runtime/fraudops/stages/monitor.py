@@ -64,9 +64,7 @@ def _too_few(count: int, minimum: int, what: str, setting: str) -> str:
     return f"{count} {what}: too few to judge (at least {minimum}, {setting})"
 
 
-def _realized(
-    records: list[dict[str, Any]], labels: dict[str, bool], minimum: int = 1
-) -> dict[str, Any] | None:
+def _realized(records: list[dict[str, Any]], labels: dict[str, bool], minimum: int = 1) -> dict[str, Any] | None:
     joined = [(r, labels[r["transaction_id"]]) for r in records if r.get("transaction_id") in labels]
     if not joined:
         return None
@@ -188,7 +186,8 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
     )
     report["labels_without_decision_in_window"] = len(set(labels) - captured_ids)
 
-    counted = _count_in_a_row(report, state, since, until, judged=any("drift" in s for s in report["versions"].values()))
+    judged = any("drift" in section for section in report["versions"].values())
+    counted = _count_in_a_row(report, state, since, until, judged)
     last = datetime.fromisoformat(state["last_trigger"]) if state.get("last_trigger") else None
     cooled = last is None or until - last >= timedelta(hours=settings.retrain_cooldown_hours)
     report["consecutive_act_windows"] = state["consecutive_act"]
