@@ -53,7 +53,8 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     # Issue 18 item 4: two decisions are too few to judge; the report says so instead of PSI 10 and rate 1.0.
     tiny_start = datetime.now(UTC) - timedelta(seconds=1)
     send(client, traffic("evasive-takeover", 5, 2), "tiny")
-    tiny = run_monitor(settings, tiny_start, datetime.now(UTC), trigger)
+    t0 = datetime.now(UTC)
+    tiny = run_monitor(settings, tiny_start, t0, trigger)
     assert tiny["records"] == 2 and tiny["drifted"] == [] and tiny["max_feature_psi"] == 0.0
     assert "drift" not in tiny["versions"]["1"] and "flagged_rate" not in tiny["versions"]["1"]
     assert tiny["not_judged"]["1"].startswith("2 decisions: too few to judge (at least 500")
@@ -61,12 +62,12 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     assert tiny_points.isdisjoint({"FeaturePSI", "ScorePSI", "MaxFeaturePSI", "FlaggedRate"})
     assert "Predictions" in tiny_points
 
-    t0 = datetime.now(UTC) - timedelta(seconds=1)
     normal = traffic("none", 1)
     send(client, normal, "n")
     t1 = datetime.now(UTC)
     calm = run_monitor(settings, t0, t1, trigger)
     section = calm["versions"]["1"]
+    assert "in_a_row" not in calm  # the window right after the last one: counted
     assert calm["records"] == 3000 and calm["labeled"] == 0 and section["realized"] is None
     assert calm["drifted"] == [] and section["drift"]["max_feature_psi"] < 0.1
     assert section["flagged_rate"] == pytest.approx(section["expected_flagged_rate"], abs=0.02)
