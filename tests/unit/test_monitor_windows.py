@@ -1,6 +1,7 @@
 """Issue 17 item 7: consecutive monitor runs see every captured decision exactly once, with the capture
 objects placed the way Firehose places them (buffered up to 300 s, named after the hour the oldest
-record in the object arrived), across an hour boundary and inside the delivery delay."""
+record in the object arrived), across an hour boundary and inside the delivery delay. Also issue 18
+item 4: the help warns that the monitor can start a retraining."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import gzip
 import itertools
 import json
 import random
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from pydantic_core import to_json
 
 from fraudops.capture import capture_record, read_captures
@@ -133,3 +136,20 @@ def test_a_repeated_run_in_the_same_minute_changes_nothing(tmp_path: Path) -> No
     first = run_monitor(settings, *monitor_window(settings, now))
     second = run_monitor(settings, *monitor_window(settings, now + timedelta(seconds=5)))
     assert first["html_key"] and second["skipped"].startswith("nothing new to monitor")
+
+
+def test_help_says_the_monitor_can_start_a_retraining_and_how_not_to(capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 18 item 4: `make help` and `fraudops monitor --help` warn, and name the way out."""
+    from fraudops_dev.cli import build_parser
+
+    root = Path(__file__).resolve().parents[2]
+    make_help = subprocess.run(["make", "-s", "help"], cwd=root, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in make_help.splitlines() if "make monitor" in line)
+    assert "RETRAINING" in line and "NO_RETRAIN=1" in line
+    dry_run = subprocess.run(["make", "-n", "monitor", "NO_RETRAIN=1"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout  # fmt: skip
+    assert "fraudops monitor --no-retrain" in dry_run
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["monitor", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "STARTS A RETRAINING" in text and "--no-retrain to only report" in text
