@@ -243,7 +243,8 @@ def _count_in_a_row(report: dict[str, Any], state: dict[str, Any], since: dateti
     if judged:
         state["consecutive_act"] = state["consecutive_act"] + 1 if report["drifted"] else 0
     else:
-        report.setdefault("in_a_row", "unchanged: too few decisions in this window to judge drift")
+        why = "no decisions captured in this window" if not report["records"] else "too few decisions to judge drift"
+        report.setdefault("in_a_row", f"unchanged: {why}")
     state["last_until"] = until.isoformat()
     return True
 
