@@ -80,6 +80,8 @@ def analyst_report() -> tuple[dict[str, Any], list[dict[str, Any]]]:
 def test_bin_labels_name_each_range_of_the_profile() -> None:
     assert bin_labels([10.0, 2500.0, 1_250_000.0]) == ["≤ 10", "10 to 2.5k", "2.5k to 1.25M", "> 1.25M"]
     assert bin_labels([0.01234, 0.5]) == ["≤ 0.012", "0.012 to 0.5", "> 0.5"]
+    crowded = bin_labels([0.2961, 0.2987, 0.3104])  # model scores crowd: never "0.3 to 0.3"
+    assert crowded == ["≤ 0.296", "0.296 to 0.299", "0.299 to 0.31", "> 0.31"]
 
 
 def test_the_report_renders_in_chromium_with_labelled_axes_and_no_console_error(tmp_path: Path) -> None:

@@ -25,26 +25,29 @@ _STYLE = (
 )
 
 
-def _number(value: float) -> str:
+def _number(value: float, digits: int = 3) -> str:
     """Short, readable bin boundaries: 1.25M, 3.4k, 0.042, -12."""
     if not math.isfinite(value):
         return str(value)
     magnitude = abs(value)
     for limit, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if magnitude >= limit:
-            return f"{value / limit:.3g}{suffix}"
+            return f"{value / limit:.{digits}g}{suffix}"
     if magnitude == 0 or magnitude >= 1:
-        return f"{value:.3g}"
-    return f"{value:.2g}"
+        return f"{value:.{digits}g}"
+    return f"{value:.{max(digits - 1, 1)}g}"
 
 
 def bin_labels(edges: Sequence[float]) -> list[str]:
-    """Labels of the bins (-inf, e1], (e1, e2], ..., (ek, inf) that ``profile.shares`` counts into."""
+    """Labels of the bins (-inf, e1], (e1, e2], ..., (ek, inf) that ``profile.shares`` counts into, with
+    as few digits as keep neighbouring cuts apart (scores crowd together: 0.2961 and 0.2987)."""
     if not edges:
         return ["all values"]
-    cuts = [_number(edge) for edge in edges]
-    return [f"≤ {cuts[0]}", *(f"{low} to {high}" for low, high in itertools.pairwise(cuts)),
-            f"> {cuts[-1]}"]  # fmt: skip
+    for digits in range(3, 9):
+        cuts = [_number(edge, digits) for edge in edges]
+        if len(set(cuts)) == len(cuts):
+            break
+    return [f"≤ {cuts[0]}", *(f"{low} to {high}" for low, high in itertools.pairwise(cuts)), f"> {cuts[-1]}"]
 
 
 def _ticks(top: float) -> list[float]:
