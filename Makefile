@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean clean-data
+.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,8 +29,17 @@ install: $(STAMP) ## create .venv and install everything (pinned by constraints.
 demo: $(STAMP) ## generate, train, promote, serve, predict (its own state in .fraudops/demo; your data untouched)
 	$(BIN)/fraudops demo --rows $(ROWS)
 
-test: $(STAMP) ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
+test: $(STAMP) chromium ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
 	$(BIN)/python -m pytest
+
+# The monitor report's browser test renders it in Debian's chromium: installed here when missing (as root,
+# as in CI); elsewhere the test says it was skipped and why.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing chromium (apt-get) for the monitor report's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and this is not root: the report's browser test will be skipped"; fi; }
 
 test-fast: $(STAMP) ## tests/unit only: no server started, about 30 s
 	$(BIN)/python -m pytest tests/unit
@@ -99,8 +108,8 @@ batch-score: $(STAMP) ## score FILE=<csv or jsonl> as the batch state machine do
 	@test -n "$(FILE)" || { echo "usage: make batch-score FILE=transactions.csv [VERSION=3]"; exit 2; }
 	$(BIN)/fraudops batch-score "$(FILE)" $(if $(VERSION),--model-version $(VERSION))
 
-monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; prints the HTML report's path
-	$(BIN)/fraudops monitor
+monitor: $(STAMP) ## monitor captured decisions since the last run; MAY START A RETRAINING (NO_RETRAIN=1: report only)
+	$(BIN)/fraudops monitor $(if $(NO_RETRAIN),--no-retrain)
 
 drift-demo: $(STAMP) ## the monitoring loop end to end: drift, labels, drift-triggered retraining, recovery
 	$(BIN)/fraudops drift-demo
