@@ -51,7 +51,7 @@ def test_rollback_after_two_promotions_is_served_without_restart(registry: Setti
     train_and_promote(registry)
     assert served(client) == "2"
 
-    action = rollback(registry, reason="v2 flags too many payments")
+    action = rollback(registry, reason="v2 flags too many payments", from_version="2")
     assert (action.action, action.from_version, action.to_version) == ("rolled_back", "2", "1")
     assert production_version(registry) == "1" and manifest_version(registry) == "1"
     assert served(client) == "1"
@@ -81,7 +81,7 @@ def test_rollback_to_a_broken_or_missing_version_changes_nothing(registry: Setti
             s3_client(registry).delete_object(Bucket=bucket, Key=key)
     before = actions(registry)
     with pytest.raises(PromotionError, match="nothing was changed"):
-        rollback(registry, reason="try", to_version=target)
+        rollback(registry, reason="try", to_version=target, from_version="2")
     assert production_version(registry) == "2" and manifest_version(registry) == "2"
     assert actions(registry) == before
 
@@ -117,7 +117,7 @@ def test_a_crash_between_the_alias_and_the_manifest_is_detected_and_repaired(
 
     monkeypatch.setattr(production, "publish_manifest", crash)
     with pytest.raises(StoreError, match="fraudops reconcile"):
-        rollback(registry, reason="crash test")
+        rollback(registry, reason="crash test", from_version="2")
     monkeypatch.undo()
     assert production_version(registry) == "1" and manifest_version(registry) == "2"
     assert served(client) == "2" and client.get("/health").json()["status"] == "degraded"

@@ -1,0 +1,128 @@
+"""Issue 22: one change of Production (promote, manual promotion, rollback, reconcile) is all or nothing.
+
+Each command is run once to count its storage writes, then again from the same state with a fault at
+each write in turn: a ``kill -9`` (nothing more is written) and a full disk (every later write fails).
+After each fault the registry's alias and the history agree (the old state, or the new one with its
+event), the manifest serves the alias's version or the change is pending; the message says which; one
+``reconcile`` converges all three; and running the command again never changes Production twice."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fraudops.config import Settings
+from fraudops.errors import FraudopsError, PromotionError
+from fraudops.history import read_history, read_intents
+from fraudops.stages.production import reconcile, rollback
+from fraudops.stages.promote import run_promotion
+from fraudops.stages.train import run_training
+from fraudops.store import ModelStore
+from tests.helpers.faults import Killed, WriteFaults, write_faults
+from tests.helpers.stack import manifest_version, production_version
+
+pytestmark = pytest.mark.e2e
+
+ANYTHING_GOES = {"promotion_floor": 0.0, "promotion_margin": -1.0, "guardrail_tolerance": 1.0,
+                 "promotion_bootstrap_resamples": 20}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def three_versions(tmp_path_factory: pytest.TempPathFactory, small_db: Path) -> Settings:
+    """v1 and v2 promoted in turn (Production = 2), v3 registered: made once, copied per case."""
+    from tests.helpers.stack import fast_settings
+
+    settings = fast_settings(db_path=small_db, state_dir=tmp_path_factory.mktemp("faults") / "state",
+                             **ANYTHING_GOES)  # fmt: skip
+    for _ in range(2):
+        version = run_training(settings, feature_set="seed").version
+        assert run_promotion(settings, version).production_version == version
+    assert run_training(settings, feature_set="seed").version == "3"
+    return settings
+
+
+def move_alias(settings: Settings, version: str) -> None:
+    """What a person does in the MLflow UI."""
+    with ModelStore(settings).session() as client:
+        client.set_registered_model_alias(settings.model_name, settings.production_alias, version)
+
+
+# name -> (prepare, command, the version Production moves to, the history action)
+Command = Callable[[Settings], Any]
+COMMANDS: dict[str, tuple[Callable[[Settings], None], Command, str, str]] = {
+    "promote": (lambda s: None, lambda s: run_promotion(s), "3", "promoted"),
+    "force": (lambda s: None, lambda s: run_promotion(s, "3", force_reason="a person decided"), "3", "manual"),
+    "rollback": (lambda s: None, lambda s: rollback(s, "v2 misbehaves", from_version="2"), "1", "rolled_back"),
+    "reconcile": (lambda s: move_alias(s, "1"), lambda s: reconcile(s), "1", "reconciled"),
+}
+
+
+def state(settings: Settings) -> tuple[str | None, str | None, list[tuple[str, str | None, str | None]]]:
+    events = [(c.action, c.from_version, c.to_version) for c in read_history(settings)]
+    return production_version(settings), manifest_version(settings), events
+
+
+def fresh_copy(source: Settings, target: Path) -> Settings:
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source.state_dir, target)
+    return source.model_copy(update={"state_dir": target})
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_fault_at_any_write_leaves_the_old_state_or_the_new_one_with_its_event(
+    three_versions: Settings, tmp_path: Path, name: str
+) -> None:
+    prepare, command, new, action = COMMANDS[name]
+    prepare(three_versions)
+    try:
+        old_alias, old_manifest, old_events = state(three_versions)
+        settings = fresh_copy(three_versions, tmp_path / "count")
+        with write_faults(WriteFaults()) as counting:
+            command(settings)
+        total = len(counting.writes)
+        assert total >= 3, counting.writes
+        assert state(settings) == (new, new, [*old_events, (action, old_manifest if name == "reconcile"
+                                                             else old_alias, new)])  # fmt: skip
+        new_events = state(settings)[2]
+        for kind in ("kill", "disk_full"):
+            for at in range(1, total + 1):
+                case = f"{kind} at write {at} ({counting.writes[at - 1]})"
+                settings = fresh_copy(three_versions, tmp_path / "case")
+                with write_faults(WriteFaults(fail_at=at, kind=kind)) as faults:
+                    try:
+                        command(settings)
+                        failure: BaseException | None = None
+                    except (Killed, FraudopsError) as error:
+                        failure = error
+                assert faults.failed, case
+                assert failure is not None, f"{case}: the command reported success"
+                alias, published, events = state(settings)
+                if (alias == old_alias and name != "reconcile") or (name == "reconcile" and events == old_events):
+                    assert events == old_events, case  # the old state, untouched
+                    assert published == old_manifest, case
+                    if kind == "disk_full" and not isinstance(failure, Killed):
+                        assert "nothing was changed" in str(failure), f"{case}: {failure}"
+                else:
+                    assert alias == new and events == new_events, f"{case}: {alias}, {events}"  # new, with its event
+                    assert published in {old_manifest, new}, case
+                    if published != new:
+                        assert read_intents(settings), f"{case}: the manifest lags and nothing will complete it"
+                    if kind == "disk_full" and not isinstance(failure, Killed):
+                        assert f"version {new} is Production in the registry" in str(failure), f"{case}: {failure}"
+                reconcile(settings)  # space is back / the process is restarted: one reconcile converges
+                alias, published, events = state(settings)
+                assert alias == published and events[-1][2] == alias, case
+                assert not read_intents(settings), case
+                assert events in (old_events, new_events), f"{case}: {events}"
+                try:  # the obvious retry never changes Production twice
+                    command(settings)
+                except PromotionError as error:
+                    assert name == "rollback" and "not 2" in str(error), f"{case}: {error}"
+                assert state(settings) == (new, new, new_events), case
+    finally:
+        move_alias(three_versions, old_alias or "2")
