@@ -36,8 +36,8 @@ def three_versions(tmp_path_factory: pytest.TempPathFactory, small_db: Path) -> 
     """v1 and v2 promoted in turn (Production = 2), v3 registered: made once, copied per case."""
     from tests.helpers.stack import fast_settings
 
-    settings = fast_settings(db_path=small_db, state_dir=tmp_path_factory.mktemp("faults") / "state",
-                             **ANYTHING_GOES)  # fmt: skip
+    state_dir = tmp_path_factory.mktemp("faults") / "state"
+    settings = fast_settings(db_path=small_db, state_dir=state_dir).model_copy(update=ANYTHING_GOES)
     for _ in range(2):
         version = run_training(settings, feature_set="seed").version
         assert run_promotion(settings, version).production_version == version
@@ -67,9 +67,7 @@ def state(settings: Settings) -> tuple[str | None, str | None, list[tuple[str, s
 
 
 def fresh_copy(source: Settings, target: Path) -> Settings:
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source.state_dir, target)
+    shutil.copytree(source.state_dir, target, ignore=shutil.ignore_patterns("*.lock"))
     return source.model_copy(update={"state_dir": target})
 
 
@@ -92,15 +90,17 @@ def test_a_fault_at_any_write_leaves_the_old_state_or_the_new_one_with_its_event
         for kind in ("kill", "disk_full"):
             for at in range(1, total + 1):
                 case = f"{kind} at write {at} ({counting.writes[at - 1]})"
-                settings = fresh_copy(three_versions, tmp_path / "case")
+                settings = fresh_copy(three_versions, tmp_path / f"{kind}-{at}")  # MLflow caches a store per path
                 with write_faults(WriteFaults(fail_at=at, kind=kind)) as faults:
                     try:
                         command(settings)
                         failure: BaseException | None = None
                     except (Killed, FraudopsError) as error:
                         failure = error
-                assert faults.failed, case
-                assert failure is not None, f"{case}: the command reported success"
+                if failure is None:  # a full disk still lets a file be deleted: only deletes were left
+                    assert not faults.failed and state(settings) == (new, new, new_events), case
+                    continue
+                assert faults.failed, f"{case}: {failure!r}"
                 alias, published, events = state(settings)
                 if (alias == old_alias and name != "reconcile") or (name == "reconcile" and events == old_events):
                     assert events == old_events, case  # the old state, untouched

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from fraudops import history
 from fraudops.config import Settings
-from fraudops.errors import RegistryConflictError, StoreError
+from fraudops.errors import FraudopsError, RegistryConflictError, StoreError
 from fraudops.history import Intent, ProductionChange
 from fraudops.store import ModelStore, ServingManifest, publish_manifest, read_manifest
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES, registry_alias_version
@@ -64,9 +64,11 @@ def write_tags(client: MlflowClient, settings: Settings, tags: dict[str, dict[st
             client.set_model_version_tag(settings.model_name, version, key, values[key])
 
 
-def apply_in_session(client: MlflowClient, settings: Settings, intent: Intent) -> None:
-    """Steps 2-3, inside the caller's registry session (which decided the change on what it read)."""
+def apply_in_session(client: MlflowClient, settings: Settings, intent: Intent, written_ahead: list[Intent]) -> None:
+    """Steps 2-3, inside the caller's registry session (which decided the change on what it read).
+    ``written_ahead`` receives the intent once it is stored (``reporting_faults`` reads it)."""
     history.write_intent(settings, intent)
+    written_ahead.append(intent)
     change = intent.change
     if intent.moves_alias and change.to_version is not None:
         client.set_registered_model_alias(settings.model_name, settings.production_alias, change.to_version)
@@ -108,13 +110,15 @@ def readable_manifest(settings: Settings) -> ServingManifest | None:
 
 
 @contextmanager
-def reporting_faults(settings: Settings, intent_box: list[Intent]) -> Iterator[None]:
-    """Turn a failure after a change was written ahead into a message that says which state it left.
-    ``intent_box`` holds the intent once the session wrote it (empty: nothing was written ahead)."""
+def reporting_faults(settings: Settings, action: str, intent_box: list[Intent]) -> Iterator[None]:
+    """Turn a failure into a message that says which state it left. ``intent_box`` holds the intent
+    once the session stored it (empty: nothing was written ahead, so nothing changed)."""
     try:
         yield
     except BaseException as error:
         if not intent_box:
+            if isinstance(error, Exception) and not isinstance(error, FraudopsError):
+                raise StoreError(f"{action} failed ({_one_line(error)}); nothing was changed") from error
             raise
         intent = intent_box[0]
         change = intent.change

@@ -118,7 +118,7 @@ def _rollback_in_session(
     settings: Settings, reason: str, to_version: str | None, actor: str | None, from_version: str, change_id: str
 ) -> ProductionAction:
     written_ahead: list[Intent] = []
-    with reporting_faults(settings, written_ahead):
+    with reporting_faults(settings, "rollback", written_ahead):
         with ModelStore(settings).session() as client:
             current = current_production(client, settings)
             if current != from_version:
@@ -138,8 +138,7 @@ def _rollback_in_session(
             change = history.new_change(settings, ROLLED_BACK, current, target, reason, actor, change_id=change_id)
             tags = {target: {ROLLED_BACK_FROM_TAG: current or "none", CHANGE_TAG: change.change_id}}
             intent = Intent(change, moves_alias=True, tags=tags, manifest=asdict(manifest))
-            written_ahead.append(intent)
-            apply_in_session(client, settings, intent)
+            apply_in_session(client, settings, intent, written_ahead)
         finish(settings, intent)
     log.info("rolled back %s from version %s to %s: %s", settings.model_name, current, target, reason)
     return ProductionAction(ROLLED_BACK, current, target, reason)
@@ -183,7 +182,7 @@ def _reconcile_in_session(
     settings: Settings, actor: str | None, expected_version: str | None, change_id: str
 ) -> ProductionAction:
     written_ahead: list[Intent] = []
-    with reporting_faults(settings, written_ahead):
+    with reporting_faults(settings, "reconcile", written_ahead):
         with ModelStore(settings).session() as client:
             target = current_production(client, settings)
             if expected_version is not None and target != expected_version:
@@ -206,8 +205,7 @@ def _reconcile_in_session(
             reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {was}"
             change = history.new_change(settings, RECONCILED, served, target, reason, actor, change_id=change_id)
             intent = Intent(change, moves_alias=False, manifest=asdict(new_manifest))
-            written_ahead.append(intent)
-            apply_in_session(client, settings, intent)
+            apply_in_session(client, settings, intent, written_ahead)
         finish(settings, intent)
     log.info("reconciled: serving version %s (was %s)", target, served)
     return ProductionAction(RECONCILED, served, target, reason)

@@ -205,7 +205,7 @@ def _promote_in_session(
 ) -> tuple[PromotionDecision, ServingManifest | None]:
     """(the decision, the manifest to re-publish when the candidate already is Production)."""
     written_ahead: list[Intent] = []
-    with reporting_faults(settings, written_ahead):
+    with reporting_faults(settings, "promotion", written_ahead):
         decision, intent, manifest = _decide_and_apply(settings, holdout, request, written_ahead)
         if intent is not None:
             finish(settings, intent)
@@ -328,8 +328,7 @@ def _decide_and_apply(
         )  # fmt: skip
         version_tags[version][CHANGE_TAG] = change.change_id
         intent = Intent(change, moves_alias=True, tags=version_tags, manifest=asdict(manifest))
-        written_ahead.append(intent)
-        apply_in_session(client, settings, intent)
+        apply_in_session(client, settings, intent, written_ahead)
         return decision, intent, None
 
 
