@@ -126,3 +126,101 @@ def test_a_fault_at_any_write_leaves_the_old_state_or_the_new_one_with_its_event
                 assert state(settings) == (new, new, new_events), case
     finally:
         move_alias(three_versions, old_alias or "2")
+
+
+# --- retries and doubles never change Production twice (item 4) --------------------------------------------
+
+
+def test_a_retried_or_doubled_rollback_rolls_back_once(three_versions: Settings, tmp_path: Path) -> None:
+    import multiprocessing
+
+    from tests.helpers.faults import rollback_in_child
+
+    settings = fresh_copy(three_versions, tmp_path / "state")
+    values = settings.model_dump(mode="json", exclude={"api_keys", "promotion_margin"})
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        outcomes = sorted(pool.map(rollback_in_child, [values, values]))
+    assert outcomes[0] == "refused: Production is version 1, not 2" + outcomes[0].split("not 2", 1)[1]
+    assert "rolled_back 2 -> 1" in outcomes[0] and outcomes[1] == "rolled_back"
+    with pytest.raises(PromotionError, match="Production is version 1, not 2"):  # the obvious retry
+        rollback(settings, "v2 misbehaves (retry)", from_version="2")
+    assert state(settings)[:2] == ("1", "1")
+    assert [event[0] for event in state(settings)[2]].count("rolled_back") == 1
+
+
+def test_an_idempotency_key_replays_the_change_and_changes_nothing(three_versions: Settings, tmp_path: Path) -> None:
+    settings = fresh_copy(three_versions, tmp_path / "state")
+    first = run_promotion(settings, "3", force_reason="a person decided", idempotency_key="ticket-42")
+    assert first.outcome == "manual" and production_version(settings) == "3"
+    assert rollback(settings, "3 misbehaves", from_version="3").to_version == "2"
+    again = run_promotion(settings, "3", force_reason="a person decided", idempotency_key="ticket-42")
+    assert again == first  # the retry of the ticket reports it: v3 is not promoted a second time
+    assert production_version(settings) == "2" and manifest_version(settings) == "2"
+    assert [event[0] for event in state(settings)[2]][-2:] == ["manual", "rolled_back"]
+    with pytest.raises(PromotionError, match="not 3"):
+        run_promotion(settings, "3", force_reason="again", from_version="3")
+
+
+def test_rollback_without_from_is_refused_naming_the_current_version(
+    three_versions: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fraudops_dev.cli import main
+
+    settings = fresh_copy(three_versions, tmp_path / "state")
+    with pytest.raises(PromotionError, match="--from 2"):
+        rollback(settings, "no from")
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("FRAUDOPS_DB_PATH", str(settings.db_path))
+    assert main(["rollback", "--reason", "x", "--from", "3"]) == 2
+    assert "Production is version 2, not 3" in capsys.readouterr().err
+    assert state(settings)[:2] == ("2", "2")
+
+
+# --- what reconcile repairs and what it refuses (items 6 and 10) ------------------------------------------
+
+
+def test_a_truncated_manifest_is_republished_by_reconcile_and_by_promote(
+    three_versions: Settings, tmp_path: Path
+) -> None:
+    from fraudops.serving import load_from_manifest
+    from fraudops.store import blob_store
+    from fraudops.store.manifest import manifest_key
+
+    settings = fresh_copy(three_versions, tmp_path / "state")
+    store = blob_store(settings)
+    whole = store.get(manifest_key(settings))
+    store.put(manifest_key(settings), whole[: len(whole) // 2])
+    action = reconcile(settings)
+    assert action.action == "reconciled" and action.to_version == "2" and "could not be read" in action.reason
+    loaded = load_from_manifest(settings)
+    assert loaded is not None and loaded.manifest.version == "2"
+    store.put(manifest_key(settings), whole[:40])
+    assert run_promotion(settings, "2").outcome == "already_production"
+    assert manifest_version(settings) == "2"
+
+
+def test_a_corrupted_production_model_is_not_in_sync_and_cannot_be_forced(
+    three_versions: Settings, tmp_path: Path
+) -> None:
+    from fraudops.model import BOOSTER_ARTIFACT
+    from fraudops.stages.promote import _artifact_location
+    from fraudops.store import model_file_uri
+
+    settings = fresh_copy(three_versions, tmp_path / "state")
+
+    def corrupt(version: str) -> None:
+        with ModelStore(settings).session() as client:
+            location = _artifact_location(client, client.get_model_version(settings.model_name, version))
+        Path(model_file_uri(location, BOOSTER_ARTIFACT).removeprefix("file://")).write_bytes(b"not a booster")
+
+    corrupt("2")
+    with pytest.raises(PromotionError, match="the API cannot load it"):
+        reconcile(settings)
+    corrupt("3")
+    before = state(settings)
+    with pytest.raises(PromotionError, match=r"version 3 cannot be served.*nothing was changed"):
+        run_promotion(settings, "3", force_reason="a person decided")
+    assert state(settings) == before
+    with ModelStore(settings).session() as client:
+        tags = client.get_model_version(settings.model_name, "3").tags
+    assert "fraudops.promotion.decision" not in tags

@@ -163,3 +163,15 @@ def write_faults(faults: WriteFaults) -> Iterator[WriteFaults]:
         yield faults
     finally:
         monkeypatch.undo()
+
+
+def rollback_in_child(settings_values: dict[str, Any]) -> str:
+    """One `fraudops rollback --from 2` in its own process, as a second terminal would run it."""
+    from fraudops.config import Settings
+    from fraudops.errors import PromotionError
+    from fraudops.stages.production import rollback
+
+    try:
+        return rollback(Settings(**settings_values), "v2 misbehaves", from_version="2").action
+    except PromotionError as error:
+        return f"refused: {error}"
