@@ -224,3 +224,68 @@ def test_a_corrupted_production_model_is_not_in_sync_and_cannot_be_forced(
     with ModelStore(settings).session() as client:
         tags = client.get_model_version(settings.model_name, "3").tags
     assert "fraudops.promotion.decision" not in tags
+
+
+# --- training on a full disk, or killed (item 9) -------------------------------------------------------------
+
+
+def runs_and_models(settings: Settings) -> tuple[list[str], list[str]]:
+    with ModelStore(settings).session() as client:
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        assert experiment is not None
+        runs = client.search_runs([experiment.experiment_id])
+        models = client.search_logged_models(experiment_ids=[experiment.experiment_id])
+    return sorted(run.info.status for run in runs), sorted(str(model.status) for model in models)
+
+
+def test_training_on_a_full_disk_leaves_no_run_running(
+    local_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import mlflow
+
+    from fraudops.errors import StoreError
+
+    settings = local_settings
+    run_training(settings, feature_set="seed")
+    real_terminated = mlflow.MlflowClient.set_terminated
+    calls = {"n": 0}
+
+    def full_once(self: Any, *args: Any, **kwargs: Any) -> Any:  # MLflow's own end_run(FAILED) meets the full disk
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real_terminated(self, *args, **kwargs)
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "set_terminated", full_once)
+    monkeypatch.setattr(mlflow.MlflowClient, "create_model_version", full)
+    with pytest.raises(StoreError) as error:
+        run_training(settings, feature_set="seed")
+    monkeypatch.undo()
+    assert "database or disk is full" in str(error.value) and "autoflush" not in str(error.value)
+    assert "FAILED" in str(error.value)
+    statuses, models = runs_and_models(settings)
+    assert statuses == ["FAILED", "FINISHED"], statuses
+    assert "LoggedModelStatus.PENDING" not in models and "PENDING" not in models, models
+    with ModelStore(settings).session() as client:
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        assert experiment is not None
+        failed = client.search_runs([experiment.experiment_id], filter_string="attributes.status = 'FAILED'")
+    orphan = Path(failed[0].info.artifact_uri.removeprefix("file://"))
+    assert not orphan.exists(), "the failed run's artifacts were left behind"
+
+
+def test_a_run_left_running_by_a_kill_is_marked_failed_by_the_next_training(local_settings: Settings) -> None:
+    settings = local_settings
+    run_training(settings, feature_set="seed")
+    with ModelStore(settings).session() as client:  # what a kill -9 in the middle of logging leaves
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        assert experiment is not None
+        client.create_run(experiment.experiment_id)
+    assert runs_and_models(settings)[0] == ["FINISHED", "RUNNING"]
+    run_training(settings, feature_set="seed")
+    assert runs_and_models(settings)[0] == ["FAILED", "FINISHED", "FINISHED"]
