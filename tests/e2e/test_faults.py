@@ -128,7 +128,7 @@ def test_manifest_write_failure_after_the_alias_moved_is_repaired_by_a_retry(s3_
     api = TestClient(build_default_app(settings))
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "1"
     manifest_puts = fail_operation("PutObject", url_part="/serving/fraud-detector/production.json")
-    with s3_faults(S3Faults(fail_when=manifest_puts)), pytest.raises(StoreError, match="re-run the promotion"):
+    with s3_faults(S3Faults(fail_when=manifest_puts)), pytest.raises(StoreError, match="running this command again"):
         run_promotion(settings)
     assert production_version(settings) == "2" and manifest_version(settings) == "1"
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "1"

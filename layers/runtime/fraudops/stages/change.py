@@ -135,7 +135,7 @@ def reporting_faults(settings: Settings, action: str, intent_box: list[Intent]) 
         if history.applied(intent, alias):
             raise StoreError(
                 f"{change.action}: version {change.to_version} is Production in the registry and the change is "
-                f"recorded (pending) in the history, but completing it failed ({_one_line(error)}); "
+                f"in the history, but completing it failed ({_one_line(error)}); "
                 "`fraudops reconcile` (or running this command again) completes it"
             ) from error
         if not state:
