@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check serve predict bench lock clean
+.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,13 +45,16 @@ $(NODE_TOOLS): .ci/tools/package.json .ci/tools/package-lock.json
 	cd .ci/tools && npm ci --silent --no-audit --no-fund
 	@touch $(NODE_TOOLS)
 
-lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, SAM/cfn-lint/serverless rules, checkov, ASL, actionlint, audit
+lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, cfn-lint (source and SAM-transformed), Docker contexts, pipeline sam commands, checkov, ASL, actionlint, audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/runtime devtools functions tests benchmarks
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml infra/pipeline/smoke-role.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_local_env.py
+	$(BIN)/python -m fraudops_dev.transformed_template
+	$(BIN)/python -m fraudops_dev.build_context
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_commands.py
 	$(TOOLS_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules --ignore-checks $(SERVERLESS_RULES_SKIPPED) -- template.yaml
 	$(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml --skip-download --quiet --compact \
 		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
@@ -100,6 +103,9 @@ monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; 
 
 drift-demo: $(STAMP) ## the monitoring loop end to end: drift, labels, drift-triggered retraining, recovery
 	$(BIN)/fraudops drift-demo
+
+bump-base-image: $(STAMP) ## re-resolve the Lambda base image's digest (needs the internet) and rewrite both Dockerfiles' pins
+	$(BIN)/python -m fraudops_dev.base_image bump
 
 image-check: $(STAMP) ## install each image's packages for Lambda (cp312 manylinux) and run its handlers on 3.12
 	$(BIN)/python -m fraudops_dev.image_check

@@ -378,6 +378,7 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
 
     settings = _db(args, settings)
@@ -394,6 +395,12 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         summary: dict[str, Any] = {"status": result.status}
         if result.output:
             summary |= {"train": result.output.get("train"), "promotion": result.output.get("promotion")}
+            lease = result.output.get("lease") or {}
+            if lease.get("acquired") is False:  # skipped: say why, and how to clear a lease left by a kill
+                summary |= {"skipped": lease.get("reason")}
+                print(f"skipped: {lease.get('reason')}. If no retraining is running (an interrupted one left "
+                      f"its lease), delete {settings.local_artifact_dir / LOCK_KEY} or wait for it to expire.",
+                      file=sys.stderr)  # fmt: skip
         if result.error:
             summary |= {"error": result.error, "cause": result.cause}
         print(json.dumps(summary, indent=2))
