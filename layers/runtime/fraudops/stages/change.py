@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fraudops import history
@@ -64,11 +65,18 @@ def write_tags(client: MlflowClient, settings: Settings, tags: dict[str, dict[st
             client.set_model_version_tag(settings.model_name, version, key, values[key])
 
 
-def apply_in_session(client: MlflowClient, settings: Settings, intent: Intent, written_ahead: list[Intent]) -> None:
-    """Steps 2-3, inside the caller's registry session (which decided the change on what it read).
-    ``written_ahead`` receives the intent once it is stored (``reporting_faults`` reads it)."""
+@dataclass
+class Progress:
+    """How far a change got, for ``reporting_faults``: written ahead, then committed to the registry."""
+
+    intent: Intent | None = None
+    in_registry: bool = False
+
+
+def apply_in_session(client: MlflowClient, settings: Settings, intent: Intent, progress: Progress) -> None:
+    """Steps 2-3, inside the caller's registry session (which decided the change on what it read)."""
     history.write_intent(settings, intent)
-    written_ahead.append(intent)
+    progress.intent = intent
     change = intent.change
     if intent.moves_alias and change.to_version is not None:
         client.set_registered_model_alias(settings.model_name, settings.production_alias, change.to_version)
@@ -110,23 +118,23 @@ def readable_manifest(settings: Settings) -> ServingManifest | None:
 
 
 @contextmanager
-def reporting_faults(settings: Settings, action: str, intent_box: list[Intent]) -> Iterator[None]:
-    """Turn a failure into a message that says which state it left. ``intent_box`` holds the intent
-    once the session stored it (empty: nothing was written ahead, so nothing changed)."""
+def reporting_faults(settings: Settings, action: str, progress: Progress) -> Iterator[None]:
+    """Turn a failure into a message that says which state it left (no intent written: nothing changed;
+    the registry session committed: the new state; in between, the registry says)."""
     try:
         yield
     except BaseException as error:
-        if not intent_box:
+        intent = progress.intent
+        if intent is None:
             if isinstance(error, Exception) and not isinstance(error, FraudopsError):
                 raise StoreError(f"{action} failed ({_one_line(error)}); nothing was changed") from error
             raise
-        intent = intent_box[0]
         change = intent.change
         if isinstance(error, RegistryConflictError):  # the registry upload was refused: nothing applied
             _drop_quietly(settings, change.change_id)
             raise
         try:
-            alias = registry_alias_version(settings)
+            alias = change.to_version if progress.in_registry else registry_alias_version(settings)
         except Exception:  # the registry is unreadable too: say so rather than guess
             alias = None
             state = "the registry cannot be read to tell whether it took effect"

@@ -21,6 +21,7 @@ from fraudops.history import Intent, ProductionChange
 from fraudops.promotion import RECONCILED, ROLLED_BACK
 from fraudops.stages.change import (
     CHANGE_TAG,
+    Progress,
     apply_in_session,
     complete_pending,
     current_production,
@@ -117,8 +118,8 @@ def rollback(
 def _rollback_in_session(
     settings: Settings, reason: str, to_version: str | None, actor: str | None, from_version: str, change_id: str
 ) -> ProductionAction:
-    written_ahead: list[Intent] = []
-    with reporting_faults(settings, "rollback", written_ahead):
+    progress = Progress()
+    with reporting_faults(settings, "rollback", progress):
         with ModelStore(settings).session() as client:
             current = current_production(client, settings)
             if current != from_version:
@@ -138,7 +139,8 @@ def _rollback_in_session(
             change = history.new_change(settings, ROLLED_BACK, current, target, reason, actor, change_id=change_id)
             tags = {target: {ROLLED_BACK_FROM_TAG: current or "none", CHANGE_TAG: change.change_id}}
             intent = Intent(change, moves_alias=True, tags=tags, manifest=asdict(manifest))
-            apply_in_session(client, settings, intent, written_ahead)
+            apply_in_session(client, settings, intent, progress)
+        progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
         finish(settings, intent)
     log.info("rolled back %s from version %s to %s: %s", settings.model_name, current, target, reason)
     return ProductionAction(ROLLED_BACK, current, target, reason)
@@ -181,8 +183,8 @@ def reconcile(
 def _reconcile_in_session(
     settings: Settings, actor: str | None, expected_version: str | None, change_id: str
 ) -> ProductionAction:
-    written_ahead: list[Intent] = []
-    with reporting_faults(settings, "reconcile", written_ahead):
+    progress = Progress()
+    with reporting_faults(settings, "reconcile", progress):
         with ModelStore(settings).session() as client:
             target = current_production(client, settings)
             if expected_version is not None and target != expected_version:
@@ -205,7 +207,8 @@ def _reconcile_in_session(
             reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {was}"
             change = history.new_change(settings, RECONCILED, served, target, reason, actor, change_id=change_id)
             intent = Intent(change, moves_alias=False, manifest=asdict(new_manifest))
-            apply_in_session(client, settings, intent, written_ahead)
+            apply_in_session(client, settings, intent, progress)
+        progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
         finish(settings, intent)
     log.info("reconciled: serving version %s (was %s)", target, served)
     return ProductionAction(RECONCILED, served, target, reason)

@@ -40,6 +40,7 @@ from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, Promo
 from fraudops.schema import LABEL
 from fraudops.stages.change import (
     CHANGE_TAG,
+    Progress,
     apply_in_session,
     complete_pending,
     earlier_change,
@@ -204,10 +205,11 @@ def _promote_in_session(
     settings: Settings, holdout: pd.DataFrame, request: _Request
 ) -> tuple[PromotionDecision, ServingManifest | None]:
     """(the decision, the manifest to re-publish when the candidate already is Production)."""
-    written_ahead: list[Intent] = []
-    with reporting_faults(settings, "promotion", written_ahead):
-        decision, intent, manifest = _decide_and_apply(settings, holdout, request, written_ahead)
+    progress = Progress()
+    with reporting_faults(settings, "promotion", progress):
+        decision, intent, manifest = _decide_and_apply(settings, holdout, request, progress)
         if intent is not None:
+            progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
             finish(settings, intent)
         elif decision.outcome == KEPT:
             history.record(
@@ -229,7 +231,7 @@ def _stored(decision: PromotionDecision) -> dict[str, Any]:
 
 
 def _decide_and_apply(
-    settings: Settings, holdout: pd.DataFrame, request: _Request, written_ahead: list[Intent]
+    settings: Settings, holdout: pd.DataFrame, request: _Request, progress: Progress
 ) -> tuple[PromotionDecision, Intent | None, ServingManifest | None]:
     rules = PromotionRules.from_settings(settings)
     store = ModelStore(settings)
@@ -328,7 +330,7 @@ def _decide_and_apply(
         )  # fmt: skip
         version_tags[version][CHANGE_TAG] = change.change_id
         intent = Intent(change, moves_alias=True, tags=version_tags, manifest=asdict(manifest))
-        apply_in_session(client, settings, intent, written_ahead)
+        apply_in_session(client, settings, intent, progress)
         return decision, intent, None
 
 
