@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 from pydantic_core import to_json
 
@@ -112,12 +112,23 @@ class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     model_version: str | None
     problem: str | None = None
+    captures_lost: int = Field(
+        0, description="Decisions served but not captured for the monitor (full disk), since the process started."
+    )
 
 
 class Label(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     transaction_id: str = Field(min_length=1, max_length=128)
-    is_fraud: bool = Field(description="The confirmed outcome (chargeback, investigation).")
+    # PaySim's isFraud and most case systems write 0/1; import-labels accepts both, so the API does too.
+    is_fraud: bool | Literal[0, 1] = Field(
+        description="The confirmed outcome (chargeback, investigation): true/false, or 1/0 as PaySim's isFraud."
+    )
+
+    @field_validator("is_fraud")
+    @classmethod
+    def _as_bool(cls, value: bool | int) -> bool:
+        return bool(value)
 
 
 class FeedbackRequest(BaseModel):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fraudops import history
 from fraudops.config import Settings
-from fraudops.errors import ArtifactMissingError, FeatureMismatchError, ModelLoadError, PromotionError, StoreError
+from fraudops.errors import FeatureMismatchError, ModelLoadError, PromotionError, StoreError
 from fraudops.history import Intent, ProductionChange
 from fraudops.promotion import RECONCILED, ROLLED_BACK
 from fraudops.stages.change import (
@@ -196,15 +196,26 @@ def _reconcile_in_session(
             served = manifest.version if manifest else None
             if target is None:
                 return ProductionAction("in_sync", served, None, "the registry has no Production alias; nothing to do")
-            if served == target and manifest is not None:
-                _check_served(settings, manifest)
-                return ProductionAction("in_sync", served, target,
-                                        f"version {target} is Production, published, and its files load")  # fmt: skip
-            loaded = _verified(settings, client, target)
+            problem = _unservable(settings, manifest) if manifest is not None and served == target else None
+            if served == target and problem is None:
+                return ProductionAction(
+                    "in_sync",
+                    served,
+                    target,
+                    f"version {target} is both Production and served (its files load and match)",
+                )
+            loaded = _verified(settings, client, target)  # refuses files that do not load: nothing changes
             new_manifest = _manifest_for(settings, loaded, _run_metrics(client, loaded))
             unreadable = manifest is None and read_manifest_problem(settings)
-            was = f"{served} was served" if not unreadable else f"the serving manifest could not be read ({unreadable})"
-            reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {was}"
+            if problem:
+                reason = (
+                    f"version {target} is Production but its served files could not be loaded ({problem}); republished"
+                )
+            elif unreadable:
+                reason = (f"the registry's '{settings.production_alias}' alias names version {target}, but the serving "
+                          f"manifest could not be read ({unreadable})")  # fmt: skip
+            else:
+                reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {served} was served"
             change = history.new_change(settings, RECONCILED, served, target, reason, actor, change_id=change_id)
             intent = Intent(change, moves_alias=False, manifest=asdict(new_manifest))
             apply_in_session(client, settings, intent, progress)
@@ -223,18 +234,16 @@ def read_manifest_problem(settings: Settings) -> str | None:
     return None
 
 
-def _check_served(settings: Settings, manifest: ServingManifest) -> None:
-    """Load what is served exactly as the API will: "in sync" must mean it serves."""
+def _unservable(settings: Settings, manifest: ServingManifest) -> str | None:
+    """Why the API could not serve what the manifest names (None: it loads, checksums match): "in
+    sync" is reported only after loading the model as the API does."""
     from fraudops.serving import served_model
 
     try:
         served_model(settings, manifest)
-    except (ModelLoadError, ArtifactMissingError, FeatureMismatchError) as error:
-        raise PromotionError(
-            f"version {manifest.version} is Production and published, but the API cannot load it ({error}); "
-            f"nothing was changed: restore its files, or roll back (fraudops rollback --from {manifest.version} "
-            "--to N --reason ...)"
-        ) from error
+    except (ModelLoadError, FeatureMismatchError, StoreError) as error:
+        return str(error)
+    return None
 
 
 def pin_model(settings: Settings, version: str | None = None) -> ServingManifest:
