@@ -207,15 +207,15 @@ def _reconcile_in_session(
             loaded = _verified(settings, client, target)  # refuses files that do not load: nothing changes
             new_manifest = _manifest_for(settings, loaded, _run_metrics(client, loaded))
             unreadable = manifest is None and read_manifest_problem(settings)
+            alias_says = f"the registry's '{settings.production_alias}' alias names version {target}"
             if problem:
                 reason = (
                     f"version {target} is Production but its served files could not be loaded ({problem}); republished"
                 )
             elif unreadable:
-                reason = (f"the registry's '{settings.production_alias}' alias names version {target}, but the serving "
-                          f"manifest could not be read ({unreadable})")  # fmt: skip
+                reason = f"{alias_says}, but the serving manifest could not be read ({unreadable})"
             else:
-                reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {served} was served"
+                reason = f"{alias_says}, but {served} was served"
             change = history.new_change(settings, RECONCILED, served, target, reason, actor, change_id=change_id)
             intent = Intent(change, moves_alias=False, manifest=asdict(new_manifest))
             apply_in_session(client, settings, intent, progress)
