@@ -549,8 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.set_defaults(func=cmd_promote)
 
     rollback = sub.add_parser("rollback", help="put the previous (or a given) version back into Production")
-    rollback.add_argument("--from", dest="from_version", required=True,
-                          help="the version rolled back from; refused unless it still is Production, so a "
+    rollback.add_argument("--from", dest="from_version",
+                          help="(required) the version rolled back from; refused unless it still is Production, so a "
                                "retried or doubled rollback never rolls back twice")  # fmt: skip
     rollback.add_argument("--to", help="the version to restore (default: the one before the current Production)")
     rollback.add_argument("--reason", required=True, help="why (recorded in the history)")
