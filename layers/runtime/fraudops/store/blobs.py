@@ -71,6 +71,10 @@ class BlobStore(ABC):
     def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
         """(key, last modified) under ``prefix``, from the listing alone (no request per object)."""
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; absent is fine (a retried delete succeeds)."""
+
     def get_or_none(self, key: str) -> bytes | None:
         try:
             return self.get(key)
@@ -163,6 +167,13 @@ class S3BlobStore(BlobStore):
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted((key[strip:], modified) for key, modified in found)
 
+    def delete(self, key: str) -> None:
+        try:
+            s3_client(self._settings).delete_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if not is_not_found(error):
+                raise StoreError(f"cannot delete {self.uri(key)}: {error}") from error
+
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
@@ -224,6 +235,15 @@ class LocalBlobStore(BlobStore):
         return [
             (key, datetime.fromtimestamp(self._path(key).stat().st_mtime, tz=UTC)) for key in self.list_keys(prefix)
         ]
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StoreError(f"cannot delete {path}: {error}") from error
 
 
 def read_file(path: Path) -> bytes:
