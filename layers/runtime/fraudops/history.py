@@ -211,8 +211,10 @@ def read_history(
     """Events oldest first; with ``limit``, the newest ``limit`` of them. A change still being completed
     is included (status ``pending``) when the registry shows it applied. ``alias_version``: the
     version the Production alias names, if the caller knows it (else it is read)."""
-    changes = _committed(settings, None if limit is None else limit + 1)
+    # Intents first, committed events second: a change finishes by committing its event and then
+    # dropping its intent, so whichever moment it finishes in, one of the two reads sees it.
     intents = read_intents(settings)
+    changes = _committed(settings, None if limit is None else limit + 1)
     if intents:
         if alias_version is _READ_IT:
             from fraudops.store.registry import registry_alias_version
