@@ -115,23 +115,6 @@ def commit(settings: Settings, change: ProductionChange) -> ProductionChange:
     return done
 
 
-def record(
-    settings: Settings,
-    action: str,
-    from_version: str | None,
-    to_version: str | None,
-    reason: str,
-    actor: str | None = None,
-    metrics: dict[str, Any] | None = None,
-    gain: dict[str, float] | None = None,
-    change_id: str | None = None,
-    **extra: Any,
-) -> ProductionChange:
-    """One event that changes nothing else (a decision that kept Production)."""
-    change = new_change(settings, action, from_version, to_version, reason, actor, metrics, gain, change_id, **extra)
-    return commit(settings, change)
-
-
 @dataclass(frozen=True)
 class Intent:
     """A change written ahead: the event, and what completing it still has to write."""
