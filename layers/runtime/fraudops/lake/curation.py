@@ -3,7 +3,7 @@
 Three incremental steps, each committed on its own with its checkpoint in the same manifest as its
 data (so a crash between two steps loses nothing and repeats nothing):
 
-1. **labels**: label objects (``labels/…json`` in the artifact store, what ``POST /feedback`` writes)
+1. **labels**: label objects (``labels/…jsonl`` in the artifact store, one per ``POST /feedback`` call)
    modified since the last checkpoint are appended to the ``labels`` table (append-only events; the
    newest word per transaction wins when read).
 2. **decisions**: capture lines not compacted yet are appended to the ``decisions`` table; the
@@ -66,8 +66,9 @@ class CurationReport:
 
 
 def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
-    """Label objects written since the checkpoint -> label events (one GET per new label, once)."""
-    from fraudops.labels import LABELS_PREFIX
+    """Label objects written since the checkpoint -> label events (each object read once: one GET per
+    ``POST /feedback`` call, however many labels it carried)."""
+    from fraudops.labels import LABELS_PREFIX, parse_label_object
 
     table = lake.labels
     current = table.manifest()
@@ -82,15 +83,8 @@ def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     events: list[dict[str, Any]] = []
     for key in fresh:
         body = store.get_or_none(key)
-        if body is None:
-            continue
-        record = json.loads(body)
-        events.append({
-            "transaction_id": str(record["transaction_id"]),
-            "is_fraud": bool(record["is_fraud"]),
-            "received_at": datetime.fromisoformat(record["received_at"]),
-            "source": str(record.get("source") or "feedback"),
-        })  # fmt: skip
+        if body is not None:
+            events += parse_label_object(key, body)
     known = _latest_labels(lake) if events else {}
     events = [e for e in events if known.get(e["transaction_id"]) != (e["is_fraud"], e["received_at"])]
     if not events and checkpoint:
