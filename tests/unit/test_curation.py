@@ -110,7 +110,7 @@ def test_two_compactions_at_once_store_each_decision_once(settings: Settings, mo
         capture(settings, name, 2)
     real = curation.decision_rows
     raced: list[int] = []
-    inside = []
+    inside: list[bool] = []
 
     def meanwhile(records: object) -> list[dict[str, object]]:
         rows = real(records)  # type: ignore[arg-type]
