@@ -231,7 +231,7 @@ def _run_spark_training_locally(arguments: list[str]) -> None:
     import argparse
 
     from fraudops.config import Settings
-    from fraudops.spark_training.job import local_spark_session, train_on_spark
+    from fraudops.spark_training.job import spark_session, train_on_spark
     from fraudops.spark_training.plan import read_input_manifest
     from fraudops.store.s3 import s3_client, split_s3_uri
 
@@ -253,15 +253,8 @@ def _run_spark_training_locally(arguments: list[str]) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             s3_client(settings).download_file(bucket, key, str(target))
             local_files.append(str(target))
-        from pyspark.sql import SparkSession
-
-        existing = SparkSession.getActiveSession()
-        spark = existing or local_spark_session(settings)
-        try:
+        with spark_session(settings) as spark:
             train_on_spark(spark, local_files, settings, args.output, args.feature_set)
-        finally:
-            if existing is None:
-                spark.stop()
 
 
 @contextlib.contextmanager
@@ -285,9 +278,9 @@ def _local_emr_serverless(run_job: Callable[[dict[str, Any]], dict[str, Any]]) -
     )
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
-    class LocalEmrServerless(StateTaskServiceCallback):  # type: ignore[misc]
+    class LocalEmrServerless(StateTaskServiceCallback):
         def __init__(self) -> None:
-            super().__init__(supported_integration_patterns={ResourceCondition.Sync})
+            super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
 
         def _eval_service_task(self, env: Any, resource_runtime_part: Any, parameters: dict, credentials: Any) -> None:
             try:
@@ -299,7 +292,7 @@ def _local_emr_serverless(run_job: Callable[[dict[str, Any]], dict[str, Any]]) -
                         env=env,
                         error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
                         event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
+                        event_details=EventDetails(  # type: ignore[typeddict-item]
                             taskFailedEventDetails=TaskFailedEventDetails(
                                 resource=self._get_sfn_resource(),
                                 resourceType=self._get_sfn_resource_type(),

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -20,7 +21,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -92,10 +93,27 @@ def local_spark_session(settings: Settings) -> SparkSession:
     )
 
 
+@contextlib.contextmanager
+def spark_session(settings: Settings) -> Iterator[SparkSession]:
+    """The local session already running in this process (a test module shares one), or a new one that
+    is stopped afterwards."""
+    from pyspark import SparkContext
+
+    running = SparkContext._active_spark_context is not None
+    spark = local_spark_session(settings)
+    try:
+        yield spark
+    finally:
+        if not running:
+            spark.stop()
+
+
 # --- the split ---------------------------------------------------------------------------------------
 
 
-def step_cut_points(step_counts: Mapping[int, int], validation_fraction: float, holdout_fraction: float) -> tuple[int, int]:
+def step_cut_points(
+    step_counts: Mapping[int, int], validation_fraction: float, holdout_fraction: float
+) -> tuple[int, int]:
     """(validation_start_step, holdout_start_step) exactly as ``split_out_of_time`` cuts a step-sorted
     frame: the step of the row at position n*(1-holdout) (and n*(1-holdout-validation))."""
     if not step_counts:
@@ -147,7 +165,7 @@ def featurize(frame: DataFrame, names: Sequence[str]) -> DataFrame:
             out[SLICE] = raw[SLICE].to_numpy(dtype=np.int32)
             yield out
 
-    return frame.mapInPandas(batches, schema=_feature_schema(feature_names))
+    return frame.mapInPandas(cast(Any, batches), schema=_feature_schema(feature_names))
 
 
 def score(frame: DataFrame, booster: xgb.Booster, names: Sequence[str]) -> DataFrame:
@@ -170,7 +188,7 @@ def score(frame: DataFrame, booster: xgb.Booster, names: Sequence[str]) -> DataF
     schema = StructType(
         [StructField(SLICE, IntegerType()), StructField(LABEL, IntegerType()), StructField(SCORE, DoubleType())]
     )
-    return frame.mapInPandas(batches, schema=schema)
+    return frame.mapInPandas(cast(Any, batches), schema=schema)
 
 
 def estimator_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,19 +229,21 @@ def train_on_spark(
     )
     sliced = raw.withColumn(
         SLICE,
-        F.when(F.col("step") >= holdout_start, HOLDOUT).when(F.col("step") >= validation_start, VALIDATION).otherwise(TRAIN),
+        F.when(F.col("step") >= holdout_start, HOLDOUT)
+        .when(F.col("step") >= validation_start, VALIDATION)
+        .otherwise(TRAIN),
     )
+    aggregates = [F.count("*").alias("rows"), F.sum(LABEL).alias("fraud"), F.min("step"), F.max("step")]
     summary = {
-        int(row[SLICE]): (int(row["rows"]), int(row["fraud"]), int(row["low"]), int(row["high"]))
-        for row in sliced.groupBy(SLICE)
-        .agg(F.count("*").alias("rows"), F.sum(LABEL).alias("fraud"), F.min("step").alias("low"), F.max("step").alias("high"))
-        .collect()
-    }  # fmt: skip
+        int(row[0]): (int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        for row in sliced.groupBy(SLICE).agg(*aggregates).collect()
+    }
     _check_slices(summary)
     digest_row = raw.select(
         F.sum(F.xxhash64(*RAW_FEATURE_COLUMNS, LABEL).cast("decimal(38,0)")).alias("h"),
         F.min("step").alias("low"), F.max("step").alias("high"),
     ).first()  # fmt: skip
+    assert digest_row is not None  # an aggregate always has its one row
     rows = sum(value[0] for value in summary.values())
     fraud_rows = sum(value[1] for value in summary.values())
     data = DatasetFingerprint(
@@ -241,7 +261,9 @@ def train_on_spark(
     started = time.perf_counter()
     train_rows, train_fraud = summary[TRAIN][0], summary[TRAIN][1]
     params = xgboost_params(settings, (train_rows - train_fraud) / train_fraud)
-    features = featurize(sliced.filter(F.col(SLICE) < HOLDOUT), names).withColumn(IS_VALIDATION, F.col(SLICE) == VALIDATION)
+    features = featurize(sliced.filter(F.col(SLICE) < HOLDOUT), names).withColumn(
+        IS_VALIDATION, F.col(SLICE) == VALIDATION
+    )
     estimator = SparkXGBClassifier(
         features_col=list(names),
         label_col=LABEL,
@@ -260,7 +282,7 @@ def train_on_spark(
     booster = booster[: best_iteration + 1]  # serve exactly the trees early stopping chose
 
     started = time.perf_counter()
-    scored = score(sliced.filter(F.col(SLICE) >= VALIDATION), booster, names).toPandas()
+    scored = cast(pd.DataFrame, score(sliced.filter(F.col(SLICE) >= VALIDATION), booster, names).toPandas())
     validation_part = scored[scored[SLICE] == VALIDATION]
     holdout_part = scored[scored[SLICE] == HOLDOUT]
     y_valid, valid_scores = validation_part[LABEL].to_numpy(), validation_part[SCORE].to_numpy()
@@ -276,11 +298,12 @@ def train_on_spark(
     # The reference profile from a sample of the training slice (the same build_profile; the whole
     # slice need not fit on the driver).
     fraction = min(1.0, PROFILE_SAMPLE_ROWS / max(train_rows, 1))
-    sample = sliced.filter(F.col(SLICE) == TRAIN).sample(fraction=fraction, seed=settings.seed).toPandas()
-    profile = build_profile(
-        build_features(raw_columns(sample), names), names, sample["type"].astype(str).to_numpy(), valid_scores, threshold
-    )  # fmt: skip
-    example = sliced.filter(F.col(SLICE) == TRAIN).select(*RAW_FEATURE_COLUMNS).limit(3).toPandas()
+    sample = cast(
+        pd.DataFrame, sliced.filter(F.col(SLICE) == TRAIN).sample(fraction=fraction, seed=settings.seed).toPandas()
+    )
+    sample_types = sample["type"].astype(str).to_numpy()
+    profile = build_profile(build_features(raw_columns(sample), names), names, sample_types, valid_scores, threshold)
+    example = cast(pd.DataFrame, sliced.filter(F.col(SLICE) == TRAIN).select(*RAW_FEATURE_COLUMNS).limit(3).toPandas())
 
     spec = FeatureSpec(feature_names=tuple(names), threshold=threshold, feature_set=feature_set)
     result = {

@@ -12,17 +12,13 @@ import logging
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fraudops.config import Settings
-from fraudops.spark_training.job import local_spark_session, train_on_spark
+from fraudops.spark_training.job import spark_session, train_on_spark
 from fraudops.spark_training.plan import window_files
 from fraudops.spark_training.register import register_spark_output
 from fraudops.spark_training.storage import join_uri
 from fraudops.tracking import TrainingResult
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +51,6 @@ def run_local_spark_training(
     feature_set: str = "engineered",
     tags: dict[str, str] | None = None,
     files: list[str] | None = None,
-    spark: SparkSession | None = None,
 ) -> TrainingResult:
     """Train on PySpark local mode (``spark_workers`` workers) and register the version."""
     run = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -64,12 +59,7 @@ def run_local_spark_training(
         files = window_files(settings)
     if not files:
         files = stage_sqlite_as_parquet(settings, Path(base) / "input")
-    own_session = spark is None
-    session = local_spark_session(settings) if spark is None else spark
     output_uri = join_uri(base, "output")
-    try:
-        train_on_spark(session, files, settings, output_uri, feature_set)
-    finally:
-        if own_session:
-            session.stop()
+    with spark_session(settings) as spark:
+        train_on_spark(spark, files, settings, output_uri, feature_set)
     return register_spark_output(settings, output_uri, tags)

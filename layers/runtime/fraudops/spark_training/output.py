@@ -52,7 +52,9 @@ def write_output(settings: Settings, output_uri: str, output: SparkTrainingOutpu
     buffer = io.BytesIO()
     np.savez_compressed(buffer, labels=output.holdout_labels.astype(np.int8), scores=output.holdout_scores)
     put_bytes(settings, join_uri(output_uri, HOLDOUT), buffer.getvalue())
-    put_bytes(settings, join_uri(output_uri, RESULT), json.dumps(output.result, indent=2, default=_native).encode())  # last
+    put_bytes(
+        settings, join_uri(output_uri, RESULT), json.dumps(output.result, indent=2, default=_native).encode()
+    )  # last
 
 
 def read_output(settings: Settings, output_uri: str) -> SparkTrainingOutput:
