@@ -261,6 +261,8 @@ def train_on_spark(
     started = time.perf_counter()
     train_rows, train_fraud = summary[TRAIN][0], summary[TRAIN][1]
     params = xgboost_params(settings, (train_rows - train_fraud) / train_fraud)
+    # Threads are Spark's: each XGBoost worker is one task with spark.task.cpus cores (recorded as run).
+    params["nthread"] = int(spark.conf.get("spark.task.cpus", "1") or 1)
     features = featurize(sliced.filter(F.col(SLICE) < HOLDOUT), names).withColumn(
         IS_VALIDATION, F.col(SLICE) == VALIDATION
     )
