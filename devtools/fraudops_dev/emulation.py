@@ -282,9 +282,21 @@ def _local_emr_serverless(run_job: Callable[[dict[str, Any]], dict[str, Any]]) -
         def __init__(self) -> None:
             super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
 
-        def _eval_service_task(self, env: Any, resource_runtime_part: Any, parameters: dict, credentials: Any) -> None:
+        def _get_supported_parameters(self) -> set[str] | None:
+            """StartJobRun's request fields as Step Functions takes them (anything else is a definition
+            error, as in AWS); other EMR Serverless actions are not emulated."""
+            if self.resource.api_action.lower() != "startjobrun":
+                return None
+            return {
+                "ApplicationId", "ExecutionRoleArn", "Name", "JobDriver", "ConfigurationOverrides",
+                "ClientToken", "Tags", "ExecutionTimeoutMinutes",
+            }  # fmt: skip
+
+        def _eval_service_task(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> None:
             try:
-                env.stack.append(run_job(parameters))
+                env.stack.append(run_job(normalised_parameters))
             except Exception as error:
                 cause = json.dumps({"State": "FAILED", "StateDetails": f"{type(error).__name__}: {error}"})
                 raise FailureEventException(

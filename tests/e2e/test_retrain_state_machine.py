@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate
-from fraudops_dev.emulation import Emulation, definition_substitutions, emulated_retraining, render_definition
+from fraudops_dev.emulation import (
+    CONSTANT_SUBSTITUTIONS,
+    Emulation,
+    definition_substitutions,
+    emulated_retraining,
+    render_definition,
+)
 
 from fraudops.data import write_transactions
 from tests.helpers.stack import production_version
@@ -34,10 +40,20 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
-    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition"}
+    spark = {"SparkApplicationId", "SparkJobRoleArn", "SparkEntryPoint", "SparkLogUri", "SparkSubmitParameters"}
+    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition", *spark}
+    assert set(CONSTANT_SUBSTITUTIONS) == {"Partition", *spark}  # the emulation has a value for each
     rendered = json.loads(
-        render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p", "Partition": "aws-cn"})
+        render_definition(
+            {
+                **CONSTANT_SUBSTITUTIONS,
+                "TrainFunctionArn": "arn:t",
+                "PromoteFunctionArn": "arn:p",
+                "Partition": "aws-cn",
+            }
+        )
     )
+    assert rendered["States"]["TrainOnSpark"]["Resource"] == "arn:aws-cn:states:::emr-serverless:startJobRun.sync"
     assert rendered["States"]["Train"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"  # no hard-coded arn:aws
     assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
     assert rendered["States"]["Promote"]["Parameters"]["FunctionName"] == "arn:p"
@@ -63,7 +79,7 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 4
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 6  # plan, train, promote; twice
     assert list(tmp_path.iterdir()) == []
 
 
@@ -108,4 +124,6 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     assert second_result.status == "FAILED"
     assert second_result.error == "RetrainingAlreadyRunning"
     assert emulation.wait(first).status == "SUCCEEDED"
-    assert [i.function for i in emulation.invocations] == ["fraudops-train-local", "fraudops-promote-local"]
+    assert [i.function for i in emulation.invocations] == [
+        "fraudops-train-local", "fraudops-train-local", "fraudops-promote-local",  # plan, train, promote
+    ]  # fmt: skip

@@ -190,6 +190,6 @@ def test_a_failed_spark_job_fails_the_execution_and_registers_nothing(
         emulation.upload_lake(lake)
         failed = emulation.run()
         assert failed.status == "FAILED"
-        assert failed.error == "States.TaskFailed"
+        assert failed.error == "SparkTrainingFailed"
         assert "TrainingError" in (failed.cause or "") and "fraud" in (failed.cause or "")
         assert [i.function for i in emulation.invocations] == ["fraudops-train-local", "emr-serverless"]
