@@ -7,6 +7,7 @@ file, fsyncs it and renames it over the old one, so a ``kill -9`` leaves the old
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -19,7 +20,11 @@ from botocore.exceptions import ClientError
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.files import atomic_write
-from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
+from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the object is not (or no longer) the version it was conditioned on."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -47,6 +52,11 @@ class BlobStore(ABC):
     @abstractmethod
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The bytes and the etag of one version, in one call; None when absent."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        """Write only if the object is still the version ``etag`` names (None: only if there is none);
+        else raise PreconditionFailed. Of two writers conditioned on the same version, one wins."""
 
     @abstractmethod
     def etag(self, key: str) -> str | None:
@@ -94,6 +104,18 @@ class S3BlobStore(BlobStore):
                 Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type
             )
         except ClientError as error:
+            raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        # S3 conditional writes: If-None-Match "*" creates only, If-Match replaces only that version;
+        # a lost race answers 412 (or 409 while another conditional write is in flight).
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+        try:
+            s3_client(self._settings).put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
+        except ClientError as error:
+            if error_code(error) in CONFLICT_CODES:
+                raise PreconditionFailed(f"{self.uri(key)} changed; not written") from error
             raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
 
     def etag(self, key: str) -> str | None:
@@ -150,6 +172,17 @@ class LocalBlobStore(BlobStore):
 
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         atomic_write(self._path(key), data)
+
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        """The same contract as S3's conditional writes, between processes on this machine (an
+        exclusive lock on a sidecar file around compare-and-rename)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f".{path.name}.lock"), "a+b") as guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+            if self.etag(key) != etag:
+                raise PreconditionFailed(f"{path} changed; not written")
+            atomic_write(path, data)
 
     def etag(self, key: str) -> str | None:
         try:
