@@ -72,6 +72,20 @@ def _db(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings
 
 
+def _require_state(settings: Settings) -> Settings:
+    """A command that reads state refuses a state folder that holds none (a mistyped FRAUDOPS_STATE_DIR
+    would otherwise show an empty history, or have MLflow create an empty registry there)."""
+    if settings.tracking_uri or settings.registry_s3_key:
+        return settings
+    registry = settings.state_dir / "mlflow.db"
+    if not registry.is_file():
+        raise ValueError(
+            f"{settings.state_dir.resolve()} holds no fraudops state (no {registry.name}): check FRAUDOPS_STATE_DIR "
+            "(default .fraudops, relative to where you run the command); `fraudops train` creates it"
+        )
+    return settings
+
+
 # --- commands --------------------------------------------------------------------------------------------
 
 
@@ -135,6 +149,7 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.promote import run_promotion
 
+    _require_state(settings)
     if args.force and not args.version:
         raise ValueError("--force needs --version N: name the version a person decided to promote")
     force_reason = args.reason if args.force else None
@@ -149,6 +164,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import rollback
 
+    _require_state(settings)
     action = rollback(settings, args.reason, args.to)
     print(json.dumps(action.as_dict(), indent=2))
     print(f"rolled back: version {action.to_version} is Production again (was {action.from_version}); a running "
@@ -159,6 +175,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import reconcile
 
+    _require_state(settings)
     action = reconcile(settings)
     print(json.dumps(action.as_dict(), indent=2))
     print(f"{action.action}: {action.reason}", file=sys.stderr)
@@ -168,16 +185,20 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.history import read_history
 
+    _require_state(settings)
     changes = read_history(settings, args.limit)
     if args.json:
         print(json.dumps([change.as_dict() for change in changes], indent=2))
         return 0
-    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'AUPRC gain [interval]':<28} {'by':<28} reason")
+    # The actor is never cut: a Step Functions execution ARN ends with the execution's name.
+    width = max([len("by"), *(len(change.actor) for change in changes)])
+    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'AUPRC gain [interval]':<28} "
+          f"{'by':<{width}} reason")  # fmt: skip
     for change in changes:
         gain = change.gain
         interval = f"{gain['gain']:+.4f} [{gain['lower']:+.4f}, {gain['upper']:+.4f}]" if gain else ""
         print(f"{change.time[:23]:<24} {change.action:<12} {change.from_version or '-':>4} -> "
-              f"{change.to_version or '-':<4} {interval:<28} {change.actor[:28]:<28} {change.reason}")  # fmt: skip
+              f"{change.to_version or '-':<4} {interval:<28} {change.actor:<{width}} {change.reason}")  # fmt: skip
     return 0
 
 
@@ -192,6 +213,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.monitor import monitor_window, run_monitor, summary
     from fraudops_dev.emulation import retrain_trigger
 
+    _require_state(settings)
     since, until = monitor_window(settings, datetime.now(UTC), _when(args.since), _when(args.until))
     trigger = None if args.no_retrain else retrain_trigger(settings, lambda line: print(line, file=sys.stderr))
     report = run_monitor(settings, since, until, trigger)
@@ -234,9 +256,10 @@ def cmd_drift_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops_dev.local import local_api_key
+    from fraudops_dev.local import local_api_key, with_running_ports
     from fraudops_dev.smoke import retrain_in_aws, run_smoke, stack_endpoints
 
+    settings = with_running_ports(settings)
     retrain = None
     if args.stack:
         endpoints = stack_endpoints(args.stack, settings.aws_region)
@@ -267,38 +290,57 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return serve_deployed_ui(settings, stack=args.stack, bucket=args.bucket, port=args.port)
 
 
+def serve_log_config(log_file: str | None) -> dict[str, Any]:
+    """uvicorn's logging: the terminal, or (the stack's API) a file rotated at 10 MB so a million
+    requests cannot fill the disk; either way credentials in a logged URL are masked."""
+    import copy
+
+    import uvicorn
+
+    from fraudops_dev.local import LOG_BACKUPS, LOG_ROTATE_BYTES
+
+    redact = {"redact": {"()": "fraudops.api.redact.RedactCredentials"}}
+    if not log_file:
+        config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+        config["filters"] = redact
+        for handler in config["handlers"].values():
+            handler["filters"] = ["redact"]
+        return config
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": redact,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.handlers.RotatingFileHandler",
+                "filename": log_file,
+                "maxBytes": LOG_ROTATE_BYTES,
+                "backupCount": LOG_BACKUPS,
+                "formatter": "plain",
+                "filters": ["redact"],
+            },
+        },
+        "loggers": {
+            name: {"handlers": ["file"], "level": "INFO", "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fraudops")
+        },
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
     from pydantic import SecretStr
 
     from fraudops.api import build_default_app
-    from fraudops_dev.local import LOG_BACKUPS, LOG_ROTATE_BYTES, local_api_key
+    from fraudops_dev.local import local_api_key
 
     if not settings.api_key_values() and not settings.api_keys_ssm_parameter:
         key = local_api_key(settings)
         if key:
             settings = settings.model_copy(update={"api_keys": SecretStr(key)})
             log.info("using the local API key from %s", settings.state_dir / "api-key")
-    log_config: Any = uvicorn.config.LOGGING_CONFIG
-    if args.log_file:  # the stack's API: a rotating file, so a million requests cannot fill the disk
-        log_config = {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-            "handlers": {
-                "file": {
-                    "class": "logging.handlers.RotatingFileHandler",
-                    "filename": args.log_file,
-                    "maxBytes": LOG_ROTATE_BYTES,
-                    "backupCount": LOG_BACKUPS,
-                    "formatter": "plain",
-                },
-            },
-            "loggers": {
-                name: {"handlers": ["file"], "level": "INFO", "propagate": False}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fraudops")
-            },
-        }
+    log_config = serve_log_config(args.log_file)
     host = args.host or settings.api_host
     app = build_default_app(settings)
     uvicorn.run(app, host=host, port=args.port or settings.api_port, log_level="info", log_config=log_config)
@@ -322,8 +364,9 @@ def cmd_s3_server(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops_dev.local import local_api_key, post_json
+    from fraudops_dev.local import local_api_key, post_json, with_running_ports
 
+    settings = with_running_ports(settings)
     url = args.url or f"http://127.0.0.1:{settings.api_port}/predict"
     body = json.loads(args.json) if args.json else EXAMPLE_TRANSACTION
     status, answer = post_json(url, body, args.api_key or local_api_key(settings))
@@ -340,8 +383,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         services,
         start_service,
         stop_services,
+        with_running_ports,
     )
 
+    settings = with_running_ports(settings)  # what already runs keeps its ports
     stack = services(settings)
     check_ports(settings, stack)  # before anything starts or any file is touched
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -356,8 +401,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except (StackError, KeyboardInterrupt):
         stop_services(settings, started)
         raise
-    print(f"API key: {settings.state_dir / 'api-key'} (x-api-key header). MLflow UI: "
-          f"http://127.0.0.1:{settings.mlflow_ui_port}. Stop with `make down`.")  # fmt: skip
+    print(f"API: http://127.0.0.1:{settings.api_port} (key in {settings.state_dir / 'api-key'}, x-api-key header). "
+          f"MLflow UI: http://127.0.0.1:{settings.mlflow_ui_port}. Stop with `make down`.")  # fmt: skip
     return 0
 
 
@@ -384,8 +429,9 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
+    from fraudops_dev.local import with_running_ports
 
-    settings = _db(args, settings)
+    settings = with_running_ports(_db(args, settings))
     if not settings.db_path.exists():
         from fraudops.data import write_transactions
         from fraudops_dev.datagen import GeneratorConfig, generate_frames
@@ -420,6 +466,7 @@ def cmd_batch_score(args: argparse.Namespace, settings: Settings) -> int:
 
     from fraudops_dev.batch_local import run_batch_locally, template_defaults
 
+    _require_state(settings)
     options = template_defaults()
     if args.rows_per_batch is not None:
         options = replace(options, rows_per_batch=args.rows_per_batch)
@@ -444,8 +491,9 @@ def cmd_batch_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops_dev.demo import run_demo
+    from fraudops_dev.demo import check_demo_rows, run_demo
 
+    check_demo_rows(args.rows)
     return run_demo(settings, rows=args.rows, seed=settings.seed if args.seed is None else args.seed)
 
 
@@ -593,16 +641,17 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--lines", type=int, default=40, help="lines per log (default 40)")
     logs.set_defaults(func=cmd_logs)
 
-    for name in ("retrain", "retrain-local"):
-        retrain = sub.add_parser(
-            name, help="run the retraining state machine (moto's ASL engine) on your stack's data and registry"
-        )
-        retrain.add_argument("--db", help=db_help + "; generated if missing")
-        retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
-        retrain.add_argument(
-            "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
-        )
-        retrain.set_defaults(func=cmd_retrain)
+    retrain = sub.add_parser(
+        "retrain",
+        aliases=["retrain-local"],  # the old name keeps working
+        help="run the retraining state machine (moto's ASL engine) on your stack's data and registry",
+    )
+    retrain.add_argument("--db", help=db_help + "; generated if missing")
+    retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
+    retrain.add_argument(
+        "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
+    )
+    retrain.set_defaults(func=cmd_retrain)
 
     batch = sub.add_parser(
         "batch-score", help="score a CSV or JSON Lines file: the batch state machine's steps, run locally"
@@ -665,9 +714,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _settings_problem(error) if isinstance(error, ValidationError) else str(error)
         if "Could not connect to the endpoint URL" in message:
             message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
-        print(f"fraudops {args.command}: error: {message}", file=sys.stderr)
-        if not args.debug:
-            print("  (run with --debug for the traceback)", file=sys.stderr)
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"fraudops {args.command}: error: {' '.join(message.split())}{hint}", file=sys.stderr)
         return 2
 
 

@@ -19,9 +19,17 @@ from typing import IO
 
 from fraudops.data import ProgressCallback, write_transactions
 from fraudops.errors import DataError
-from fraudops.schema import COLUMNS, MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, MONEY_COLUMNS, TRANSACTION_TYPES
-
-_INT_COLUMNS = {"step", "isFraud", "isFlaggedFraud"}
+from fraudops.schema import (
+    COLUMNS,
+    LABEL_COLUMNS,
+    MAX_MONEY,
+    MAX_NAME_LENGTH,
+    MAX_STEP,
+    MONEY_COLUMNS,
+    TRANSACTION_TYPES,
+    parse_flag,
+    parse_integer,
+)
 
 
 @dataclass
@@ -31,19 +39,6 @@ class ImportReport:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
 
-def _parse_int(raw: str) -> int | None:
-    """PaySim exports sometimes write integers as '1.0'."""
-    try:
-        return int(raw)
-    except ValueError:
-        pass
-    try:
-        number = float(raw)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
-
-
 def parse_row(row: dict[str, str]) -> tuple[object, ...]:
     """One CSV row as a typed tuple in schema order; ValueError names the first bad column."""
     values: list[object] = []
@@ -51,14 +46,14 @@ def parse_row(row: dict[str, str]) -> tuple[object, ...]:
         raw = (row.get(column) or "").strip()
         if raw == "":
             raise ValueError(f"{column}: missing value")
-        if column in _INT_COLUMNS:
-            number = _parse_int(raw)
+        if column in LABEL_COLUMNS:
+            values.append(parse_flag(column, raw))
+        elif column == "step":
+            number = parse_integer(raw)
             if number is None:
                 raise ValueError(f"{column}: {raw!r} is not an integer")
-            if column == "step" and not 0 <= number <= MAX_STEP:
+            if not 0 <= number <= MAX_STEP:
                 raise ValueError(f"step: {raw!r} is outside 0..{MAX_STEP}")
-            if column != "step" and number not in (0, 1):
-                raise ValueError(f"{column}: {raw!r} is not 0 or 1")
             values.append(number)
         elif column in MONEY_COLUMNS:
             try:

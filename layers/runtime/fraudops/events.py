@@ -150,11 +150,13 @@ def parse_monitor_input(event: Any) -> MonitorInput:
 
 
 class BatchItem(BaseModel):
-    """One row as the Distributed Map's ItemSelector passes it: its index in the file and its fields."""
+    """One row as the Distributed Map's ItemSelector passes it: its index in the file and its fields.
+    ``row`` is whatever the ItemReader parsed: a JSON Lines line may be valid JSON but not an object,
+    which makes that row bad (``batch.validate_rows``), never the whole batch."""
 
     model_config = ConfigDict(extra="forbid")
     index: int = Field(ge=0)
-    row: dict[str, Any]
+    row: Any
 
 
 class BatchInput(BaseModel):

@@ -119,15 +119,33 @@ def reconcile(settings: Settings, actor: str | None = None) -> ProductionAction:
         if alias_version is None:
             return ProductionAction("in_sync", served, None, "the registry has no Production alias; nothing to do")
         target = str(alias_version.version)
-        if served == target:
-            return ProductionAction("in_sync", served, target, f"version {target} is both Production and served")
+        problem = _unservable(settings, manifest) if manifest is not None and served == target else None
+        if served == target and problem is None:
+            return ProductionAction(
+                "in_sync", served, target, f"version {target} is both Production and served (its files load and match)"
+            )
         loaded = _verified(settings, client, target)
         metrics = _run_metrics(client, loaded)
-    reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {served} was served"
+    if problem:
+        reason = f"version {target} is Production but its served files could not be loaded ({problem}); republished"
+    else:
+        reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {served} was served"
     history.record(settings, RECONCILED, served, target, reason, actor)
     _publish(settings, loaded, metrics)
     log.info("reconciled: serving version %s (was %s)", target, served)
     return ProductionAction(RECONCILED, served, target, reason)
+
+
+def _unservable(settings: Settings, manifest: ServingManifest) -> str | None:
+    """Why the API could not serve what the manifest names (None: it loads, checksums match): "in
+    sync" is reported only after loading the model as the API does."""
+    from fraudops.serving import served_model
+
+    try:
+        served_model(settings, manifest)
+    except (ModelLoadError, FeatureMismatchError, StoreError) as error:
+        return str(error)
+    return None
 
 
 def pin_model(settings: Settings, version: str | None = None) -> ServingManifest:

@@ -45,6 +45,7 @@ from fraudops.store import (
     sha256_hex,
     with_registry_retries,
 )
+from fraudops.store.blobs import portable_location
 from fraudops.store.manifest import compiled_key as compiled_store_key
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
 from fraudops.treecompiler import compile_booster
@@ -154,7 +155,7 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         version=str(loaded.version.version),
         run_id=str(loaded.version.run_id),
         model_uri=f"models:/{settings.model_name}/{loaded.version.version}",
-        artifact_location=loaded.artifact_location,
+        artifact_location=portable_location(settings, loaded.artifact_location),
         booster_sha256=loaded.booster_sha256,
         spec_sha256=loaded.spec_sha256,
         metrics={k: v for k, v in metrics.items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},

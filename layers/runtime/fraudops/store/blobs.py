@@ -219,13 +219,28 @@ def read_s3_uri(settings: Settings, uri: str) -> bytes:
     return bytes(response["Body"].read())
 
 
+def portable_location(settings: Settings, location: str) -> str:
+    """What the serving manifest records: on the local store, a location under the artifact root
+    relative to it (so the state folder can be moved or copied to another machine); else as it is."""
+    parsed = urlparse(location)
+    if settings.storage != "local" or parsed.scheme != "file":
+        return location
+    try:
+        return Path(unquote(parsed.path)).relative_to(settings.local_artifact_dir).as_posix()
+    except ValueError:
+        return location
+
+
 def read_uri(settings: Settings, uri: str) -> bytes:
-    """One file by URI: S3 directly (one GET), a local file directly, anything else through MLflow."""
+    """One file by URI: S3 directly (one GET), a local file directly (a relative path: under the local
+    artifact root, see ``portable_location``), anything else through MLflow."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         return read_s3_uri(settings, uri)
     if parsed.scheme == "file":
         return read_file(Path(unquote(parsed.path)))
+    if not parsed.scheme and not uri.startswith("/"):
+        return read_file(settings.local_artifact_dir / uri)
     import mlflow
     from mlflow.exceptions import MlflowException
 
