@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fraudops.config import Settings, get_settings
-from fraudops.errors import FraudopsError
+from fraudops.errors import FraudopsError, disk_full_cause
 from fraudops.features import FEATURE_SETS
 from fraudops_dev.datagen import DRIFT_SCENARIOS
 
@@ -113,14 +113,14 @@ def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
 
     db = _db(args, settings).db_path
     share = 0.0 if args.strict else args.max_reject_share
-    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"))
+    rejects = db.with_suffix(".rejects.csv")
+    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"),
+                        rejects_path=rejects)  # fmt: skip
     for line, reason in report.bad_rows[:20]:
         print(f"  line {line}: {reason}", file=sys.stderr)
     if len(report.bad_rows) > 20:
         print(f"  ... and {len(report.bad_rows) - 20} more rejected rows", file=sys.stderr)
     if report.bad_rows:
-        rejects = db.with_suffix(".rejects.csv")
-        rejects.write_text("line,reason\n" + "".join(f'{n},"{r}"\n' for n, r in report.bad_rows))
         print(f"{len(report.bad_rows)} rows rejected (not imported); all listed in {rejects}", file=sys.stderr)
     summary = {"db": str(db), "mode": "append" if args.append else "replace", "rows_imported": report.rows_imported,
                "rows_rejected": len(report.bad_rows), "rows_in_table": count_rows(db)}  # fmt: skip
@@ -155,7 +155,10 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     force_reason = args.reason if args.force else None
     if args.force and not (args.reason or "").strip():
         raise ValueError("--force needs --reason TEXT: it is recorded in the history")
-    decision = run_promotion(_db(args, settings), args.version, force_reason=force_reason)
+    decision = run_promotion(
+        _db(args, settings), args.version, force_reason=force_reason,
+        idempotency_key=args.idempotency_key, from_version=args.from_version,
+    )  # fmt: skip
     print(json.dumps(decision.as_dict(), indent=2))
     print(f"{decision.outcome}: {decision.reason}", file=sys.stderr)
     return 0
@@ -165,7 +168,8 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import rollback
 
     _require_state(settings)
-    action = rollback(settings, args.reason, args.to)
+    action = rollback(settings, args.reason, args.to, from_version=args.from_version,
+                      idempotency_key=args.idempotency_key)  # fmt: skip
     print(json.dumps(action.as_dict(), indent=2))
     print(f"rolled back: version {action.to_version} is Production again (was {action.from_version}); a running "
           f"API serves it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
@@ -176,7 +180,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import reconcile
 
     _require_state(settings)
-    action = reconcile(settings)
+    action = reconcile(settings, expected_version=args.version)
     print(json.dumps(action.as_dict(), indent=2))
     print(f"{action.action}: {action.reason}", file=sys.stderr)
     return 0
@@ -552,21 +556,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, help="Spark: XGBoost workers (FRAUDOPS_SPARK_WORKERS, default 2)")
     train.set_defaults(func=cmd_train)
 
+    key_help = "a key naming this change: running it again with the same key reports it and changes nothing"
     promote = sub.add_parser("promote", help="promote a version if it beats Production on the holdout")
     promote.add_argument("--version", help="candidate version (default: the newest)")
     promote.add_argument("--db", help=db_help)
     promote.add_argument("--force", action="store_true", help="promote --version whatever the rule says (manual)")
     promote.add_argument("--reason", help="why (required with --force; recorded in the history)")
+    promote.add_argument("--from", dest="from_version", help="refuse unless Production is this version now")
+    promote.add_argument("--idempotency-key", help=key_help)
     promote.set_defaults(func=cmd_promote)
 
     rollback = sub.add_parser("rollback", help="put the previous (or a given) version back into Production")
+    rollback.add_argument("--from", dest="from_version",
+                          help="(required) the version rolled back from; refused unless it still is Production, so a "
+                               "retried or doubled rollback never rolls back twice")  # fmt: skip
     rollback.add_argument("--to", help="the version to restore (default: the one before the current Production)")
     rollback.add_argument("--reason", required=True, help="why (recorded in the history)")
+    rollback.add_argument("--idempotency-key", help=key_help)
     rollback.set_defaults(func=cmd_rollback)
 
-    sub.add_parser(
-        "reconcile", help="make what is served follow the registry's production alias (after verifying it)"
-    ).set_defaults(func=cmd_reconcile)
+    reconcile = sub.add_parser(
+        "reconcile", help="complete an interrupted change and make what is served follow the production alias"
+    )
+    reconcile.add_argument("--version", help="refuse unless the production alias names this version")
+    reconcile.set_defaults(func=cmd_reconcile)
 
     hist = sub.add_parser("history", help="every change of Production: when, from -> to, why, by whom")
     hist.add_argument("--limit", type=int, default=None, help="only the newest N events")
@@ -685,6 +698,26 @@ def _settings_problem(error: ValidationError) -> str:
     return "invalid setting " + "; ".join(parts) + " (fix or unset the variable)"
 
 
+def _reported_in_one_line(error: Exception, *expected: type[Exception]) -> bool:
+    """Errors a user can act on (ours, bad input, the disk, SQLite and MLflow's storage); anything else
+    is a bug and keeps its traceback."""
+    import sqlite3
+
+    if isinstance(error, (FraudopsError, ValidationError, OSError, ValueError, sqlite3.Error, *expected)):
+        return True
+    return disk_full_cause(error) is not None or type(error).__module__.split(".")[0] in {"sqlalchemy", "mlflow"}
+
+
+def _message(error: Exception) -> str:
+    """One line. A full disk is named as such, whatever layer noticed it (SQLAlchemy's own message starts
+    with "Query-invoked autoflush"), and says that what was there is kept."""
+    full = disk_full_cause(error)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if full and not isinstance(error, FraudopsError):
+        return f"{full}; nothing was changed: free some space and run it again ({type(error).__name__})"
+    return text
+
+
 def load_settings(aws: bool) -> Settings:
     """The settings for a laptop command: S3 mode with no endpoint means the local S3 server, unless
     AWS was asked for."""
@@ -708,10 +741,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fraudops {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
-    except (FraudopsError, StackError, ValidationError, OSError, ValueError) as error:
+    except Exception as error:
+        if not _reported_in_one_line(error, StackError):
+            raise
         if args.debug:
             traceback.print_exc()
-        message = _settings_problem(error) if isinstance(error, ValidationError) else str(error)
+        message = _settings_problem(error) if isinstance(error, ValidationError) else _message(error)
         if "Could not connect to the endpoint URL" in message:
             message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
         hint = "" if args.debug else " (--debug shows the traceback)"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudops.config import Settings
+from fraudops.files import atomic_write
 
 LOCALHOST = "127.0.0.1"
 LOG_ROTATE_BYTES = 10_000_000  # a log above this is rotated (kept as .1) when its service starts
@@ -140,14 +141,15 @@ def local_api_key(settings: Settings, create: bool = False) -> str | None:
     if keys:
         return keys[0]
     path = settings.state_dir / "api-key"
-    if path.exists():
-        return path.read_text().strip()
+    saved = path.read_text().strip() if path.exists() else ""
+    if saved:
+        return saved
     if not create:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole or not at all (a full disk must not leave an empty key file that locks every call
+    # out); an empty file left by an older version is replaced. mkstemp makes the file 0600.
     key = secrets.token_urlsafe(24)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    atomic_write(path, (key + "\n").encode())
     return key
 
 

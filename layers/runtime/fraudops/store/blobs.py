@@ -66,6 +66,10 @@ class BlobStore(ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; absent is fine (a retried delete succeeds)."""
+
     def get_or_none(self, key: str) -> bytes | None:
         try:
             return self.get(key)
@@ -141,6 +145,13 @@ class S3BlobStore(BlobStore):
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[strip:] for key in keys)
 
+    def delete(self, key: str) -> None:
+        try:
+            s3_client(self._settings).delete_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if not is_not_found(error):
+                raise StoreError(f"cannot delete {self.uri(key)}: {error}") from error
+
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
@@ -197,6 +208,15 @@ class LocalBlobStore(BlobStore):
             return []
         files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
         return sorted(str(p.relative_to(self.root)) for p in files)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StoreError(f"cannot delete {path}: {error}") from error
 
 
 def read_file(path: Path) -> bytes:
