@@ -1,7 +1,9 @@
-"""Train Lambda: read the transactions, train XGBoost, log to MLflow (artifacts in S3), register.
+"""Train Lambda: read the lake's transactions (a window, straight from S3), train XGBoost, log to MLflow
+(artifacts in S3), register.
 
-Two more actions for windows too large for one Lambda: ``plan`` counts the window and chooses the engine
-(the retrain state machine's Choice), ``register`` registers what the EMR Serverless job wrote."""
+Two more actions for windows too large for one Lambda: ``plan`` counts the window from the lake's manifest
+and chooses the engine (the retrain state machine's Choice), ``register`` registers what the EMR Serverless
+job wrote."""
 
 from __future__ import annotations
 
@@ -12,7 +14,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
-from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_train_input
 from fraudops.observability import route_core_logs
 from fraudops.spark_training import plan_training
@@ -39,8 +40,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if request.action == "register":
         result = register_spark_output(get_settings(), str(request.output_uri), tags=request.trigger_tags())
     else:
-        settings = fetch_training_db(get_settings())
-        result = run_training(settings, feature_set=request.feature_set, tags=request.trigger_tags())
+        result = run_training(get_settings(), feature_set=request.feature_set, tags=request.trigger_tags())
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)
     logger.info("registered a new version", extra=result.summary())

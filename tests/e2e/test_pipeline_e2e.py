@@ -136,8 +136,8 @@ def test_failure_midway_leaves_production_unchanged(settings: Settings, monkeypa
         raise mlflow.exceptions.MlflowException("registry unavailable (injected)")
 
     monkeypatch.setattr(mlflow.MlflowClient, "set_registered_model_alias", store_down)
-    with pytest.raises(mlflow.exceptions.MlflowException, match="injected"):
-        run_promotion(settings)
+    with pytest.raises(StoreError, match=r"registry unavailable \(injected\)\); nothing was changed"):
+        run_promotion(settings)  # the write-ahead change path reports it in one line
     monkeypatch.undo()
     assert production_version(settings) == "1"
     manifest, _ = read_manifest(settings)
@@ -163,13 +163,14 @@ def test_failed_training_registers_nothing(settings: Settings, monkeypatch: pyte
 def test_training_needs_fraud_in_every_slice(settings: Settings, tmp_path: Any) -> None:
     from fraudops_dev.datagen import GeneratorConfig, generate
 
-    from fraudops.data import write_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
 
     frame = generate(GeneratorConfig(5_000, seed=1, fraud_rate=0.0))
-    db = tmp_path / "nofraud.db"
-    write_transactions(db, [frame])
+    no_fraud = settings.model_copy(update={"lake_uri": str(tmp_path / "nofraud-lake")})
+    write_transaction_frames(Lake(no_fraud).transactions, [frame])
     with pytest.raises(TrainingError, match="fraud"):
-        run_training(settings.model_copy(update={"db_path": db}))
+        run_training(no_fraud)
 
 
 def test_promotion_without_versions_is_a_clear_error(settings: Settings) -> None:
@@ -186,13 +187,13 @@ def test_promotion_uses_the_same_holdout_for_both(settings: Settings) -> None:
 
 
 def test_missing_training_data_in_s3_says_so(settings: Settings) -> None:
-    """In AWS the train function copies s3://<data bucket>/fraud.db; a missing object is named as such
-    (with the template's ListBucket grant S3 answers 404, not 403, for a missing key)."""
-    from fraudops.data_sync import fetch_training_db
+    """In AWS the train function reads s3://<data bucket>/lake; an empty lake is named as such
+    (with the template's ListBucket grant S3 answers an empty listing, not 403)."""
     from fraudops.errors import DataError
+    from fraudops.stages.train import run_training
     from fraudops.store import ensure_bucket
 
     ensure_bucket(settings)
-    missing = settings.model_copy(update={"data_s3_uri": f"s3://{settings.model_bucket}/fraud.db"})
-    with pytest.raises(DataError, match=r"no training data at s3://.*/fraud\.db"):
-        fetch_training_db(missing)
+    empty = settings.model_copy(update={"lake_uri": f"s3://{settings.model_bucket}/lake"})
+    with pytest.raises(DataError, match=r"the lake at s3://.*/lake has no transactions"):
+        run_training(empty)

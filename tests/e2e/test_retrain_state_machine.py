@@ -18,8 +18,10 @@ from fraudops_dev.emulation import (
     render_definition,
 )
 
-from fraudops.data import write_transactions
-from tests.helpers.stack import production_version
+from fraudops.config import Settings
+from fraudops.lake import Lake
+from fraudops.lake.transactions import write_transaction_frames
+from tests.helpers.stack import lake_of, production_version
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +31,14 @@ FAST = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "
 @pytest.fixture
 def emulation(small_db: Path) -> Iterator[Emulation]:
     with emulated_retraining(FAST) as emulated:
-        emulated.upload_data(small_db)
+        emulated.upload_data(Settings(lake_uri=str(lake_of(small_db))))
         yield emulated
 
 
 def work(emulation: Emulation) -> list[tuple[str, str]]:
-    """(function, action) of the invocations that plan, train or promote (the lease steps left out)."""
-    calls = [(i.function, i.event.get("action", "promote" if "promote" in i.function else "train"))
+    """(function, action) of the invocations that curate, plan, train or promote (the lease steps left out)."""
+    calls = [(i.function, i.event.get("action", "promote") if "promote" in i.function else
+              "curate" if "curate" in i.function else i.event.get("action", "train"))
              for i in emulation.invocations]  # fmt: skip
     return [call for call in calls if not call[1].endswith("_lease")]
 
@@ -52,7 +55,8 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
     spark = {"SparkApplicationId", "SparkJobRoleArn", "SparkEntryPoint", "SparkLogUri", "SparkSubmitParameters"}
-    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition", *spark}
+    lambdas = {"TrainFunctionArn", "PromoteFunctionArn", "CurateFunctionArn"}
+    assert set(definition_substitutions()) == {*lambdas, "Partition", *spark}
     assert set(CONSTANT_SUBSTITUTIONS) == {"Partition", *spark}  # the emulation has a value for each
     rendered = json.loads(
         render_definition(
@@ -60,6 +64,7 @@ def test_definition_uses_exactly_the_template_substitutions() -> None:
                 **CONSTANT_SUBSTITUTIONS,
                 "TrainFunctionArn": "arn:t",
                 "PromoteFunctionArn": "arn:p",
+                "CurateFunctionArn": "arn:c",
                 "Partition": "aws-cn",
             }
         )
@@ -90,15 +95,16 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 10  # lease, plan, train, promote, release: twice
+    # lease, curate, plan, train, promote, release: twice
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 12
     assert lease_steps(emulation) == ["acquire_lease", "release_lease"] * 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation, tmp_path: Path) -> None:
     assert emulation.run().status == "SUCCEEDED"
-    no_fraud = tmp_path / "nofraud.db"
-    write_transactions(no_fraud, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
+    no_fraud = Settings(lake_uri=str(tmp_path / "nofraud-lake"))
+    write_transaction_frames(Lake(no_fraud).transactions, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
     emulation.upload_data(no_fraud)
     failed = emulation.run()
     assert failed.status == "FAILED"
@@ -144,7 +150,10 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
                for e in second_result.events)  # fmt: skip
     assert emulation.wait(first).status == "SUCCEEDED"
     assert work(emulation) == [
-        ("fraudops-train-local", "plan"), ("fraudops-train-local", "train"), ("fraudops-promote-local", "promote")
-    ]  # fmt: skip
+        ("fraudops-curate-local", "curate"),
+        ("fraudops-train-local", "plan"),
+        ("fraudops-train-local", "train"),
+        ("fraudops-promote-local", "promote"),
+    ]
     third = emulation.run()  # the first released the lease: the next one trains
     assert third.status == "SUCCEEDED" and third.output["lease"]["acquired"] is True, third.output

@@ -63,7 +63,7 @@ def test_the_demo_leaves_an_imported_table_byte_identical_and_says_where_its_sta
     assert digest(yours) == before
     demo_state = (tmp_path / "state" / "demo").resolve()
     assert f"demo state (data, registry, artifacts): {demo_state}" in out
-    assert (demo_state / "fraud.db").exists() and "Production" in out
+    assert (demo_state / "lake" / "transactions").is_dir() and "Production" in out  # the demo writes its own lake
 
 
 def test_a_demo_too_small_to_learn_from_is_refused_before_anything_is_done(
@@ -220,7 +220,8 @@ def test_history_shows_the_whole_actor(
     state = tmp_path / "state"
     shutil.copytree(promoted_state, state)
     actor = "arn:aws:states:us-east-1:123456789012:execution:RetrainStateMachine-abc:drift-2026-11-29T10-00"
-    history.record(fast_settings(state_dir=state), "rolled_back", "2", "1", "a test", actor)
+    settings = fast_settings(state_dir=state)
+    history.commit(settings, history.new_change(settings, "rolled_back", "2", "1", "a test", actor))
     use_env(monkeypatch, FRAUDOPS_STATE_DIR=str(state))
     assert main(["history"]) == 0
     assert actor in capsys.readouterr().out

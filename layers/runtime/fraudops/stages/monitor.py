@@ -27,7 +27,8 @@ from fraudops.capture import delivery_delay, read_captures
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.features import FeatureSpec, build_features
-from fraudops.labels import read_labels
+from fraudops.lake import Lake
+from fraudops.lake.curation import compact_labels, read_lake_labels
 from fraudops.metrics import MetricsError
 from fraudops.profile import ACT, PROFILE_ARTIFACT, compare
 from fraudops.report import render_html
@@ -120,6 +121,32 @@ def _version_section(
     return section
 
 
+def matured_labels(
+    settings: Settings, records: list[dict[str, Any]], until: datetime
+) -> tuple[dict[str, bool], int, set[str]]:
+    """The labels realized metrics may use, how many decisions are pending, and every labeled id.
+
+    New label objects are first compacted into the lake's ``labels`` table (incremental: only those
+    written since the last compaction are read), then read from it, a request per partition file. A
+    decision counts as fraud once a fraud label arrived, as not fraud once ``label_maturity_days``
+    passed without one, and is pending before that (left out of the realized metrics)."""
+    lake = Lake(settings)
+    compact_labels(settings, lake, datetime.now(UTC))
+    newest = read_lake_labels(lake)
+    horizon = until - timedelta(days=settings.label_maturity_days)
+    labels: dict[str, bool] = {}
+    for record in records:
+        transaction_id = record.get("transaction_id")
+        if transaction_id is None:
+            continue
+        if newest.get(transaction_id) is True:
+            labels[transaction_id] = True
+        elif datetime.fromisoformat(record["time"]) <= horizon:
+            labels[transaction_id] = False
+    pending = len({r["transaction_id"] for r in records if r.get("transaction_id") is not None} - set(labels))
+    return labels, pending, set(newest)
+
+
 def _load_state(settings: Settings) -> dict[str, Any]:
     body = blob_store(settings).get_or_none(STATE_KEY)
     return json.loads(body) if body else {"consecutive_act": 0, "last_trigger": None, "trend": []}
@@ -159,7 +186,7 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
     if since >= until:
         return _empty_window_report(since, until, str(state.get("last_until")))
     records = read_captures(settings, since, until)
-    labels = read_labels(settings)
+    labels, pending, labeled_ids = matured_labels(settings, records, until)
     by_version: dict[str, list[dict[str, Any]]] = {}
     for record in records:
         by_version.setdefault(str(record["model_version"]), []).append(record)
@@ -168,7 +195,9 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
         "since": since.isoformat(timespec="seconds"),
         "until": until.isoformat(timespec="seconds"),
         "records": len(records),
-        "labeled": sum(1 for r in records if r.get("transaction_id") in labels),
+        "labeled": sum(1 for r in records if r.get("transaction_id") in labeled_ids),
+        "pending": pending,
+        "label_maturity_days": settings.label_maturity_days,
         "versions": {v: _version_section(settings, v, rs, labels) for v, rs in by_version.items()},
         "thresholds": {"watch": 0.1, "act": ACT},
     }
@@ -184,7 +213,7 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
         (section["drift"]["max_feature_psi"] for section in report["versions"].values() if section.get("drift")),
         default=0.0,
     )
-    report["labels_without_decision_in_window"] = len(set(labels) - captured_ids)
+    report["labels_without_decision_in_window"] = len(labeled_ids - captured_ids)
 
     judged = any("drift" in section for section in report["versions"].values())
     counted = _count_in_a_row(report, state, since, until, judged)

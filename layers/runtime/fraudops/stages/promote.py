@@ -23,7 +23,7 @@ from fraudops import history
 from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
-from fraudops.data import holdout_slice, load_training_frame, raw_columns
+from fraudops.data import holdout_slice, raw_columns
 from fraudops.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
@@ -34,6 +34,8 @@ from fraudops.errors import (
     TrainingError,
 )
 from fraudops.history import Intent, ProductionChange
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
 from fraudops.model import FraudModel
 from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
@@ -213,12 +215,12 @@ def _promote_in_session(
             progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
             finish(settings, intent)
         elif decision.outcome == KEPT:
-            history.record(
+            history.commit(settings, history.new_change(  # a kept decision changes nothing else
                 settings, KEPT, decision.previous_production_version, decision.production_version,
                 decision.reason, request.actor, metrics=_decision_metrics(decision), gain=decision.gain,
                 change_id=request.change_id, candidate_version=decision.candidate_version,
                 decision=_stored(decision),
-            )  # fmt: skip
+            ))  # fmt: skip
     return decision, manifest
 
 
@@ -364,7 +366,9 @@ def run_promotion(
         log.info("idempotency key already used (change %s): reporting it, changing nothing", change_id)
         return _replayed(earlier)
     try:
-        holdout = holdout_slice(load_training_frame(settings.db_path), settings)
+        # The newest matured rows of the lake (curation commits a decision only once its label matured).
+        lake = Lake(settings).transactions
+        holdout = holdout_slice(read_training_data(lake, settings.train_window_days or None).frame, settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
     request = _Request(candidate_version, force_reason, actor, change_id, from_version)
