@@ -8,7 +8,8 @@ the event Step Functions built and Lambda's error contract (``errorType``/``erro
 
 The Spark branch's ``emr-serverless:startJobRun.sync`` task (which moto's engine does not run) is
 resolved locally: the job's own entry point arguments go to the same ``train_on_spark`` on PySpark in
-local mode, the window's files copied from (moto's) S3 first, since local Spark has no S3 connector.
+local mode, the window's committed files (the input manifest's) copied from (moto's) S3 first, since
+local Spark has no S3 connector.
 
 Two modes. On the stack (``make retrain``): the handlers work on your local store and data, so the new
 version and its decision appear in the stack's MLflow UI and a promoted one is served by the running
@@ -248,10 +249,10 @@ def _run_spark_training_locally(arguments: list[str]) -> None:
     parser.add_argument("--feature-set", default="engineered")
     args = parser.parse_args(arguments)
     settings = Settings()
-    files = read_input_manifest(settings, args.input)
+    window = read_input_manifest(settings, args.input)
     with tempfile.TemporaryDirectory(prefix="fraudops-emr-local-") as folder:
         local_files = []
-        for uri in files:
+        for uri in window.uris:  # exactly the committed files the plan froze, nothing else under the prefix
             if not uri.startswith("s3://"):
                 local_files.append(uri)
                 continue
@@ -261,7 +262,7 @@ def _run_spark_training_locally(arguments: list[str]) -> None:
             s3_client(settings).download_file(bucket, key, str(target))
             local_files.append(str(target))
         with spark_session(settings) as spark:
-            train_on_spark(spark, local_files, settings, args.output, args.feature_set)
+            train_on_spark(spark, window, settings, args.output, args.feature_set, read_uris=local_files)
 
 
 @contextlib.contextmanager
@@ -406,7 +407,6 @@ def _stack_environment(settings: Settings) -> dict[str, str | None]:
         "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "FRAUDOPS_DATA_S3_URI": None,
-        "FRAUDOPS_LAKE_URI": settings.lake_uri,
         "FRAUDOPS_SPARK_OUTPUT_URI": settings.spark_output_uri,
         "FRAUDOPS_TRACKING_URI": settings.tracking_uri,
         "FRAUDOPS_REGISTRY_S3_KEY": settings.registry_s3_key,

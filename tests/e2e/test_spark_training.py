@@ -19,18 +19,19 @@ from fraudops_dev import cli
 from fraudops_dev.emulation import emulated_retraining
 
 from fraudops.config import Settings
-from fraudops.data import load_training_frame, raw_columns, split_out_of_time
+from fraudops.data import iter_transactions, raw_columns, split_out_of_time
 from fraudops.features import FEATURE_SETS, build_features
+from fraudops.lake import Lake
+from fraudops.lake.transactions import TrainingData, read_training_data, write_transaction_frames
 from fraudops.metrics import evaluate, paired_bootstrap_auprc_gain
 from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.serving import load_from_manifest
 from fraudops.spark_training import read_output
 from fraudops.spark_training.job import local_spark_session
-from fraudops.spark_training.local import stage_sqlite_as_parquet
 from fraudops.stages.promote import run_promotion
 from fraudops.store import ModelStore
 from fraudops.training import train_model
-from tests.helpers.stack import fast_settings, production_version
+from tests.helpers.stack import fast_settings, lake_of, production_version
 
 pytestmark = pytest.mark.e2e
 
@@ -46,10 +47,11 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def module_settings(small_db: Path, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """S3 mode (the AWS code path) on the moto server, one bucket for the module."""
+    """S3 mode (the AWS code path) on the moto server, one bucket for the module; the session's lake."""
     return fast_settings(
         storage="s3",
         db_path=small_db,
+        lake_uri=str(lake_of(small_db)),
         state_dir=tmp_path_factory.mktemp("state"),
         s3_endpoint_url=s3_endpoint,
         model_bucket=f"test-{uuid.uuid4().hex[:12]}",
@@ -72,7 +74,7 @@ def spark_trained(spark: Any, module_settings: Settings, monkeypatch_module: pyt
         monkeypatch_module.setenv(key, str(value))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert cli.main(["train", "--engine", "spark", "--db", str(module_settings.db_path)]) == 0
+        assert cli.main(["train", "--engine", "spark", "--lake", str(module_settings.lake_uri)]) == 0
     return dict(json.loads(printed.getvalue()))
 
 
@@ -92,9 +94,16 @@ def _spark_output_uri(settings: Settings, run_id: str) -> str:
         return str(client.get_run(run_id).data.tags["fraudops.spark_output"])
 
 
-def test_spark_holdout_auprc_agrees_with_single_node(spark_trained: dict[str, Any], module_settings: Settings) -> None:
-    frame = load_training_frame(module_settings.db_path)
-    split = split_out_of_time(frame, module_settings.validation_fraction, module_settings.holdout_fraction)
+@pytest.fixture(scope="module")
+def lambda_read(module_settings: Settings) -> TrainingData:
+    """What the train Lambda reads from the same lake (``stages.train.run_training``'s read)."""
+    return read_training_data(Lake(module_settings).transactions, module_settings.train_window_days or None)
+
+
+def test_spark_holdout_auprc_agrees_with_single_node(
+    spark_trained: dict[str, Any], module_settings: Settings, lambda_read: TrainingData
+) -> None:
+    split = split_out_of_time(lambda_read.frame, module_settings.validation_fraction, module_settings.holdout_fraction)
     single = train_model(split, module_settings)
     output = read_output(module_settings, _spark_output_uri(module_settings, spark_trained["run_id"]))
 
@@ -120,8 +129,27 @@ def test_spark_holdout_auprc_agrees_with_single_node(spark_trained: dict[str, An
     assert abs(interval.gain) < 0.05
 
 
+def test_spark_run_logs_the_dataset_the_lambda_would(
+    spark_trained: dict[str, Any], module_settings: Settings, lambda_read: TrainingData
+) -> None:
+    """The same mlflow.log_input as a Lambda-trained run: source URIs, partitions, counts, digest."""
+    from mlflow.artifacts import load_dict
+
+    expected = lambda_read.describe()
+    with ModelStore(module_settings).session() as client:
+        run = client.get_run(spark_trained["run_id"])
+        (logged,) = run.inputs.dataset_inputs
+        logged_dict = load_dict(f"{run.info.artifact_uri}/dataset.json")
+    assert logged.dataset.name == "lake.transactions" and logged.dataset.digest == expected["digest"][:32]
+    tags = {tag.key: tag.value for tag in logged.tags}
+    assert tags["rows"] == str(expected["rows"]) and tags["fraud_rows"] == str(expected["fraud_rows"])
+    assert tags["table_version"] == str(expected["table_version"]) and tags["files"] == str(len(lambda_read.uris))
+    assert logged_dict == expected  # every committed file of the window, by URI, and nothing else
+    assert all(uri.startswith("file://") and "/transactions/dt=" in uri for uri in logged_dict["source_uris"])
+
+
 def test_spark_version_is_registered_promoted_and_served_bit_for_bit(
-    spark_trained: dict[str, Any], module_settings: Settings
+    spark_trained: dict[str, Any], module_settings: Settings, lambda_read: TrainingData
 ) -> None:
     with ModelStore(module_settings).session() as client:
         version = client.get_model_version(module_settings.model_name, spark_trained["version"])
@@ -135,40 +163,53 @@ def test_spark_version_is_registered_promoted_and_served_bit_for_bit(
     served = load_from_manifest(module_settings)
     assert served is not None and served.model.version == spark_trained["version"]
     output = read_output(module_settings, _spark_output_uri(module_settings, spark_trained["run_id"]))
-    rows = load_training_frame(module_settings.db_path).sample(500, random_state=3)
+    rows = lambda_read.frame.sample(500, random_state=3)
     columns = {c: rows[c].to_numpy() for c in RAW_FEATURE_COLUMNS}
     expected = output.booster.inplace_predict(build_features(columns, output.spec.feature_names))
     np.testing.assert_array_equal(served.model.predict_proba(columns), expected)  # the job's trees, exactly
     assert served.model.threshold == output.spec.threshold
 
 
-def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path, tmp_path: Path, spark: Any) -> None:
-    lake = tmp_path / "lake"
-    stage_sqlite_as_parquet(fast_settings(db_path=small_db), lake)
+def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path, spark: Any) -> None:
     with emulated_retraining({**FAST, "FRAUDOPS_LAMBDA_TRAINING_MAX_ROWS": "50000"}) as emulation:
-        emulation.upload_data(small_db)
-        emulation.upload_lake(lake)
+        emulation.upload_data(Settings(lake_uri=str(lake_of(small_db))))
+        # A crashed writer's part under a partition: in the bucket, in no manifest. Neither engine sees it.
+        bucket_lake = f"s3://{emulation.data_bucket}/lake"
+        committed = Lake(Settings(lake_uri=bucket_lake, aws=True)).transactions.files()
+        emulation.s3.copy_object(
+            Bucket=emulation.data_bucket,
+            CopySource={"Bucket": emulation.data_bucket, "Key": f"lake/{committed[0].key}"},
+            Key=f"lake/transactions/dt={committed[-1].dt}/part-crashed-00000.parquet",
+        )
         result = emulation.run({"feature_set": "engineered", "reason": "drift", "drifted": ["amount"]})
         assert result.status == "SUCCEEDED", result.cause
         entered = [e["stateEnteredEventDetails"]["name"] for e in result.events if "stateEnteredEventDetails" in e]
-        assert entered[entered.index("PlanTraining") :] == [
-            "PlanTraining", "TrainingEngine?", "TrainOnSpark", "RegisterSparkModel", "Promote", "ReleaseLease",
-            "Promoted?", "NewVersionInProduction",
+        assert entered[entered.index("Curate") :] == [
+            "Curate", "PlanTraining", "TrainingEngine?", "TrainOnSpark", "RegisterSparkModel", "Promote",
+            "ReleaseLease", "Promoted?", "NewVersionInProduction",
         ]  # fmt: skip
         assert result.output["plan"]["rows"] == 60_000 and result.output["plan"]["lambda_max_rows"] == 50_000
         assert result.output["promotion"]["outcome"] == "promoted"
         assert [(i.function, i.outcome) for i in work(emulation)] == [
+            ("fraudops-curate-local", "ok"),
             ("fraudops-train-local", "ok"),  # plan
             ("emr-serverless", "ok"),
             ("fraudops-train-local", "ok"),  # register
             ("fraudops-promote-local", "ok"),
         ]
+        (job,) = [i for i in emulation.invocations if i.function == "emr-serverless"]
+        assert "--input" in json.dumps(job.event) and "spark-training" in json.dumps(job.event)
         from fraudops.config import get_settings
 
         with ModelStore(get_settings()).session() as client:
             version = client.get_model_version(get_settings().model_name, result.output["train"]["version"])
             assert version.tags["fraudops.engine"] == "spark"
             assert version.tags["fraudops.trigger.reason"] == "drift"
+            run = client.get_run(version.run_id)
+        (dataset,) = run.inputs.dataset_inputs
+        tags = {tag.key: tag.value for tag in dataset.tags}
+        assert tags["rows"] == "60000" and tags["files"] == str(len(committed))  # the committed files only
+        assert json.loads(dataset.dataset.source)["uri"] == f"{bucket_lake}/transactions"
 
         # At the limit, the same window trains in the Lambda.
         emulation.invocations.clear()
@@ -185,16 +226,15 @@ def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path,
 def test_a_failed_spark_job_fails_the_execution_and_registers_nothing(
     small_db: Path, tmp_path: Path, spark: Any
 ) -> None:
-    lake = tmp_path / "lake"
-    lake_file = lake / "transactions" / "dt=2026-01-01" / "part-0.parquet"
-    lake_file.parent.mkdir(parents=True)
-    frame = load_training_frame(small_db).head(2_000)  # above the limit of 1,000 rows, and no fraud
-    frame = frame.assign(isFraud=0, type=frame["type"].astype(str))
-    frame.to_parquet(lake_file)
+    no_fraud = Settings(lake_uri=str(tmp_path / "lake"))
+    rows = next(iter_transactions(small_db)).head(2_000).assign(isFraud=0)  # above the limit of 1,000, no fraud
+    write_transaction_frames(Lake(no_fraud).transactions, [rows], source="generate")
     with emulated_retraining({**FAST, "FRAUDOPS_LAMBDA_TRAINING_MAX_ROWS": "1000"}) as emulation:
-        emulation.upload_lake(lake)
+        emulation.upload_data(no_fraud)
         failed = emulation.run()
         assert failed.status == "FAILED"
         assert failed.error == "SparkTrainingFailed"
         assert "TrainingError" in (failed.cause or "") and "fraud" in (failed.cause or "")
-        assert [i.function for i in work(emulation)] == ["fraudops-train-local", "emr-serverless"]
+        assert [i.function for i in work(emulation)] == [
+            "fraudops-curate-local", "fraudops-train-local", "emr-serverless"
+        ]  # fmt: skip

@@ -1,28 +1,31 @@
 """The Spark training's pure parts, without Spark: the out-of-time cut from per-step counts, the
-estimator's parameters, the engine choice from Parquet footers, and the register step's refusals."""
+estimator's parameters, the engine choice from the lake's manifest (the same window the Lambda reads),
+and the register step's refusals."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudops.config import Settings
-from fraudops.data import load_training_frame, split_out_of_time
-from fraudops.errors import InvalidInputError, TrainingError
+from fraudops.data import count_rows, iter_transactions, load_training_frame, split_out_of_time
+from fraudops.errors import DataError, InvalidInputError, TrainingError
 from fraudops.events import parse_train_input
+from fraudops.lake import Lake, committed_files
+from fraudops.lake.transactions import read_training_data, write_transaction_frames
 from fraudops.spark_training.job import _check_slices, estimator_params, step_cut_points
-from fraudops.spark_training.plan import count_rows, plan_training, read_input_manifest, window_files
+from fraudops.spark_training.local import run_local_spark_training
+from fraudops.spark_training.plan import plan_training, read_input_manifest, training_window
 from fraudops.spark_training.register import register_spark_output
 from fraudops.training import xgboost_params
-from tests.helpers.stack import fast_settings
+from tests.helpers.stack import fast_settings, lake_of
 
 
 def _counts(steps: np.ndarray) -> dict[int, int]:
@@ -78,46 +81,61 @@ def test_estimator_gets_the_lambdas_hyper_parameters() -> None:
         estimator_params({**params, "objective": "reg:squarederror"})
 
 
-def _write_lake(root: Path, rows_per_day: list[int]) -> None:
-    for day, rows in enumerate(rows_per_day):
-        frame = pd.DataFrame({"step": np.arange(rows) % 24 + 24 * day, "amount": np.ones(rows)})
-        path = root / "transactions" / f"dt=2026-01-{day + 1:02d}" / "part-0.parquet"
-        path.parent.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(frame), path)
+def _lake_copy(small_db: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "lake"
+    shutil.copytree(lake_of(small_db), copy)
+    return copy
 
 
-def test_plan_counts_the_window_from_footers_and_picks_the_engine(tmp_path: Path) -> None:
-    lake = tmp_path / "lake"
-    _write_lake(lake, [1_000, 2_500, 700])
-    (lake / "transactions" / "_manifest.json").write_text("{}")  # not data: never counted
-    settings = fast_settings(state_dir=tmp_path / "state", lake_uri=str(lake), lambda_training_max_rows=4_200)
-    files = window_files(settings)
-    assert len(files) == 3 and count_rows(settings, files) == 4_200
+def test_plan_sizes_the_window_from_the_lake_manifest_and_picks_the_engine(small_db: Path, tmp_path: Path) -> None:
+    lake = _lake_copy(small_db, tmp_path)
+    total = count_rows(small_db)  # the SQLite rows the lake was made of
+    settings = fast_settings(state_dir=tmp_path / "state", lake_uri=str(lake), lambda_training_max_rows=total)
+    committed = committed_files(settings)
+    # A crashed writer's part (never in a manifest) is neither counted nor handed to the job.
+    orphan = lake / "transactions" / "dt=2026-01-02" / "part-20260101T000000-crashed-00000.parquet"
+    shutil.copy(lake / Lake(settings).transactions.files()[0].key, orphan)
+    # No data is read: every committed file's bytes could be anything, the manifest's counts decide.
+    for uri in committed:
+        Path(uri.removeprefix("file://")).write_bytes(b"not parquet")
 
     at_limit = plan_training(settings, "seed", {"reason": "drift"})
-    assert (at_limit.engine, at_limit.rows, at_limit.input_uri, at_limit.register) == ("lambda", 4_200, None, None)
+    assert (at_limit.engine, at_limit.rows, at_limit.input_uri, at_limit.register) == ("lambda", total, None, None)
 
-    above = plan_training(settings.model_copy(update={"lambda_training_max_rows": 4_199}), "seed", {"reason": "drift"})
+    above = plan_training(settings.model_copy(update={"lambda_training_max_rows": total - 1}), "seed",
+                          {"reason": "drift"})  # fmt: skip
     assert above.engine == "spark" and above.rows > above.lambda_max_rows and above.feature_set == "seed"
+    assert above.files == len(committed)
     assert above.input_uri is not None and above.output_uri is not None
-    assert read_input_manifest(settings, above.input_uri) == files  # the job trains on what was counted
+    window = read_input_manifest(settings, above.input_uri)
+    assert list(window.uris) == committed and window.rows == total  # the job trains on what was counted
+    assert str(orphan.as_uri()) not in window.uris
+    assert window.table_version == Lake(settings).transactions.manifest().version
     assert above.register == {"action": "register", "output_uri": above.output_uri, "reason": "drift"}
+
+
+def test_the_window_is_the_one_the_lambda_reads(small_db: Path, tmp_path: Path) -> None:
+    settings = fast_settings(state_dir=tmp_path / "state", lake_uri=str(lake_of(small_db)), train_window_days=5)
+    window = training_window(settings)
+    read = read_training_data(Lake(settings).transactions, settings.train_window_days)
+    assert list(window.uris) == read.uris and len(window.partitions) == 5
+    assert window.rows == read.rows < count_rows(small_db)
+    # The dataset the Spark job logs is the Lambda's, given the same counts.
+    assert window.describe(read.rows, read.fraud_rows) == read.describe()
 
 
 def test_an_empty_lake_leaves_training_to_the_lambda(tmp_path: Path) -> None:
     settings = fast_settings(state_dir=tmp_path / "state", lambda_training_max_rows=0)
     plan = plan_training(settings)
     assert (plan.engine, plan.rows, plan.files) == ("lambda", 0, 0)
+    with pytest.raises(DataError, match="has no transactions"):
+        run_local_spark_training(settings)  # --engine spark on an empty lake: the Lambda's message, no Spark
 
 
-def test_plan_reads_footers_from_s3(settings: Settings, tmp_path: Path) -> None:
+def test_plan_on_an_s3_lake_hands_the_job_s3_uris(settings: Settings, small_db: Path) -> None:
     import boto3
 
-    _write_lake(tmp_path / "lake", [300, 200])
-    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url)
-    s3.create_bucket(Bucket=settings.model_bucket)
-    for path in (tmp_path / "lake").rglob("*.parquet"):
-        s3.upload_file(str(path), settings.model_bucket, f"lake/{path.relative_to(tmp_path / 'lake').as_posix()}")
+    boto3.client("s3", endpoint_url=settings.s3_endpoint_url).create_bucket(Bucket=settings.model_bucket)
     remote = settings.model_copy(
         update={
             "lake_uri": f"s3://{settings.model_bucket}/lake",
@@ -125,10 +143,15 @@ def test_plan_reads_footers_from_s3(settings: Settings, tmp_path: Path) -> None:
             "lambda_training_max_rows": 499,
         }
     )
+    two_days = pd.concat(iter_transactions(small_db)).query("step < 48")
+    write_transaction_frames(Lake(remote).transactions, [two_days], source="generate")
+    rows = len(two_days)
     plan = plan_training(remote)
-    assert plan.engine == "spark" and plan.rows == 500 and plan.files == 2
+    assert plan.engine == "spark" and plan.rows == rows and plan.files == 2
     assert plan.input_uri is not None and plan.input_uri.startswith(f"s3://{settings.model_bucket}/spark-training/")
-    assert all(uri.startswith("s3://") for uri in read_input_manifest(remote, plan.input_uri))
+    window = read_input_manifest(remote, plan.input_uri)
+    assert list(window.uris) == committed_files(remote)
+    assert all(uri.startswith(f"s3://{settings.model_bucket}/lake/transactions/dt=") for uri in window.uris)
 
 
 def test_register_refuses_an_unfinished_job_and_registers_nothing(tmp_path: Path) -> None:

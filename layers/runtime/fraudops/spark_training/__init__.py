@@ -2,9 +2,10 @@
 ``fraudops.training``, on Spark (``xgboost.spark.SparkXGBClassifier``), for training windows too large
 for the train Lambda's memory (docs/scaling.md).
 
-One entry point, ``train_on_spark``: read the window's Parquet files, split out of time, build the
-features with ``fraudops.features`` inside ``mapInPandas`` (never a second implementation), train with
-``num_workers`` XGBoost workers, evaluate on the holdout, and write the booster, feature spec, profile and
+One entry point, ``train_on_spark``: read the training window's committed Parquet files (the lake's
+``transactions``, the same window the train Lambda reads, frozen by the plan step), split out of time,
+build the features with ``fraudops.features`` inside ``mapInPandas`` (never a second implementation),
+train with ``num_workers`` XGBoost workers, evaluate on the holdout, and write the booster, feature spec, profile and
 metrics under an output URI. ``register_spark_output`` (the register step) logs and registers that output
 exactly as a Lambda-trained model is registered, so promotion and serving do not know the difference.
 
@@ -17,6 +18,14 @@ does not carry).
 
 from fraudops.spark_training.job import train_on_spark
 from fraudops.spark_training.output import SparkTrainingOutput, read_output
-from fraudops.spark_training.plan import TrainingPlan, plan_training, window_files
+from fraudops.spark_training.plan import TrainingPlan, TrainingWindow, plan_training, training_window
 
-__all__ = ["SparkTrainingOutput", "TrainingPlan", "plan_training", "read_output", "train_on_spark", "window_files"]
+__all__ = [
+    "SparkTrainingOutput",
+    "TrainingPlan",
+    "TrainingWindow",
+    "plan_training",
+    "read_output",
+    "train_on_spark",
+    "training_window",
+]

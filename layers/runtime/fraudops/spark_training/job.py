@@ -35,6 +35,7 @@ from fraudops.metrics import best_f1_threshold, evaluate
 from fraudops.profile import build_profile
 from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.spark_training.output import SparkTrainingOutput, write_output
+from fraudops.spark_training.plan import TrainingWindow
 from fraudops.training import xgboost_params
 
 if TYPE_CHECKING:
@@ -205,19 +206,26 @@ def estimator_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def train_on_spark(
     spark: SparkSession,
-    files: Sequence[str],
+    window: TrainingWindow,
     settings: Settings,
     output_uri: str,
     feature_set: str = "engineered",
+    read_uris: Sequence[str] | None = None,
 ) -> SparkTrainingOutput:
-    """Train on the Parquet ``files`` and write the result under ``output_uri`` for the register step."""
+    """Train on the window's committed Parquet files and write the result under ``output_uri`` for the
+    register step. Spark reads ``window.uris`` (``s3://`` through EMRFS in AWS, ``file://`` locally), or
+    ``read_uris``, local copies of the same files in the same order (the emulation: local Spark has no S3
+    connector); the dataset recorded is always the window's."""
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBClassifier
 
     if feature_set not in FEATURE_SETS:
         raise TrainingError(f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}")
+    files = list(window.uris if read_uris is None else read_uris)
     if not files:
         raise TrainingError("no Parquet files in the training window")
+    if len(files) != len(window.files):
+        raise TrainingError(f"{len(files)} files to read for a window of {len(window.files)}")
     names = FEATURE_SETS[feature_set]
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -254,6 +262,12 @@ def train_on_spark(
         # Order-free content digest (Spark reads files in no fixed order): the sum of per-row hashes.
         sha256=hashlib.sha256(f"spark-xxhash64-sum:{digest_row['h']}:{rows}".encode()).hexdigest(),
     )
+    if rows != window.rows:  # the manifest's counts and the files disagree: not the committed files
+        raise TrainingError(
+            f"the training window's files hold {rows} rows, but the lake's manifest (version "
+            f"{window.table_version}) says {window.rows}: the files changed after they were committed"
+        )
+    dataset = window.describe(rows, fraud_rows)
     seconds["read"] = time.perf_counter() - started
     log.info("window: %d rows (%d fraud) in %d files; validation from step %d, holdout from step %d",
              rows, fraud_rows, len(files), validation_start, holdout_start)  # fmt: skip
@@ -325,6 +339,7 @@ def train_on_spark(
             "holdout_rows": summary[HOLDOUT][0],
         },
         "data": asdict(data),
+        "dataset": dataset,
         "seconds": seconds,
         "example": example.to_dict(orient="records"),
     }

@@ -50,7 +50,9 @@ def register_spark_output(settings: Settings, output_uri: str, tags: dict[str, s
         **(tags or {}),
     }
     try:
-        run_id, version, model_uri = log_and_register(settings, trained, split, data, example, run_tags)
+        run_id, version, model_uri = log_and_register(
+            settings, trained, split, data, example, run_tags, result.get("dataset")
+        )
     except StoreError:
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds
