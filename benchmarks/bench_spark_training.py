@@ -2,8 +2,9 @@
 (as the train Lambda) on the same generated rows: wall time read -> register and peak memory of the
 whole process tree (Spark's JVM and Python workers included), each run in a fresh process.
 
-Sizes: BENCH_SPARK_ROWS (comma-separated; default 1M). The single-node run reads the SQLite table as
-the Lambda does today; the Spark run reads the same rows as Hive-partitioned Parquet (one file per day).
+Sizes: BENCH_SPARK_ROWS (comma-separated; default 1M). Both engines train on the same lake window (the
+generated rows imported into a lake, one partition per PaySim day): single-node reads it as the train
+Lambda does (``read_training_data``), Spark reads the same committed files (``fraudops train --engine spark``).
 """
 
 from __future__ import annotations
@@ -74,17 +75,14 @@ def run_measured(engine: str, db: Path, lake: Path, state: Path) -> dict[str, An
 
 
 def main() -> dict[str, Any]:
-    from fraudops.config import Settings
-    from fraudops.spark_training.local import stage_sqlite_as_parquet
-
     calibration = calibration_seconds()
     runs = []
     for rows in SIZES:
         workdir = Path(tempfile.mkdtemp(prefix="fraudops-spark-bench-"))
         db = workdir / "fraud.db"
         print(f"  {rows:,} rows: generating ...", flush=True)
+        # Writes the SQLite file and imports it into the lake beside it (db.with_name("lake")).
         child(["generate", str(db), str(rows)], {**os.environ, "FRAUDOPS_STATE_DIR": str(workdir / "gen")})
-        stage_sqlite_as_parquet(Settings(db_path=db), workdir / "lake")
         for engine in ("single", "spark"):
             print(f"  {rows:,} rows: {engine} ...", flush=True)
             measured = run_measured(engine, db, workdir / "lake", workdir / f"state-{engine}")

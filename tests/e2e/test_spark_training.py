@@ -138,6 +138,7 @@ def test_spark_run_logs_the_dataset_the_lambda_would(
     expected = lambda_read.describe()
     with ModelStore(module_settings).session() as client:
         run = client.get_run(spark_trained["run_id"])
+        assert run.inputs is not None
         (logged,) = run.inputs.dataset_inputs
         logged_dict = load_dict(f"{run.info.artifact_uri}/dataset.json")
     assert logged.dataset.name == "lake.transactions" and logged.dataset.digest == expected["digest"][:32]
@@ -205,7 +206,8 @@ def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path,
             version = client.get_model_version(get_settings().model_name, result.output["train"]["version"])
             assert version.tags["fraudops.engine"] == "spark"
             assert version.tags["fraudops.trigger.reason"] == "drift"
-            run = client.get_run(version.run_id)
+            run = client.get_run(str(version.run_id))
+        assert run.inputs is not None
         (dataset,) = run.inputs.dataset_inputs
         tags = {tag.key: tag.value for tag in dataset.tags}
         assert tags["rows"] == "60000" and tags["files"] == str(len(committed))  # the committed files only
