@@ -60,7 +60,9 @@ def send_window(api: Any, rows: Any, prefix: str, labels: bool = True) -> tuple[
         body, captured = call(api, "POST", "/predict/batch", {"transactions": batch})
         lines += captured
         versions.add(body["model_version"])
-    feedback = [{"transaction_id": f"{prefix}-{i}", "is_fraud": bool(f)} for i, f in enumerate(rows["isFraud"])]
+    # Chargebacks: only frauds get a label; the rest become isFraud=0 when their maturity window passes
+    # (0 days here): curation's label maturity, not a label per transaction, makes the legitimate rows.
+    feedback = [{"transaction_id": f"{prefix}-{i}", "is_fraud": True} for i, f in enumerate(rows["isFraud"]) if f]
     for start in range(0, len(feedback) if labels else 0, 1000):
         call(api, "POST", "/feedback", {"labels": feedback[start : start + 1000]})
     return lines, versions

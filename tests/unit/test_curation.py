@@ -98,3 +98,32 @@ def test_a_crash_before_the_commit_leaves_everything_and_the_rerun_completes(
     monkeypatch.setattr(storage.LocalLakeStorage, "put_if_absent", real)
     run_curation(settings, NOW)
     assert curated(settings) == {"a": 0, "b": 1}
+
+
+def test_two_compactions_at_once_store_each_decision_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hourly schedule and the state machine's Curate step can overlap: both read the same new lines;
+    the second to commit must refuse, not append them again."""
+    from fraudops.errors import DataError
+    from fraudops.lake import curation
+
+    for name in ("x", "y", "z"):
+        capture(settings, name, 2)
+    real = curation.decision_rows
+    raced: list[int] = []
+    inside: list[bool] = []
+
+    def meanwhile(records: object) -> list[dict[str, object]]:
+        rows = real(records)  # type: ignore[arg-type]
+        if not inside:  # another curation reads the same lines and commits first
+            inside.append(True)
+            raced.append(curation.compact_decisions(settings, Lake(settings), NOW))
+        return rows
+
+    monkeypatch.setattr(curation, "decision_rows", meanwhile)
+    with pytest.raises(DataError, match="another curation committed meanwhile"):
+        curation.compact_decisions(settings, Lake(settings), NOW)
+    assert raced == [3]
+    ids = Lake(settings).decisions.read(columns=["transaction_id"]).column(0).to_pylist()
+    assert sorted(ids) == ["x", "y", "z"]
+    monkeypatch.undo()
+    assert curation.compact_decisions(settings, Lake(settings), NOW) == 0  # the loser's rerun: nothing new

@@ -3,7 +3,7 @@
 Three incremental steps, each committed on its own with its checkpoint in the same manifest as its
 data (so a crash between two steps loses nothing and repeats nothing):
 
-1. **labels**: label objects (``labels/…json`` in the artifact store, what ``POST /feedback`` writes)
+1. **labels**: label objects (``labels/…jsonl`` in the artifact store, one per ``POST /feedback`` call)
    modified since the last checkpoint are appended to the ``labels`` table (append-only events; the
    newest word per transaction wins when read).
 2. **decisions**: capture lines not compacted yet are appended to the ``decisions`` table; the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,8 +32,10 @@ import pyarrow as pa
 
 from fraudops.capture import CAPTURE_PREFIX, iter_capture_lines
 from fraudops.config import Settings
+from fraudops.errors import DataError
 from fraudops.lake import Lake
 from fraudops.lake.schemas import DECISIONS, dt_of_time
+from fraudops.lake.table import Manifest
 from fraudops.lake.transactions import frame_to_arrow, step_partitions
 from fraudops.schema import COLUMNS, RAW_FEATURE_COLUMNS
 from fraudops.store import blob_store
@@ -66,8 +68,9 @@ class CurationReport:
 
 
 def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
-    """Label objects written since the checkpoint -> label events (one GET per new label, once)."""
-    from fraudops.labels import LABELS_PREFIX
+    """Label objects written since the checkpoint -> label events (each object read once: one GET per
+    ``POST /feedback`` call, however many labels it carried)."""
+    from fraudops.labels import LABELS_PREFIX, parse_label_object
 
     table = lake.labels
     current = table.manifest()
@@ -82,15 +85,8 @@ def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     events: list[dict[str, Any]] = []
     for key in fresh:
         body = store.get_or_none(key)
-        if body is None:
-            continue
-        record = json.loads(body)
-        events.append({
-            "transaction_id": str(record["transaction_id"]),
-            "is_fraud": bool(record["is_fraud"]),
-            "received_at": datetime.fromisoformat(record["received_at"]),
-            "source": str(record.get("source") or "feedback"),
-        })  # fmt: skip
+        if body is not None:
+            events += parse_label_object(key, body)
     known = _latest_labels(lake) if events else {}
     events = [e for e in events if known.get(e["transaction_id"]) != (e["is_fraud"], e["received_at"])]
     if not events and checkpoint:
@@ -99,7 +95,7 @@ def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     if events:
         frame = pa.Table.from_pylist(events)
         writer.write(frame, [dt_of_time(e["received_at"]) for e in events])
-    writer.commit({LABELS_CHECKPOINT: horizon})
+    writer.commit({LABELS_CHECKPOINT: horizon}, check=_nobody_else_committed(current, LABELS_CHECKPOINT))
     return len(events)
 
 
@@ -185,8 +181,21 @@ def compact_decisions(settings: Settings, lake: Lake, now: datetime, settle: tim
     new_offsets = {k: v for k, v in new_offsets.items() if through is None or _hour_of(k) > through}
     if added == 0 and through == closed_through and new_offsets == offsets:
         return 0
-    writer.commit({DECISIONS_CHECKPOINT: through, DECISIONS_OFFSETS: new_offsets})
+    writer.commit({DECISIONS_CHECKPOINT: through, DECISIONS_OFFSETS: new_offsets},
+                  check=_nobody_else_committed(current, DECISIONS_CHECKPOINT, DECISIONS_OFFSETS))  # fmt: skip
     return added
+
+
+def _nobody_else_committed(read: Manifest, *checkpoints: str) -> Callable[[Manifest], None]:
+    """Refuse a commit onto checkpoints another compaction moved after ``read``: both read the same new
+    lines, so committing both would store them twice (the hourly schedule and the state machine's Curate
+    step can overlap). The loser commits nothing; its next run starts from the winner's checkpoint."""
+
+    def check(latest: Manifest) -> None:
+        if any(latest.properties.get(name) != read.properties.get(name) for name in checkpoints):
+            raise DataError("another curation committed meanwhile; nothing was added, run it again")
+
+    return check
 
 
 def _hour_of(key: str) -> str:
@@ -242,8 +251,6 @@ def curate(settings: Settings, lake: Lake, now: datetime, report: CurationReport
 
     def unchanged(latest: Any) -> None:
         if latest.properties.get(MATURED_CHECKPOINT) != current.properties.get(MATURED_CHECKPOINT):
-            from fraudops.errors import DataError
-
             raise DataError("another curation committed meanwhile; nothing was added, run it again")
 
     writer.commit(properties, check=unchanged)
