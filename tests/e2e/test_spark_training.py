@@ -41,6 +41,9 @@ FAST = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     session = local_spark_session(fast_settings(state_dir=tmp_path_factory.mktemp("spark")))
+    # Small Arrow batches, as a big window has them relative to a day's file: many batches then hold only
+    # training rows or only validation rows (xgboost.spark must still take them).
+    session.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "1000")
     yield session
     session.stop()
 

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 SLICE = "fraudops_slice"  # 0 train, 1 validation, 2 holdout
 IS_VALIDATION = "fraudops_is_validation"
+FEATURES = "fraudops_features"
 SCORE = "score"
 TRAIN, VALIDATION, HOLDOUT = 0, 1, 2
 SLICE_NAMES = {TRAIN: "train", VALIDATION: "validation", HOLDOUT: "holdout"}
@@ -277,11 +278,14 @@ def train_on_spark(
     params = xgboost_params(settings, (train_rows - train_fraud) / train_fraud)
     # Threads are Spark's: each XGBoost worker is one task with spark.task.cpus cores (recorded as run).
     params["nthread"] = int(spark.conf.get("spark.task.cpus", "1") or 1)
-    features = featurize(sliced.filter(F.col(SLICE) < HOLDOUT), names).withColumn(
-        IS_VALIDATION, F.col(SLICE) == VALIDATION
+    # One array column, not a column per feature: xgboost.spark (3.2) takes an Arrow batch with no
+    # training or no validation rows only on that path (per feature columns it fails with KeyError
+    # 'values'), and in a large window most batches hold one slice only (a day's file is one slice).
+    features = featurize(sliced.filter(F.col(SLICE) < HOLDOUT), names).select(
+        F.array(*names).alias(FEATURES), LABEL, (F.col(SLICE) == VALIDATION).alias(IS_VALIDATION)
     )
     estimator = SparkXGBClassifier(
-        features_col=list(names),
+        features_col=FEATURES,
         label_col=LABEL,
         validation_indicator_col=IS_VALIDATION,
         num_workers=settings.spark_workers,
@@ -289,11 +293,11 @@ def train_on_spark(
         early_stopping_rounds=settings.early_stopping_rounds,
         **estimator_params(params),
     )
-    # Round-robin into one partition per worker: every worker gets training and validation rows
-    # (xgboost.spark 3.2 fails on a partition with no validation rows when features are columns).
+    # Round-robin into one partition per worker: every worker gets training and validation rows.
     model = estimator.fit(features.repartition(settings.spark_workers))
     seconds["fit"] = time.perf_counter() - started
     booster = model.get_booster()
+    booster.feature_names = list(names)  # as the Lambda's booster (an array column carries no names)
     best_iteration = int(booster.best_iteration)
     booster = booster[: best_iteration + 1]  # serve exactly the trees early stopping chose
 
