@@ -186,6 +186,20 @@ def compact_decisions(settings: Settings, lake: Lake, now: datetime, settle: tim
     return added
 
 
+class CurationConflictError(DataError):
+    """Another curation or compaction committed onto the checkpoint this one started from."""
+
+
+def compact_retrying(compaction: Callable[[], int], attempts: int = 3) -> int:
+    """Run a compaction; when another one committed meanwhile (its rows are in), compact what is left."""
+    for _ in range(attempts - 1):
+        try:
+            return compaction()
+        except CurationConflictError:
+            continue
+    return compaction()
+
+
 def _nobody_else_committed(read: Manifest, *checkpoints: str) -> Callable[[Manifest], None]:
     """Refuse a commit onto checkpoints another compaction moved after ``read``: both read the same new
     lines, so committing both would store them twice (the hourly schedule and the state machine's Curate
@@ -193,7 +207,7 @@ def _nobody_else_committed(read: Manifest, *checkpoints: str) -> Callable[[Manif
 
     def check(latest: Manifest) -> None:
         if any(latest.properties.get(name) != read.properties.get(name) for name in checkpoints):
-            raise DataError("another curation committed meanwhile; nothing was added, run it again")
+            raise CurationConflictError("another curation committed meanwhile; nothing was added, run it again")
 
     return check
 
@@ -251,7 +265,7 @@ def curate(settings: Settings, lake: Lake, now: datetime, report: CurationReport
 
     def unchanged(latest: Any) -> None:
         if latest.properties.get(MATURED_CHECKPOINT) != current.properties.get(MATURED_CHECKPOINT):
-            raise DataError("another curation committed meanwhile; nothing was added, run it again")
+            raise CurationConflictError("another curation committed meanwhile; nothing was added, run it again")
 
     writer.commit(properties, check=unchanged)
     report.rows_curated = len(rows)
