@@ -67,11 +67,11 @@ lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, doc links, cfn-lint (
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_commands.py
 	$(TOOLS_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules --ignore-checks $(SERVERLESS_RULES_SKIPPED) -- template.yaml
 	$(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml --skip-download --quiet --compact \
-		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
-	$(BIN)/python -c "from fraudops_dev.emulation import render_definition as r; \
+		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile -f infra/emr/Dockerfile
+	$(BIN)/python -c "from fraudops_dev.emulation import render_definition as r, CONSTANT_SUBSTITUTIONS as c; \
 		print(r({'TrainFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:train', \
 		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', \
-		'CurateFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:curate', 'Partition': 'aws'}))" \
+		'CurateFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:curate', **c}))" \
 		> .ci/tools/retrain.rendered.asl.json
 	.ci/tools/node_modules/.bin/asl-validator --json-path .ci/tools/retrain.rendered.asl.json
 	$(BIN)/python -m fraudops_dev.batch_local --render > .ci/tools/batch_score.rendered.asl.json

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, ROOT, machine
 
-BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "lake"]
+BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "lake", "spark_training"]
 
 
 def load(name: str) -> dict[str, Any]:

@@ -204,9 +204,19 @@ def cmd_curate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    settings = _db(args, settings)
+    if args.engine == "spark":
+        from fraudops.spark_training.local import run_local_spark_training
+
+        if args.workers:
+            settings = settings.model_copy(update={"spark_workers": args.workers})
+        print(f"training on PySpark local mode with {settings.spark_workers} XGBoost workers", file=sys.stderr)
+        result = run_local_spark_training(settings, feature_set=args.feature_set)
+        print(json.dumps(result.summary(), indent=2))
+        return 0
     from fraudops.stages.train import run_training
 
-    result = run_training(_db(args, settings), feature_set=args.feature_set)
+    result = run_training(settings, feature_set=args.feature_set)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
@@ -636,6 +646,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train, log to MLflow and register a new version")
     train.add_argument("--feature-set", default="engineered", choices=list(FEATURE_SETS), help="features to use")
     train.add_argument("--lake", help=lake_help)
+    train.add_argument(
+        "--engine",
+        default="single",
+        choices=["single", "spark"],
+        help="single: one process, as the train Lambda (default); spark: xgboost.spark on PySpark local mode, "
+        "as the EMR Serverless job (reads the committed files of the lake's training window)",
+    )
+    train.add_argument("--workers", type=int, help="Spark: XGBoost workers (FRAUDOPS_SPARK_WORKERS, default 2)")
     train.set_defaults(func=cmd_train)
 
     key_help = "a key naming this change: running it again with the same key reports it and changes nothing"

@@ -6,6 +6,11 @@ executes the project's own ``infra/statemachine/retrain.asl.json`` with the temp
 replaced here by a dispatcher that calls this project's train and promote handlers in process, with
 the event Step Functions built and Lambda's error contract (``errorType``/``errorMessage``).
 
+The Spark branch's ``emr-serverless:startJobRun.sync`` task (which moto's engine does not run) is
+resolved locally: the job's own entry point arguments go to the same ``train_on_spark`` on PySpark in
+local mode, the window's committed files (the input manifest's) copied from (moto's) S3 first, since
+local Spark has no S3 connector.
+
 Two modes. On the stack (``make retrain``): the handlers work on your local store and data, so the new
 version and its decision appear in the stack's MLflow UI and a promoted one is served by the running
 API. Isolated (``--isolated``, and the tests): S3 is moto's too, configured as in AWS (the lake in a data
@@ -52,7 +57,16 @@ SUBSTITUTION_TARGETS = {
     "PromoteFunctionArn": "fraudops-promote-local",
     "CurateFunctionArn": "fraudops-curate-local",
 }
-CONSTANT_SUBSTITUTIONS = {"Partition": "aws"}
+# The Spark task's values: what the template's DefinitionSubstitutions resolve to in a stack (the job's
+# submit parameters only matter to EMR; the local job reads the same arguments).
+CONSTANT_SUBSTITUTIONS = {
+    "Partition": "aws",
+    "SparkApplicationId": "00fraudopslocal",
+    "SparkJobRoleArn": f"arn:aws:iam::{ACCOUNT}:role/fraudops-spark-job-local",
+    "SparkEntryPoint": "local:///opt/fraudops/spark_train.py",
+    "SparkLogUri": "s3://fraudops-data-local/spark-training/logs/",
+    "SparkSubmitParameters": "--conf spark.executor.cores=4",
+}
 
 
 @dataclass
@@ -168,6 +182,19 @@ class Emulation:
     def run(self, payload: dict[str, Any] | None = None, timeout: float = 600.0) -> ExecutionResult:
         return self.wait(self.start(payload), timeout)
 
+    def run_spark_job(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        """What EMR Serverless does with the StartJobRun the state machine sends: run the entry point's
+        arguments through ``train_on_spark``, here on PySpark local mode."""
+        arguments = _spark_arguments(parameters)
+        job_run_id = uuid.uuid4().hex[:16]
+        try:
+            _run_spark_training_locally(arguments)
+        except Exception:
+            self.invocations.append(Invocation("emr-serverless", parameters, "error"))
+            raise
+        self.invocations.append(Invocation("emr-serverless", parameters, "ok"))
+        return {"ApplicationId": CONSTANT_SUBSTITUTIONS["SparkApplicationId"], "JobRunId": job_run_id}
+
     def _dispatch(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
         name = str(function_name).split(":function:")[-1].split(":")[0]
         if name not in FUNCTIONS:
@@ -193,6 +220,120 @@ class Emulation:
             ).encode()
         self.invocations.append(Invocation(name, event, "ok"))
         return json.dumps(result).encode()
+
+
+def _spark_arguments(parameters: dict[str, Any]) -> list[str]:
+    """``JobDriver.SparkSubmit.EntryPointArguments``, whichever casing the engine left the keys in."""
+
+    def get(mapping: dict[str, Any], name: str) -> Any:
+        for key, value in mapping.items():
+            if key.lower() == name.lower():
+                return value
+        raise KeyError(f"StartJobRun has no {name}")
+
+    return [str(a) for a in get(get(get(parameters, "JobDriver"), "SparkSubmit"), "EntryPointArguments")]
+
+
+def _run_spark_training_locally(arguments: list[str]) -> None:
+    """The job's entry point on local PySpark: input files on S3 are copied to a temporary folder first."""
+    import argparse
+
+    from fraudops.config import Settings
+    from fraudops.spark_training.job import spark_session, train_on_spark
+    from fraudops.spark_training.plan import read_input_manifest
+    from fraudops.store.s3 import s3_client, split_s3_uri
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--feature-set", default="engineered")
+    args = parser.parse_args(arguments)
+    settings = Settings()
+    window = read_input_manifest(settings, args.input)
+    with tempfile.TemporaryDirectory(prefix="fraudops-emr-local-") as folder:
+        local_files = []
+        for uri in window.uris:  # exactly the committed files the plan froze, nothing else under the prefix
+            if not uri.startswith("s3://"):
+                local_files.append(uri)
+                continue
+            bucket, key = split_s3_uri(uri)
+            target = Path(folder) / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3_client(settings).download_file(bucket, key, str(target))
+            local_files.append(str(target))
+        with spark_session(settings) as spark:
+            train_on_spark(spark, window, settings, args.output, args.feature_set, read_uris=local_files)
+
+
+@contextlib.contextmanager
+def _local_emr_serverless(run_job: Callable[[dict[str, Any]], dict[str, Any]]) -> Iterator[None]:
+    """moto's engine forwards unsupported integrations to the service API and knows no ``.sync`` for
+    EMR Serverless: make ``emr-serverless:startJobRun.sync`` run the job and return when it ends (a
+    failed job fails the task with States.TaskFailed, as a FAILED job run does in AWS)."""
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
+        StatesErrorNameType,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    class LocalEmrServerless(StateTaskServiceCallback):
+        def __init__(self) -> None:
+            super().__init__(supported_integration_patterns={ResourceCondition.Sync})  # type: ignore[arg-type]
+
+        def _get_supported_parameters(self) -> set[str] | None:
+            """StartJobRun's request fields as Step Functions takes them (anything else is a definition
+            error, as in AWS); other EMR Serverless actions are not emulated."""
+            if self.resource.api_action.lower() != "startjobrun":
+                return None
+            return {
+                "ApplicationId", "ExecutionRoleArn", "Name", "JobDriver", "ConfigurationOverrides",
+                "ClientToken", "Tags", "ExecutionTimeoutMinutes",
+            }  # fmt: skip
+
+        def _eval_service_task(
+            self, env: Any, resource_runtime_part: Any, normalised_parameters: dict, state_credentials: Any
+        ) -> None:
+            try:
+                env.stack.append(run_job(normalised_parameters))
+            except Exception as error:
+                cause = json.dumps({"State": "FAILED", "StateDetails": f"{type(error).__name__}: {error}"})
+                raise FailureEventException(
+                    FailureEvent(
+                        env=env,
+                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
+                        event_type=HistoryEventType.TaskFailed,
+                        event_details=EventDetails(  # type: ignore[typeddict-item]
+                            taskFailedEventDetails=TaskFailedEventDetails(
+                                resource=self._get_sfn_resource(),
+                                resourceType=self._get_sfn_resource_type(),
+                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                cause=cause,
+                            )
+                        ),
+                    )
+                ) from error
+
+        def _eval_integration_pattern(self, env: Any, *args: Any, **kwargs: Any) -> None:
+            started = env.stack.pop()  # the job ran to its end in _eval_service_task
+            env.stack.append({**started, "JobRun": {**started, "State": "SUCCESS"}})
+
+    original = state_task_factory.state_task_service_for
+
+    def service_for(service_name: str) -> Any:
+        return LocalEmrServerless() if service_name == "emr-serverless" else original(service_name)
+
+    with mock.patch.object(state_task_factory, "state_task_service_for", service_for):
+        yield
 
 
 def _lambda_service_exception(message: str) -> Exception:
@@ -266,6 +407,7 @@ def _stack_environment(settings: Settings) -> dict[str, str | None]:
         "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "FRAUDOPS_DATA_S3_URI": None,
+        "FRAUDOPS_SPARK_OUTPUT_URI": settings.spark_output_uri,
         "FRAUDOPS_TRACKING_URI": settings.tracking_uri,
         "FRAUDOPS_REGISTRY_S3_KEY": settings.registry_s3_key,
         "FRAUDOPS_MODEL_BUCKET": settings.model_bucket,
@@ -312,6 +454,7 @@ def emulated_retraining(
         "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db",
         "FRAUDOPS_DATA_S3_URI": None,
         "FRAUDOPS_LAKE_URI": f"s3://{data_bucket}/lake",  # as the template sets it
+        "FRAUDOPS_SPARK_OUTPUT_URI": f"s3://{data_bucket}/spark-training",
         "FRAUDOPS_STATE_DIR": str(workdir / "state"),
         "FRAUDOPS_AWS_REGION": REGION,
         "FRAUDOPS_STORAGE": "s3",
@@ -363,7 +506,11 @@ def emulated_retraining(
                 except _LambdaServiceError as error:
                     raise _lambda_service_exception(str(error)) from None
 
-            with mock.patch.object(LambdaSimpleBackend, "invoke", invoke), _aws_sdk_casing():
+            with (
+                mock.patch.object(LambdaSimpleBackend, "invoke", invoke),
+                _aws_sdk_casing(),
+                _local_emr_serverless(emulation.run_spark_job),
+            ):
                 yield emulation
         finally:
             _reset_cached_clients()

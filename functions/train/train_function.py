@@ -1,5 +1,9 @@
 """Train Lambda: read the lake's transactions (a window, straight from S3), train XGBoost, log to MLflow
-(artifacts in S3), register."""
+(artifacts in S3), register.
+
+Two more actions for windows too large for one Lambda: ``plan`` counts the window from the lake's manifest
+and chooses the engine (the retrain state machine's Choice), ``register`` registers what the EMR Serverless
+job wrote."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fraudops.config import get_settings
 from fraudops.events import parse_train_input
 from fraudops.observability import route_core_logs
+from fraudops.spark_training import plan_training
+from fraudops.spark_training.register import register_spark_output
 from fraudops.stages.train import run_training
 
 logger = Logger()
@@ -25,8 +31,16 @@ route_core_logs(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_train_input(event)
-    settings = get_settings()
-    result = run_training(settings, feature_set=request.feature_set, tags=request.trigger_tags())
+    if request.action == "plan":
+        wanted = parse_train_input(request.request or {})  # the execution's input: feature set, trigger
+        trigger = {"reason": wanted.reason, "drifted": wanted.drifted}
+        plan = plan_training(get_settings(), wanted.feature_set, trigger)
+        logger.info("training window planned", extra=plan.as_dict())
+        return plan.as_dict()
+    if request.action == "register":
+        result = register_spark_output(get_settings(), str(request.output_uri), tags=request.trigger_tags())
+    else:
+        result = run_training(get_settings(), feature_set=request.feature_set, tags=request.trigger_tags())
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)
     logger.info("registered a new version", extra=result.summary())

@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate
-from fraudops_dev.emulation import Emulation, definition_substitutions, emulated_retraining, render_definition
+from fraudops_dev.emulation import (
+    CONSTANT_SUBSTITUTIONS,
+    Emulation,
+    definition_substitutions,
+    emulated_retraining,
+    render_definition,
+)
 
 from fraudops.config import Settings
 from fraudops.lake import Lake
@@ -30,9 +36,10 @@ def emulation(small_db: Path) -> Iterator[Emulation]:
 
 
 def work(emulation: Emulation) -> list[tuple[str, str]]:
-    """(function, action) of the invocations that curate, train or promote (the lease steps left out)."""
+    """(function, action) of the invocations that curate, plan, train or promote (the lease steps left out)."""
     calls = [(i.function, i.event.get("action", "promote") if "promote" in i.function else
-              "curate" if "curate" in i.function else "train") for i in emulation.invocations]  # fmt: skip
+              "curate" if "curate" in i.function else i.event.get("action", "train"))
+             for i in emulation.invocations]  # fmt: skip
     return [call for call in calls if not call[1].endswith("_lease")]
 
 
@@ -47,15 +54,14 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
-    assert set(definition_substitutions()) == {
-        "TrainFunctionArn",
-        "PromoteFunctionArn",
-        "CurateFunctionArn",
-        "Partition",
-    }
+    spark = {"SparkApplicationId", "SparkJobRoleArn", "SparkEntryPoint", "SparkLogUri", "SparkSubmitParameters"}
+    lambdas = {"TrainFunctionArn", "PromoteFunctionArn", "CurateFunctionArn"}
+    assert set(definition_substitutions()) == {*lambdas, "Partition", *spark}
+    assert set(CONSTANT_SUBSTITUTIONS) == {"Partition", *spark}  # the emulation has a value for each
     rendered = json.loads(
         render_definition(
             {
+                **CONSTANT_SUBSTITUTIONS,
                 "TrainFunctionArn": "arn:t",
                 "PromoteFunctionArn": "arn:p",
                 "CurateFunctionArn": "arn:c",
@@ -63,6 +69,7 @@ def test_definition_uses_exactly_the_template_substitutions() -> None:
             }
         )
     )
+    assert rendered["States"]["TrainOnSpark"]["Resource"] == "arn:aws-cn:states:::emr-serverless:startJobRun.sync"
     assert rendered["States"]["Train"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"  # no hard-coded arn:aws
     assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
     assert rendered["States"]["Promote"]["Parameters"]["FunctionName"] == "arn:p"
@@ -88,8 +95,8 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    # lease, curate, train, promote, release: twice
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 10
+    # lease, curate, plan, train, promote, release: twice
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 12
     assert lease_steps(emulation) == ["acquire_lease", "release_lease"] * 2
     assert list(tmp_path.iterdir()) == []
 
@@ -113,7 +120,8 @@ def test_lambda_service_error_is_retried(emulation: Emulation) -> None:
     result = emulation.run()
     assert result.status == "SUCCEEDED", result.cause
     outcomes = [(i.function, i.outcome) for i in emulation.invocations if i.function == "fraudops-train-local"]
-    assert outcomes == [("fraudops-train-local", "service_error"), ("fraudops-train-local", "ok")]
+    # the plan step's call fails once and is retried, then the training call
+    assert outcomes == [("fraudops-train-local", o) for o in ("service_error", "ok", "ok")]
     failed_tasks = [e for e in result.events if e["type"] == "TaskFailed"]
     assert [e["taskFailedEventDetails"]["error"] for e in failed_tasks] == ["Lambda.ServiceException"]
 
@@ -143,6 +151,7 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     assert emulation.wait(first).status == "SUCCEEDED"
     assert work(emulation) == [
         ("fraudops-curate-local", "curate"),
+        ("fraudops-train-local", "plan"),
         ("fraudops-train-local", "train"),
         ("fraudops-promote-local", "promote"),
     ]

@@ -25,6 +25,11 @@ def test_every_copy_source_is_in_the_real_build_context(dockerfile: Path) -> Non
     assert missing_sources(ROOT, dockerfile) == []
 
 
+def test_the_spark_job_image_copies_only_what_the_build_context_holds() -> None:
+    """infra/emr/Dockerfile is built by hand (docs/deploy.md), not by sam build: the same check."""
+    assert missing_sources(ROOT, ROOT / "infra" / "emr" / "Dockerfile") == []
+
+
 def test_a_source_the_dockerignore_drops_is_reported(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "kept.py").write_text("")

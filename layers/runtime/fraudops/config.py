@@ -93,6 +93,23 @@ class Settings(BaseSettings):
     early_stopping_rounds: int = Field(30, ge=1, description="Rounds without validation AUPRC gain.")
     n_threads: int = Field(0, ge=0, description="XGBoost threads; 0 = all cores.")
 
+    # Training past one Lambda (Spark: EMR Serverless in AWS, PySpark local mode on a laptop)
+    lambda_training_max_rows: int = Field(
+        17_000_000,
+        ge=0,
+        description="Largest training window (rows) the train Lambda takes; above it the retrain state machine "
+        "trains on Spark (EMR Serverless). docs/scaling.md: memory-bound at ~17M rows in 10,240 MB.",
+    )
+    spark_output_uri: str | None = Field(
+        None,
+        description="Where Spark training jobs write booster, spec and metrics for the register step "
+        "(s3://<data bucket>/spark-training in AWS). Unset: <state_dir>/spark-training.",
+    )
+    spark_workers: int = Field(
+        2, ge=1, description="XGBoost workers of a Spark training (num_workers; local mode uses local[N])."
+    )
+    spark_driver_memory: str = Field("2g", description="Local mode: the Spark driver JVM's heap (spark.driver.memory).")
+
     # Promotion
     promotion_margin: float = Field(
         0.002,
@@ -192,6 +209,12 @@ class Settings(BaseSettings):
     def lake_root_uri(self) -> str:
         """``lake_uri``, or the local folder ``<state_dir>/lake`` as a plain absolute path."""
         return self.lake_uri.rstrip("/") if self.lake_uri else str((self.state_dir / "lake").resolve())
+
+    @property
+    def spark_output_root(self) -> str:
+        if self.spark_output_uri:
+            return self.spark_output_uri.rstrip("/")
+        return str((self.state_dir / "spark-training").resolve())
 
     @property
     def local_artifact_dir(self) -> Path:

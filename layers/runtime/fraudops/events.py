@@ -10,14 +10,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fraudops.errors import InvalidInputError
 from fraudops.features import FEATURE_SETS
 
 
 class TrainInput(BaseModel):
+    """``action``: ``train`` (read, train and register in this Lambda; the default), ``plan`` (count the
+    training window and choose the engine: the state machine's Choice reads the answer) or ``register``
+    (log and register what a Spark training job wrote at ``output_uri``)."""
+
     model_config = ConfigDict(extra="ignore", strict=True)
+    action: Literal["train", "plan", "register"] = "train"
+    output_uri: str | None = Field(None, max_length=1024)
+    request: dict[str, Any] | None = None  # plan: the execution's input (feature set, trigger) to carry on
     feature_set: str = "engineered"
     reason: str = Field("manual", max_length=64, description="Why this training runs: manual, schedule, drift.")
     drifted: list[str] = Field(default_factory=list, max_length=50)
@@ -28,6 +35,12 @@ class TrainInput(BaseModel):
         if self.drifted:
             tags["fraudops.trigger.drifted"] = ",".join(self.drifted)[:5000]
         return tags
+
+    @model_validator(mode="after")
+    def _register_needs_output(self) -> TrainInput:
+        if self.action == "register" and not self.output_uri:
+            raise ValueError("register needs output_uri: where the Spark training job wrote its output")
+        return self
 
     @field_validator("feature_set")
     @classmethod

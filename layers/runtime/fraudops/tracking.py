@@ -35,6 +35,29 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class SplitRecord:
+    """What the run records about the out-of-time split: the cut steps, the slice sizes and the holdout's
+    labels (for the precision-recall plot). Built from a ``DataSplit`` in memory, or from the summary a
+    Spark job writes (where the slices never exist as one frame)."""
+
+    validation_start_step: int
+    holdout_start_step: int
+    train_rows: int
+    validation_rows: int
+    holdout_rows: int
+    holdout_labels: np.ndarray
+
+    @classmethod
+    def of(cls, split: DataSplit | SplitRecord) -> SplitRecord:
+        if isinstance(split, SplitRecord):
+            return split
+        return cls(
+            split.validation_start_step, split.holdout_start_step, len(split.train), len(split.validation),
+            len(split.holdout), split.holdout[LABEL].to_numpy(),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class TrainingResult:
     run_id: str
     model_name: str
@@ -111,16 +134,14 @@ def _input_example(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @contextmanager
-def _artifact_dir(trained: TrainedModel, split: DataSplit) -> Iterator[Path]:
+def _artifact_dir(trained: TrainedModel, split: SplitRecord) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="fraudops-train-") as tmp:
         directory = Path(tmp)
         (directory / "model").mkdir()
         trained.booster.save_model(directory / "model" / BOOSTER_ARTIFACT)
         (directory / "model" / SPEC_ARTIFACT).write_text(json.dumps(trained.spec.to_dict(), indent=2))
         (directory / "model" / PROFILE_ARTIFACT).write_text(json.dumps(trained.profile))
-        _plot_pr_curve(
-            split.holdout[LABEL].to_numpy(), trained.holdout_scores, trained.holdout, directory / "pr_curve.png"
-        )
+        _plot_pr_curve(split.holdout_labels, trained.holdout_scores, trained.holdout, directory / "pr_curve.png")
         _plot_importance(trained.booster, directory / "feature_importance.png")
         yield directory
 
@@ -183,17 +204,19 @@ def _log_dataset(dataset: dict[str, Any]) -> None:
 def log_and_register(
     settings: Settings,
     trained: TrainedModel,
-    split: DataSplit,
+    split: DataSplit | SplitRecord,
     data: DatasetFingerprint,
     frame: pd.DataFrame,
     tags: dict[str, str] | None = None,
     dataset: dict[str, Any] | None = None,
 ) -> tuple[str, str, str]:
     """One MLflow run with everything needed to reproduce the model, then a new registered version.
-    Returns (run_id, version, model_uri). Runs in one registry session: all or nothing."""
+    Returns (run_id, version, model_uri). Runs in one registry session: all or nothing. ``frame`` gives
+    the input example (its first rows); whichever engine trained, the run and version look the same."""
     from mlflow.models import infer_signature
 
     store = ModelStore(settings)
+    split = SplitRecord.of(split)
     example = _input_example(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # MLflow's hint about integer columns (step is never NaN)
@@ -252,7 +275,7 @@ def _log_run(
     settings: Settings,
     experiment_id: str,
     trained: TrainedModel,
-    split: DataSplit,
+    split: SplitRecord,
     data: DatasetFingerprint,
     signature: Any,
     example: pd.DataFrame,
@@ -288,9 +311,9 @@ def _log_run(
                 "features": ",".join(trained.spec.feature_names),
                 "validation_start_step": split.validation_start_step,
                 "holdout_start_step": split.holdout_start_step,
-                "train_rows": len(split.train),
-                "validation_rows": len(split.validation),
-                "holdout_rows": len(split.holdout),
+                "train_rows": split.train_rows,
+                "validation_rows": split.validation_rows,
+                "holdout_rows": split.holdout_rows,
                 "xgboost_version": xgb.__version__,
                 "python_version": platform.python_version(),
                 **data.as_params(),

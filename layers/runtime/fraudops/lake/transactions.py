@@ -119,22 +119,33 @@ class TrainingData:
         return int(self.frame[LABEL].sum())
 
     def digest(self) -> str:
-        """Content digest of the committed files read (each file is immutable: key + size + rows)."""
-        digest = hashlib.sha256()
-        for f in self.files:
-            digest.update(f"{f.key}\x1f{f.bytes}\x1f{f.rows}\n".encode())
-        return digest.hexdigest()
+        return files_digest(self.files)
 
     def describe(self) -> dict[str, Any]:
-        return {
-            "table": TRANSACTIONS.name,
-            "table_version": self.table_version,
-            "source_uris": self.uris,
-            "partitions": self.partitions,
-            "rows": self.rows,
-            "fraud_rows": self.fraud_rows,
-            "digest": self.digest(),
-        }
+        return describe_dataset(self.table_version, self.files, self.uris, self.rows, self.fraud_rows)
+
+
+def files_digest(files: Iterable[DataFile]) -> str:
+    """Content digest of committed files (each file is immutable: key + size + rows)."""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.key}\x1f{f.bytes}\x1f{f.rows}\n".encode())
+    return digest.hexdigest()
+
+
+def describe_dataset(
+    table_version: int, files: list[DataFile], uris: list[str], rows: int, fraud_rows: int
+) -> dict[str, Any]:
+    """What a training run read, as ``mlflow.log_input`` records it: the same for every engine."""
+    return {
+        "table": TRANSACTIONS.name,
+        "table_version": table_version,
+        "source_uris": uris,
+        "partitions": sorted({f.dt for f in files}),
+        "rows": rows,
+        "fraud_rows": fraud_rows,
+        "digest": files_digest(files),
+    }
 
 
 def read_training_data(table: LakeTable, newest_days: int | None = None) -> TrainingData:
