@@ -184,6 +184,28 @@ def test_the_train_memory_advice_follows_the_measured_growth() -> None:
     assert f"about **{fits} million" in DEPLOY_DOC and "TrainMemorySize=3008" in DEPLOY_DOC
 
 
+def test_the_lambda_training_limit_fits_the_train_functions_memory() -> None:
+    """Issue 21: a window up to LambdaTrainingMaxRows goes to the train Lambda, so at the template's
+    default TrainMemorySize the default limit must fit it (a 17M-row default at 6,144 MB sent windows of
+    10-17M rows to a Lambda that runs out of memory); the description's figures follow the same rule."""
+    scaling = (ROOT / "docs" / "scaling.md").read_text()
+    growth = re.search(r"peak memory grows by about ([\d,]+) MB per million rows \(\+([\d,]+) MB\)", scaling)
+    assert growth is not None
+    slope, intercept = (float(g.replace(",", "")) for g in growth.groups())
+
+    def fits(memory_mb: int) -> int:  # rows, rounded down to 100,000
+        return int((0.7 * memory_mb - intercept) / slope * 10) * 100_000
+
+    template, _ = decode(str(ROOT / "template.yaml"))
+    assert template is not None
+    limit = template["Parameters"]["LambdaTrainingMaxRows"]
+    memory = template["Parameters"]["TrainMemorySize"]["Default"]
+    assert limit["Default"] == fits(memory), (limit["Default"], fits(memory))
+    description = " ".join(limit["Description"].split())
+    for memory_mb in (3008, 10240):
+        assert f"{fits(memory_mb)} at {memory_mb:,} MB" in description, (fits(memory_mb), description)
+
+
 def test_the_documented_bootstrap_runs_unattended_for_this_repository() -> None:
     """`make lint` runs it through SAM CLI; here: it is there, names GitHub as the OIDC provider and
     the branch the packaging job runs on, and never prompts (a first-time user pastes it as is)."""

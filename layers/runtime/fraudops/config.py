@@ -95,10 +95,10 @@ class Settings(BaseSettings):
 
     # Training past one Lambda (Spark: EMR Serverless in AWS, PySpark local mode on a laptop)
     lambda_training_max_rows: int = Field(
-        17_000_000,
+        9_800_000,
         ge=0,
         description="Largest training window (rows) the train Lambda takes; above it the retrain state machine "
-        "trains on Spark (EMR Serverless). docs/scaling.md: memory-bound at ~17M rows in 10,240 MB.",
+        "trains on Spark (EMR Serverless). docs/scaling.md: 9.8M rows fit the default 6,144 MB, ~17M 10,240 MB.",
     )
     spark_output_uri: str | None = Field(
         None,
