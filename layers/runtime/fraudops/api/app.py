@@ -15,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic_core import to_json
 
 from fraudops.api.deps import ApiKeyChecker
 from fraudops.api.errors import error_response, install_error_handlers
@@ -30,9 +31,11 @@ from fraudops.api.schemas import (
     Prediction,
     Transaction,
     batch_prediction_json,
+    prediction_json,
 )
 from fraudops.capture import CaptureSink, capture_record, capture_sink, capture_time
 from fraudops.config import Settings, get_settings
+from fraudops.decisions.serving import PolicyProvider, decide_rows
 from fraudops.errors import ModelUnavailableError
 from fraudops.schema import RAW_FEATURE_COLUMNS
 from fraudops.serving import ModelProvider
@@ -48,16 +51,6 @@ def _docs_asset(name: str) -> bytes:
     return (Path(str(swagger_ui_path)) / name).read_bytes()
 
 
-def _prediction(probability: float, threshold: float, version: str, transaction_id: str | None = None) -> Prediction:
-    return Prediction(
-        probability=probability,
-        prediction=1.0 if probability >= threshold else 0.0,
-        threshold=threshold,
-        model_version=version,
-        transaction_id=transaction_id,
-    )
-
-
 def _capture(
     sink: CaptureSink | None,
     request: Request,
@@ -66,20 +59,28 @@ def _capture(
     decisions: list[float],
     threshold: float,
     version: str,
+    outcomes: list[dict[str, Any]],
 ) -> None:
     """One record per decision, in one write; the time is formatted once for the whole request."""
     if sink is not None:
         now = datetime.now(UTC)
         when, request_id = capture_time(now), getattr(request.state, "request_id", "-")
         records = [
-            capture_record(t.as_received(), t.transaction_id, version, p, d, threshold, request_id, when)
-            for t, p, d in zip(transactions, probabilities, decisions, strict=True)
+            capture_record(t.as_received(), t.transaction_id, version, p, d, threshold, request_id, when, o)
+            for t, p, d, o in zip(transactions, probabilities, decisions, outcomes, strict=True)
         ]
         sink.write_many(records, now)
 
 
+EXPLAIN = Query(False, description="Reasons for every outcome (flagged ones always carry them).")
+
+
 def create_app(
-    settings: Settings, provider: ModelProvider, api_keys: KeyRing | list[str], capture: CaptureSink | None = None
+    settings: Settings,
+    provider: ModelProvider,
+    api_keys: KeyRing | list[str],
+    capture: CaptureSink | None = None,
+    policies: PolicyProvider | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="fraudops",
@@ -90,6 +91,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.model_provider = provider
+    policies = policies or PolicyProvider(settings)
+    app.state.policies = policies
     app.state.capture = capture
     ring = api_keys if isinstance(api_keys, KeyRing) else KeyRing.fixed(api_keys)
     app.state.key_ring = ring
@@ -121,7 +124,7 @@ def create_app(
         except ModelUnavailableError:
             body = Health(status="unavailable", model_version=None, problem=provider.last_error)
             return JSONResponse(status_code=503, content=body.model_dump())
-        problem = provider.last_error
+        problem = provider.last_error or policies.last_error
         body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem)
         return JSONResponse(status_code=200, content=body.model_dump())
 
@@ -136,6 +139,7 @@ def create_app(
     async def model_info() -> ModelInfo:
         loaded = provider.get()
         manifest, spec = loaded.manifest, loaded.model.spec
+        active = policies.get()
         return ModelInfo(
             model_name=manifest.model_name,
             model_version=manifest.version,
@@ -145,22 +149,26 @@ def create_app(
             features=list(spec.feature_names),
             metrics=manifest.metrics,
             promoted_at=manifest.promoted_at,
+            decision_bands=spec.extra.get("decision_bands"),
+            policy={"version": active.version, "sha256": active.policy.sha256, "document": active.policy.to_dict()},
         )
 
     @app.post("/predict", dependencies=[authorized], tags=["model"], response_model=Prediction)
-    async def predict(transaction: Transaction, request: Request) -> Response:
+    async def predict(transaction: Transaction, request: Request, explain: bool = EXPLAIN) -> Response:
         """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
-        probability = loaded.model.predict_one(transaction.raw())
-        prediction = _prediction(
-            probability, loaded.model.threshold, loaded.manifest.version, transaction.transaction_id
-        )
-        _capture(app.state.capture, request, [transaction], [probability], [prediction.prediction],
-                 prediction.threshold, prediction.model_version)  # fmt: skip
-        return Response(prediction.model_dump_json(exclude_none=True), media_type="application/json")
+        model = loaded.model
+        probability = model.predict_one(transaction.raw())
+        threshold, version = model.threshold, loaded.manifest.version
+        prediction = 1.0 if probability >= threshold else 0.0
+        row = transaction.__dict__
+        outcome = decide_rows(model, policies.get(), [row], [probability], explain, settings.top_reasons)[0]
+        _capture(app.state.capture, request, [transaction], [probability], [prediction], threshold, version, [outcome])
+        body = prediction_json(probability, prediction, threshold, version, transaction.transaction_id, outcome)
+        return Response(to_json(body), media_type="application/json")
 
     @app.post("/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction)
-    async def predict_batch(batch: BatchRequest, request: Request) -> Response:
+    async def predict_batch(batch: BatchRequest, request: Request, explain: bool = EXPLAIN) -> Response:
         """Scores the validated rows as columns in one call and writes the response without building a
         Prediction per row (the per-row objects cost more than the model itself at 1,000 rows)."""
         transactions = batch.transactions
@@ -180,9 +188,10 @@ def create_app(
         probabilities = loaded.model.predict_proba(columns).tolist()
         threshold, version = loaded.model.threshold, loaded.manifest.version
         decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
-        _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version)
+        outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, explain, settings.top_reasons)
+        _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version, outcomes)
         ids = [row["transaction_id"] for row in rows]
-        body = batch_prediction_json(probabilities, decisions, ids, threshold, version)
+        body = batch_prediction_json(probabilities, decisions, ids, threshold, version, outcomes)
         return Response(body, media_type="application/json")
 
     @app.post("/feedback", dependencies=[authorized], tags=["monitoring"])
@@ -203,4 +212,6 @@ def build_default_app(settings: Settings | None = None) -> FastAPI:
     from fraudops.store.registry import registry_alias_version
 
     provider = ModelProvider(settings, alias_reader=registry_alias_version)
-    return create_app(settings, provider, KeyRing.from_settings(settings), capture_sink(settings))
+    return create_app(
+        settings, provider, KeyRing.from_settings(settings), capture_sink(settings), PolicyProvider(settings)
+    )

@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
-from fraudops.files import atomic_write
-from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
+from fraudops.files import atomic_create, atomic_write
+from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
 
 
 def sha256_hex(data: bytes) -> str:
@@ -43,6 +43,11 @@ class BlobStore(ABC):
 
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
+
+    @abstractmethod
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist (False if it does): the one write that commits a
+        change both writers of a race cannot make."""
 
     @abstractmethod
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
@@ -95,6 +100,19 @@ class S3BlobStore(BlobStore):
             )
         except ClientError as error:
             raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
+
+    def create(self, key: str, data: bytes) -> bool:
+        # S3 conditional writes: If-None-Match: * fails with 412 when the key exists, and of two concurrent
+        # creates only one succeeds (the other gets 409 or 412). https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        try:
+            s3_client(self._settings).put_object(
+                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType="application/json", IfNoneMatch="*"
+            )
+        except ClientError as error:
+            if error_code(error) in CONFLICT_CODES:
+                return False
+            raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
+        return True
 
     def etag(self, key: str) -> str | None:
         try:
@@ -150,6 +168,12 @@ class LocalBlobStore(BlobStore):
 
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         atomic_write(self._path(key), data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        try:
+            return atomic_create(self._path(key), data)
+        except OSError as error:
+            raise StoreError(f"cannot write {self._path(key)}: {error}") from error
 
     def etag(self, key: str) -> str | None:
         try:

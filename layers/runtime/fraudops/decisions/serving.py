@@ -1,0 +1,140 @@
+"""Decisions where transactions are scored (``/predict``, ``/predict/batch``, batch scoring): the active
+policy kept in memory like the model, outcomes, and reasons for the flagged ones.
+
+``PolicyProvider`` re-checks the store at most every ``model_refresh_seconds`` (one LIST of the
+activations) and loads a new activation only when the newest key changed. A policy that fails to load
+keeps the one in memory (``/health`` says degraded); with nothing published the built-in policy (the
+model's own bands) decides, so a fresh stack answers with outcomes from its first request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fraudops.config import Settings
+from fraudops.decisions.policy import APPROVE, Bands, Decision, DecisionPolicy, builtin_policy
+from fraudops.decisions.reasons import Reason, top_reasons
+from fraudops.decisions.store import activation_keys, read_activation
+from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.served import ServedModel
+
+log = logging.getLogger(__name__)
+
+BUILTIN_VERSION = "builtin"
+
+
+@dataclass(frozen=True)
+class ActivePolicy:
+    policy: DecisionPolicy
+    version: str  # the published version, or "builtin"
+    key: str | None  # the activation it came from
+
+
+BUILTIN = ActivePolicy(builtin_policy(), BUILTIN_VERSION, None)
+
+
+class PolicyProvider:
+    """Thread-safe holder of the active policy."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        keys_reader: Callable[[Settings], list[str]] = activation_keys,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._keys_reader = keys_reader
+        self._clock = clock
+        self._current = BUILTIN
+        self._last_check: float | None = None
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ActivePolicy:
+        if self._due():
+            with self._lock:
+                if self._due():
+                    self._refresh()
+        return self._current
+
+    def _due(self) -> bool:
+        return self._last_check is None or self._clock() - self._last_check >= self._settings.model_refresh_seconds
+
+    def _refresh(self) -> None:
+        self._last_check = self._clock()
+        try:
+            keys = self._keys_reader(self._settings)
+            if not keys:
+                self._current, self.last_error = BUILTIN, None
+                return
+            if keys[-1] == self._current.key:
+                self.last_error = None
+                return
+            activation = read_activation(self._settings, keys[-1])
+            self._current = ActivePolicy(activation.loaded(), str(activation.version), keys[-1])
+            self.last_error = None
+            log.info("decision policy version %s is active", activation.version)
+        except Exception as error:  # never fail a request over the policy: keep the one in memory
+            self.last_error = f"decision policy refresh failed ({type(error).__name__}); keeping version {self._current.version}"
+            log.error("decision policy refresh failed; keeping version %s: %s", self._current.version, error)
+
+
+def model_bands(model: ServedModel) -> Bands:
+    """The bands a policy without its own uses: the ones training chose by money, else the F1 threshold."""
+    return Bands.from_spec(model.spec.extra, model.spec.threshold)
+
+
+def explain(model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int) -> list[list[Reason]]:
+    """Top reasons for each of ``rows`` (transactions as received) from exact TreeSHAP contributions."""
+    if not rows:
+        return []
+    columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
+    features = model.features(columns)
+    contributions = model.booster.contributions(features)
+    names = model.spec.feature_names
+    return [top_reasons(names, features[i], contributions[i], rows[i], top) for i in range(len(rows))]
+
+
+def decision_fields(
+    decision: Decision, version: str, reasons: list[Reason] | None
+) -> dict[str, Any]:
+    """The fields a response and a capture record add beside the probability."""
+    body: dict[str, Any] = {
+        "outcome": decision.outcome,
+        "decided_by": decision.decided_by.as_dict(),
+        "policy_version": version,
+    }
+    if reasons is not None:
+        body["reasons"] = [reason.as_dict() for reason in reasons]
+    return body
+
+
+def decide_rows(
+    model: ServedModel,
+    active: ActivePolicy,
+    rows: Sequence[Mapping[str, Any]],
+    probabilities: Sequence[float],
+    explain_all: bool,
+    top: int,
+) -> list[dict[str, Any]]:
+    """Outcome, what decided it and (flagged rows, or every row with ``explain_all``) the reasons."""
+    bands = model_bands(model)
+    if len(rows) == 1:
+        decisions = [active.policy.decide(rows[0], probabilities[0], bands)]
+    else:
+        fields = {*RAW_FEATURE_COLUMNS, "nameOrig", "nameDest"}
+        columns = {name: [row.get(name) for row in rows] for name in fields}
+        decisions = active.policy.decide_columns(columns, np.asarray(probabilities), bands)
+    wanted = [i for i, d in enumerate(decisions) if explain_all or d.outcome != APPROVE]
+    reasons: dict[int, list[Reason]] = {}
+    if wanted:
+        for index, found in zip(wanted, explain(model, [rows[i] for i in wanted], top), strict=True):
+            reasons[index] = found
+    return [decision_fields(d, active.version, reasons.get(i)) for i, d in enumerate(decisions)]
