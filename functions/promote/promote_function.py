@@ -14,6 +14,7 @@ from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
+from fraudops.decisions.serving import pin_policy
 from fraudops.stages.production import pin_model, reconcile, rollback, serving_state
 from fraudops.stages.promote import run_promotion
 
@@ -36,7 +37,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if request.action == "pin":  # the batch-scoring state machine's first step
         manifest = pin_model(get_settings(), request.version)
         logger.info("pinned model for batch scoring", extra={"model_version": manifest.version})
-        return {"model": asdict(manifest)}
+        return {"model": asdict(manifest), "policy": pin_policy(get_settings())}
     if request.action == "reconcile":
         action = reconcile(get_settings(), actor)
         metrics.add_metric(name="Reconciled", unit=MetricUnit.Count, value=int(action.action != "in_sync"))

@@ -22,6 +22,7 @@ from fraudops.config import Settings
 from fraudops.decisions.policy import APPROVE, Bands, Decision, DecisionPolicy, builtin_policy
 from fraudops.decisions.reasons import Reason, top_reasons
 from fraudops.decisions.store import activation_keys, read_activation
+from fraudops.errors import StoreError
 from fraudops.schema import RAW_FEATURE_COLUMNS
 from fraudops.served import ServedModel
 
@@ -84,6 +85,37 @@ class PolicyProvider:
         except Exception as error:  # never fail a request over the policy: keep the one in memory
             self.last_error = f"decision policy refresh failed ({type(error).__name__}); keeping version {self._current.version}"
             log.error("decision policy refresh failed; keeping version %s: %s", self._current.version, error)
+
+
+def pin_policy(settings: Settings) -> dict[str, Any]:
+    """The policy a batch-scoring run decides with from its first row to its last: the active activation
+    by key (immutable; the batch Lambdas read it themselves, so a large deny list never rides in the
+    Map's 256 KB batch input), or the built-in policy."""
+    keys = activation_keys(settings)
+    if not keys:
+        return {"version": BUILTIN_VERSION, "key": None}
+    activation = read_activation(settings, keys[-1])
+    activation.loaded()  # refuse a run with a policy this code cannot evaluate, before any row
+    return {"version": str(activation.version), "key": keys[-1], "sha256": activation.sha256}
+
+
+_pinned: dict[str, ActivePolicy] = {}
+_pinned_lock = threading.Lock()
+
+
+def pinned_policy(settings: Settings, pin: Mapping[str, Any] | None) -> ActivePolicy:
+    """The pinned policy, read once per container (activations never change once written)."""
+    if not pin or not pin.get("key"):
+        return BUILTIN
+    key = str(pin["key"])
+    with _pinned_lock:
+        if key not in _pinned:
+            activation = read_activation(settings, key)
+            if pin.get("sha256") not in (None, activation.sha256):
+                raise StoreError(f"policy activation {key} does not match the checksum pinned for this run")
+            _pinned.clear()
+            _pinned[key] = ActivePolicy(activation.loaded(), str(activation.version), key)
+        return _pinned[key]
 
 
 def model_bands(model: ServedModel) -> Bands:
