@@ -587,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_rollback = policy_sub.add_parser("rollback", help="re-activate the previous (or a given) policy version")
     policy_rollback.add_argument("--to", type=int, help="the version to re-activate (default: the one before)")
     policy_rollback.add_argument("--from", dest="expected_from", type=int,
-                                 help="refuse unless this version is the active one (a retry then changes nothing)")  # fmt: skip
+                                 help="refuse unless this version is active (a retry changes nothing)")  # fmt: skip
     policy_rollback.add_argument("--reason", required=True, help="why (recorded in the policy history)")
     policy_rollback.set_defaults(func=cmd_policy_rollback)
     policy_history = policy_sub.add_parser("history", help="every policy change: when, from -> to, why, by whom")

@@ -12,9 +12,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
 from fraudops.data_sync import fetch_training_db
+from fraudops.decisions.serving import pin_policy
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
-from fraudops.decisions.serving import pin_policy
 from fraudops.stages.production import pin_model, reconcile, rollback, serving_state
 from fraudops.stages.promote import run_promotion
 

@@ -120,7 +120,9 @@ def test_failed_batches_fail_the_run_beyond_the_tolerated_percentage(promoted: S
         run_batch_locally(promoted, tmp_path / "missing.csv", options=broken, progress=lambda _: None)
 
 
-def test_outcomes_come_from_the_policy_pinned_for_the_run_as_predict_decides(promoted: Settings, tmp_path: Path) -> None:
+def test_outcomes_come_from_the_policy_pinned_for_the_run_as_predict_decides(
+    promoted: Settings, tmp_path: Path
+) -> None:
     from fraudops.api.app import build_default_app
     from fraudops.decisions import publish_policy
 

@@ -312,12 +312,17 @@ OUTCOME_FIELDS = st.fixed_dictionaries(
     optional={
         "reasons": st.lists(
             st.fixed_dictionaries(
-                {"feature": st.just("amount"), "label": st.just("amount"), "value": st.floats(0, 1e6),
-                 "contribution": st.floats(-3, 3).filter(bool), "direction": st.just("raises")},
+                {
+                    "feature": st.just("amount"),
+                    "label": st.just("amount"),
+                    "value": st.floats(0, 1e6),
+                    "contribution": st.floats(-3, 3).filter(bool),
+                    "direction": st.just("raises"),
+                },
                 optional={"field": st.just("amount"), "field_value": st.floats(0, 1e6)},
             ),
             max_size=3,
-        )  # fmt: skip
+        )
     },
 )
 

@@ -85,7 +85,9 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_condition(), st.lists(transactions, min_size=1, max_size=8))
-def test_generated_conditions_parse_and_agree_row_by_row_and_in_columns(source: str, rows: list[dict[str, Any]]) -> None:
+def test_generated_conditions_parse_and_agree_row_by_row_and_in_columns(
+    source: str, rows: list[dict[str, Any]]
+) -> None:
     condition = parse_condition(source)
     one_by_one = [condition.matches(row) for row in rows]
     together = condition.matches_columns(_columns(rows), len(rows)).tolist()
@@ -165,16 +167,20 @@ policies = st.fixed_dictionaries(
         "bands": bands,
         "rules": st.lists(rule_entries, max_size=4, unique_by=lambda r: r["name"]),
         "lists": st.fixed_dictionaries(
-            {"deny": st.fixed_dictionaries({"nameDest": st.lists(st.sampled_from(NAMES[:2]), unique=True)}),
-             "allow": st.fixed_dictionaries({"nameOrig": st.lists(st.sampled_from(NAMES[2:]), unique=True)})}
-        ),  # fmt: skip
+            {
+                "deny": st.fixed_dictionaries({"nameDest": st.lists(st.sampled_from(NAMES[:2]), unique=True)}),
+                "allow": st.fixed_dictionaries({"nameOrig": st.lists(st.sampled_from(NAMES[2:]), unique=True)}),
+            }
+        ),
     }
 )
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(policies, st.lists(transactions, min_size=2, max_size=12))
-def test_a_valid_policy_round_trips_and_decides_the_same_in_batches(document: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+def test_a_valid_policy_round_trips_and_decides_the_same_in_batches(
+    document: dict[str, Any], rows: list[dict[str, Any]]
+) -> None:
     policy = DecisionPolicy.from_dict(document)
     again = DecisionPolicy.from_dict(policy.to_dict())
     assert again.sha256 == policy.sha256

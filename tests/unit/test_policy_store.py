@@ -8,8 +8,14 @@ from typing import Any
 import pytest
 
 from fraudops.config import Settings
-from fraudops.decisions import PolicyChangeError, PolicyError, active_policy, policy_history
-from fraudops.decisions import publish_policy, rollback_policy
+from fraudops.decisions import (
+    PolicyChangeError,
+    PolicyError,
+    active_policy,
+    policy_history,
+    publish_policy,
+    rollback_policy,
+)
 from fraudops.decisions.store import Activation, _commit
 from fraudops.store import blob_store, ensure_bucket
 

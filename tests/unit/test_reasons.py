@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ NEVER_SPLIT = "hour_of_day"
 
 
 @pytest.fixture(scope="module")
-def data(small_db: Path) -> tuple[np.ndarray, np.ndarray, list[dict[str, object]]]:
+def data(small_db: Path) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
     frame = load_training_frame(small_db).iloc[:20_000]
     matrix = build_features(raw_columns(frame), NAMES)
     rows = frame[list(raw_columns(frame))].to_dict("records")
@@ -38,7 +39,9 @@ def booster(data: tuple[np.ndarray, np.ndarray, list[dict[str, object]]]) -> xgb
     return xgb.train(params, xgb.DMatrix(training, label=labels), 40)
 
 
-def test_contributions_plus_bias_equal_the_margin(booster: xgb.Booster, data: tuple[np.ndarray, ...]) -> None:
+def test_contributions_plus_bias_equal_the_margin(
+    booster: xgb.Booster, data: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]
+) -> None:
     matrix = data[0][:500]
     native = NativeBooster(bytes(booster.save_raw("ubj")))
     contributions = native.contributions(matrix)
@@ -51,7 +54,9 @@ def test_contributions_plus_bias_equal_the_margin(booster: xgb.Booster, data: tu
     assert np.array_equal(contributions, reference)
 
 
-def test_a_feature_never_split_on_is_never_a_reason(booster: xgb.Booster, data: tuple[np.ndarray, ...]) -> None:
+def test_a_feature_never_split_on_is_never_a_reason(
+    booster: xgb.Booster, data: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]
+) -> None:
     spec = FeatureSpec(NAMES, threshold=0.5)
     model = served(booster, spec)
     rows = data[2][:2000]

@@ -12,7 +12,8 @@ Two sinks behind one small base class:
 
 The monitor reads both layouts with ``read_captures``. A record holds the transaction as received,
 the model version, probability, decision, threshold, outcome (with the rule or band that decided it
-and the policy version), time, request id and the client's optional ``transaction_id``; never an API key or anything else about the caller.
+and the policy version), time, request id and the client's optional ``transaction_id``; never an API
+key or anything else about the caller.
 """
 
 from __future__ import annotations

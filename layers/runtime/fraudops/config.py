@@ -120,7 +120,9 @@ class Settings(BaseSettings):
         description="Batch scoring: XGBoost threads per process (0: all cores; the local runner uses 1 per worker).",
     )
     # Decisions (the policy itself is published data: `fraudops policy publish`)
-    top_reasons: int = Field(3, ge=1, le=20, description="Reasons given with a review/block outcome (or ?explain=true).")
+    top_reasons: int = Field(
+        3, ge=1, le=20, description="Reasons given with a review/block outcome (or ?explain=true)."
+    )
     review_cost: float = Field(
         5.0, ge=0, description="Cost model: what one review (an analyst's alert) costs, in the data's currency."
     )

@@ -89,7 +89,7 @@ class NativeBooster:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Fraud probability (float32, as XGBoost computes it) per row of a float32 feature matrix."""
-        data, interface = self._interface(matrix)  # ``data`` keeps the buffer alive during the call
+        _kept, interface = self._interface(matrix)  # ``_kept`` keeps the buffer alive during the call
         shape = ctypes.POINTER(ctypes.c_uint64)()
         dims = ctypes.c_uint64()
         result = ctypes.POINTER(ctypes.c_float)()
@@ -123,7 +123,7 @@ class NativeBooster:
         return data, interface
 
     def _from_dmatrix(self, matrix: np.ndarray, config: bytes) -> np.ndarray:
-        data, interface = self._interface(matrix)  # ``data`` keeps the buffer alive during the calls
+        _kept, interface = self._interface(matrix)  # ``_kept`` keeps the buffer alive during the calls
         dmatrix = ctypes.c_void_p()
         _check(self._library, self._library.XGDMatrixCreateFromDense(interface, _DMATRIX_CONFIG, ctypes.byref(dmatrix)))
         try:

@@ -204,8 +204,12 @@ def log_and_register(
                 }
             )
             mlflow.log_dict(
-                {"holdout": trained.holdout.as_dict(), "validation": trained.validation.as_dict(),
-                 "holdout_money": trained.money, "decision_bands": trained.spec.extra.get("decision_bands")},
+                {
+                    "holdout": trained.holdout.as_dict(),
+                    "validation": trained.validation.as_dict(),
+                    "holdout_money": trained.money,
+                    "decision_bands": trained.spec.extra.get("decision_bands"),
+                },
                 "metrics.json",
             )
             mlflow.log_artifact(str(artifacts / "pr_curve.png"), "plots")

@@ -66,7 +66,9 @@ class Transaction(BaseModel):
 
 class DecidedBy(BaseModel):
     kind: Literal["list", "rule", "band"] = Field(description="An allow/deny list, a policy rule or a score band.")
-    name: str = Field(description="deny.nameDest / allow.nameOrig, the rule's name, or the band (approve/review/block).")
+    name: str = Field(
+        description="deny.nameDest / allow.nameOrig, the rule's name, or the band (approve/review/block)."
+    )
 
 
 class Reason(BaseModel):

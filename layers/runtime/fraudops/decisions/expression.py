@@ -470,9 +470,7 @@ def _arithmetic(token: _Token, left: Node, right: Node, parser: _Parser) -> Node
     return Arithmetic(token.text, left, right)
 
 
-def _check_type_values(
-    left: Node, right: Node, token: _Token, parser: _Parser, items: list[Any] | None = None
-) -> None:
+def _check_type_values(left: Node, right: Node, token: _Token, parser: _Parser, items: list[Any] | None = None) -> None:
     """``type == 'TRANSFR'`` would silently never match: a typo in a transaction type is an error."""
     if isinstance(right, Name) and right.name == "type":
         left, right = right, left

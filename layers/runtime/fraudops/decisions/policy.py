@@ -97,7 +97,11 @@ class Rule:
         return {**body, "description": self.description} if self.description else body
 
 
-_BAND_BLOCK, _BAND_REVIEW, _BAND_APPROVE = DecidedBy("band", BLOCK), DecidedBy("band", REVIEW), DecidedBy("band", APPROVE)
+_BAND_BLOCK, _BAND_REVIEW, _BAND_APPROVE = (
+    DecidedBy("band", BLOCK),
+    DecidedBy("band", REVIEW),
+    DecidedBy("band", APPROVE),
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,9 @@ class DecisionPolicy:
             raise PolicyError(f"a policy is a JSON object, got {type(data).__name__}")
         unknown = sorted(set(data) - _TOP_KEYS)
         if unknown:
-            problems.append(f"unknown key(s) {', '.join(map(repr, unknown))} (a policy has {', '.join(sorted(_TOP_KEYS))})")
+            problems.append(
+                f"unknown key(s) {', '.join(map(repr, unknown))} (a policy has {', '.join(sorted(_TOP_KEYS))})"
+            )
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 128:
             problems.append("name: a non-empty string of at most 128 characters is required")
@@ -245,7 +251,7 @@ def _bands(value: Any, problems: list[str]) -> Bands | None:
     if block is not None and block < review:
         problems.append(f"bands: block_at {block} is below review_at {review}")
         return None
-    return Bands(float(review), None if block is None else float(block))
+    return Bands(float(review), None if block is None else float(block))  # type: ignore[arg-type]
 
 
 def _rules(value: Any, problems: list[str]) -> tuple[Rule, ...]:
@@ -280,7 +286,7 @@ def _rules(value: Any, problems: list[str]) -> tuple[Rule, ...]:
             problems.append(f"{where}.description: must be a string")
             description = ""
         try:
-            condition = parse_condition(when)
+            condition = parse_condition(when)  # type: ignore[arg-type]  # it checks the type itself
         except ExpressionError as error:
             problems.append(f"{where}.when: {error}")
             continue
@@ -312,14 +318,18 @@ def _lists(value: Any, problems: list[str]) -> tuple[dict[str, frozenset[str]], 
                 continue
             bad = [n for n in names if not isinstance(n, str) or not n or len(n) > MAX_NAME_LENGTH]
             if bad:
-                problems.append(f"{where}: {len(bad)} entr(y/ies) not an account name of 1-{MAX_NAME_LENGTH} characters, "
-                                f"first {bad[0]!r}")  # fmt: skip
+                problems.append(
+                    f"{where}: {len(bad)} entries are not account names of 1-{MAX_NAME_LENGTH} characters, "
+                    f"first {bad[0]!r}"
+                )
                 continue
             result[kind][field_name] = frozenset(names)
     for field_name in LIST_FIELDS:
         both = result["deny"].get(field_name, frozenset()) & result["allow"].get(field_name, frozenset())
         if both:
-            problems.append(f"lists: {len(both)} {field_name} name(s) on both deny and allow, first {sorted(both)[0]!r}")
+            problems.append(
+                f"lists: {len(both)} {field_name} name(s) on both deny and allow, first {sorted(both)[0]!r}"
+            )
     return result["deny"], result["allow"]
 
 

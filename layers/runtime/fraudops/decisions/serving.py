@@ -83,7 +83,9 @@ class PolicyProvider:
             self.last_error = None
             log.info("decision policy version %s is active", activation.version)
         except Exception as error:  # never fail a request over the policy: keep the one in memory
-            self.last_error = f"decision policy refresh failed ({type(error).__name__}); keeping version {self._current.version}"
+            self.last_error = (
+                f"decision policy refresh failed ({type(error).__name__}); keeping version {self._current.version}"
+            )
             log.error("decision policy refresh failed; keeping version %s: %s", self._current.version, error)
 
 
@@ -134,9 +136,7 @@ def explain(model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int) -> 
     return [top_reasons(names, features[i], contributions[i], rows[i], top) for i in range(len(rows))]
 
 
-def decision_fields(
-    decision: Decision, version: str, reasons: list[Reason] | None
-) -> dict[str, Any]:
+def decision_fields(decision: Decision, version: str, reasons: list[Reason] | None) -> dict[str, Any]:
     """The fields a response and a capture record add beside the probability."""
     body: dict[str, Any] = {
         "outcome": decision.outcome,

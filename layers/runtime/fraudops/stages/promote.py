@@ -21,6 +21,8 @@ from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, load_training_frame, raw_columns
+from fraudops.decisions.money import MoneyMetrics, money_metrics
+from fraudops.decisions.policy import Bands
 from fraudops.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
@@ -47,6 +49,7 @@ from fraudops.store import (
 )
 from fraudops.store.manifest import compiled_key as compiled_store_key
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
+from fraudops.training import cost_model
 from fraudops.treecompiler import compile_booster
 
 if TYPE_CHECKING:
@@ -56,6 +59,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "fraudops.promotion."
+# What /model shows: ranking metrics and money (holdout, at the version's own bands).
+MANIFEST_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr", "money_fraud_amount_caught", "money_amount_recall",
+                    "money_alerts_per_1000", "money_savings")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,11 +133,20 @@ def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
 class _Scored:
     metrics: EvaluationMetrics
     scores: np.ndarray
+    money: MoneyMetrics
+
+    def as_dict(self) -> dict[str, float]:
+        """Everything the decision records: the ranking metrics and the money at the model's bands."""
+        return {**self.metrics.as_dict(), **self.money.as_dict("money_")}
 
 
-def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+def _score(settings: Settings, loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+    """Ranking metrics, and money at the bands the version carries (chosen by money on its validation)."""
     scores = loaded.model.predict_proba(raw_columns(holdout))
-    return _Scored(evaluate(holdout[LABEL].to_numpy(), scores, loaded.model.threshold), scores)
+    labels = holdout[LABEL].to_numpy()
+    bands = Bands.from_spec(loaded.model.spec.extra, loaded.model.threshold)
+    money = money_metrics(labels, scores, holdout["amount"].to_numpy(), bands, cost_model(settings))
+    return _Scored(evaluate(labels, scores, loaded.model.threshold), scores, money)
 
 
 def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
@@ -157,7 +172,7 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         artifact_location=loaded.artifact_location,
         booster_sha256=loaded.booster_sha256,
         spec_sha256=loaded.spec_sha256,
-        metrics={k: v for k, v in metrics.items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
+        metrics={k: v for k, v in metrics.items() if k in MANIFEST_METRICS},
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
         compiled_key=compiled_key,
         compiled_sha256=compiled_sha256,
@@ -203,27 +218,28 @@ def _promote_in_session(
 
         if previous == str(candidate_version.version):
             loaded = _load_version(settings, client, candidate_version)
-            metrics = _score(loaded, holdout).metrics
+            metrics = _score(settings, loaded, holdout).as_dict()
             decision = PromotionDecision(
                 name, previous, previous, previous, ALREADY_PRODUCTION,
                 f"version {previous} already holds the '{settings.production_alias}' alias",
-                metrics.as_dict(), metrics.as_dict(), rules.margin, len(holdout),
+                metrics, metrics, rules.margin, len(holdout),
             )  # fmt: skip
-            return decision, _manifest_for(settings, loaded, metrics.as_dict())
+            return decision, _manifest_for(settings, loaded, metrics)
 
         candidate: _Scored | None = None
         try:
             loaded_candidate = _load_version(settings, client, candidate_version)
-            candidate = _score(loaded_candidate, holdout)
+            candidate = _score(settings, loaded_candidate, holdout)
         except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
             promote, reason = False, f"candidate refused: {error}"
         candidate_metrics = candidate.metrics if candidate else None
         production_metrics: EvaluationMetrics | None = None
+        production: _Scored | None = None
         gain: GainInterval | None = None
         if candidate is not None:
             if production_version is not None:
                 try:
-                    production = _score(_load_version(settings, client, production_version), holdout)
+                    production = _score(settings, _load_version(settings, client, production_version), holdout)
                     production_metrics = production.metrics
                     gain = paired_bootstrap_auprc_gain(
                         holdout[LABEL].to_numpy(), candidate.scores, production.scores,
@@ -233,7 +249,8 @@ def _promote_in_session(
                     log.warning(
                         "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error
                     )
-            promote, reason = decide(candidate.metrics, production_metrics, rules, gain)
+            money = (candidate.money, production.money) if production is not None else None
+            promote, reason = decide(candidate.metrics, production_metrics, rules, gain, money)
         outcome = PROMOTED if promote else KEPT
         if force_reason is not None and candidate is not None:  # a person overrules the rule, never the checks
             reason = f"{force_reason} (the rule said {outcome}: {reason})"
@@ -252,6 +269,8 @@ def _promote_in_session(
             "gain_lower": f"{gain.lower:.6f}" if gain else "n/a",
             "gain_upper": f"{gain.upper:.6f}" if gain else "n/a",
             "confidence": str(rules.confidence),
+            "candidate_fraud_amount_caught": f"{candidate.money.fraud_amount_caught:.2f}" if candidate else "n/a",
+            "production_fraud_amount_caught": f"{production.money.fraud_amount_caught:.2f}" if production else "n/a",
             "holdout_rows": str(len(holdout)),
             "holdout_start_step": str(int(holdout["step"].min())),
         }
@@ -266,17 +285,13 @@ def _promote_in_session(
             str(candidate_version.version) if promote else previous,
             outcome,
             reason,
-            candidate_metrics.as_dict() if candidate_metrics else None,
-            production_metrics.as_dict() if production_metrics else None,
+            candidate.as_dict() if candidate else None,
+            production.as_dict() if production else None,
             rules.margin,
             len(holdout),
             gain.as_dict() if gain else None,
         )
-        manifest = (
-            _manifest_for(settings, loaded_candidate, candidate_metrics.as_dict())
-            if promote and candidate_metrics
-            else None
-        )
+        manifest = _manifest_for(settings, loaded_candidate, candidate.as_dict()) if promote and candidate else None
         return decision, manifest
 
 
