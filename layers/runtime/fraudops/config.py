@@ -124,10 +124,10 @@ class Settings(BaseSettings):
         3, ge=1, le=20, description="Reasons given with a review/block outcome (or ?explain=true)."
     )
     review_cost: float = Field(
-        5.0, ge=0, description="Cost model: what one review (an analyst's alert) costs, in the data's currency."
+        20.0, ge=0, description="Cost model: what one review (an analyst's alert) costs, in the data's currency."
     )
     friction_cost: float = Field(
-        25.0, ge=0, description="Cost model: what blocking one legitimate payment costs (friction, churn)."
+        200.0, ge=0, description="Cost model: what blocking one legitimate payment costs (friction, churn)."
     )
     alert_budget_per_1000: float | None = Field(
         None, gt=0, description="Most reviews per 1,000 transactions the bands may send (unset: no budget)."

@@ -50,8 +50,17 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
                 f"<p>Realized on {realized['labeled']} labeled decisions ({realized['fraud']} fraud): precision "
                 f"{realized['precision']:.3f}, recall {realized['recall']:.3f}"
                 + (f", AUPRC {realized['auprc']:.3f}" if realized.get("auprc") is not None else "")
+                + (
+                    f"; fraud money caught {realized['fraud_amount_caught']:,.0f} of {realized['fraud_amount']:,.0f}"
+                    f" (amount recall {realized['amount_recall']:.3f})"
+                    if realized.get("amount_recall") is not None
+                    else ""
+                )
                 + ".</p>"
             )
+        if "alerts_per_1000" in section:
+            out.append(f"<p>Outcomes {html.escape(str(section['outcomes']))}: {section['alerts_per_1000']:.2f} alerts "
+                       f"(reviews) and {section['flagged_per_1000']:.2f} flagged per 1,000.</p>")  # fmt: skip
         drift = section.get("drift")
         if not drift:
             out.append("<p>No training profile for this version: drift not measured.</p>")

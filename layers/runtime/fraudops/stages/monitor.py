@@ -64,6 +64,12 @@ def _realized(records: list[dict[str, Any]], labels: dict[str, bool]) -> dict[st
     tp = int(np.sum(predicted & (y == 1)))
     fp = int(np.sum(predicted & (y == 0)))
     fn = int(np.sum(~predicted & (y == 1)))
+    # Money: what the outcomes (review/block) caught of the labeled fraud, by amount. Records captured
+    # before outcomes existed count as flagged when their prediction was 1.
+    flagged_outcome = np.array([_flagged(r) for r, _ in joined])
+    amounts = np.array([float(r["transaction"].get("amount", 0.0)) for r, _ in joined])
+    fraud_amount = float(amounts[y == 1].sum())
+    caught = float(amounts[(y == 1) & flagged_outcome].sum())
     auprc = None
     if 0 < y.sum() < len(y):
         from sklearn.metrics import average_precision_score
@@ -75,7 +81,15 @@ def _realized(records: list[dict[str, Any]], labels: dict[str, bool]) -> dict[st
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "auprc": auprc,
+        "fraud_amount": fraud_amount,
+        "fraud_amount_caught": caught,
+        "amount_recall": caught / fraud_amount if fraud_amount else None,
     }
+
+
+def _flagged(record: dict[str, Any]) -> bool:
+    outcome = record.get("outcome")
+    return outcome in ("review", "block") if outcome is not None else record["prediction"] >= 1.0
 
 
 def _version_section(
@@ -83,6 +97,11 @@ def _version_section(
 ) -> dict[str, Any]:
     flagged = float(np.mean([r["prediction"] >= 1.0 for r in records])) if records else 0.0
     section: dict[str, Any] = {"count": len(records), "flagged_rate": flagged, "realized": _realized(records, labels)}
+    if records:
+        outcomes = [r.get("outcome") for r in records]
+        section["outcomes"] = {name: outcomes.count(name) for name in ("approve", "review", "block")}
+        section["alerts_per_1000"] = 1000.0 * section["outcomes"]["review"] / len(records)
+        section["flagged_per_1000"] = 1000.0 * sum(_flagged(r) for r in records) / len(records)
     try:
         context = _version_context(settings, version)
     except (StoreError, MetricsError, KeyError, ValueError) as error:
@@ -159,6 +178,8 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
             "labeled": realized.get("labeled", 0),
             "precision": round(realized["precision"], 4) if realized else None,
             "recall": round(realized["recall"], 4) if realized else None,
+            "amount_recall": round(realized["amount_recall"], 4) if realized.get("amount_recall") is not None else None,
+            "alerts_per_1000": round(section["alerts_per_1000"], 3) if "alerts_per_1000" in section else None,
             "max_psi": round(drift["max_feature_psi"], 4) if drift else None,
         }
         state["trend"] = [*state.get("trend", []), row][-50:]
@@ -191,7 +212,12 @@ def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, st
         realized = section.get("realized")
         if realized:
             points += [("RealizedRecall", realized["recall"], dims), ("RealizedPrecision", realized["precision"], dims),
-                       ("LabeledDecisions", float(realized["labeled"]), dims)]  # fmt: skip
+                       ("LabeledDecisions", float(realized["labeled"]), dims),
+                       ("RealizedFraudAmountCaught", realized["fraud_amount_caught"], dims)]  # fmt: skip
+            if realized.get("amount_recall") is not None:
+                points.append(("RealizedAmountRecall", realized["amount_recall"], dims))
+        if "alerts_per_1000" in section:
+            points.append(("AlertsPer1000", section["alerts_per_1000"], dims))
     # Window-wide figures without a version dimension: what the alarms watch.
     points.append(("DriftActWindows", float(report["consecutive_act_windows"]), {}))
     points.append(("MaxFeaturePSI", float(report["max_feature_psi"]), {}))
