@@ -151,7 +151,7 @@ def _money_markdown(money_rows: list[list[Any]], settings: Any) -> str:
            lambda v: f"{v:,}", lambda v: f"{v:,.0f}"]  # fmt: skip
     table = ["| " + " | ".join(MONEY_HEADERS) + " |", "|" + "---|" * len(MONEY_HEADERS)]
     table += ["| " + " | ".join(f(v) for f, v in zip(fmt, row, strict=True)) + " |" for row in money_rows]
-    f1, chosen = money_rows[0], money_rows[1]
+    f1, chosen, budgeted = money_rows[0], money_rows[1], money_rows[2]
     return f"""## Money: bands chosen by expected savings against the F1 threshold
 
 Model (b) on the same holdout. Cost model (docs/decisions.md): a missed fraud costs its amount, a review
@@ -163,7 +163,10 @@ chosen on validation, as the threshold is; alerts are reviews, flagged are revie
 
 The bands by money save {chosen[8] - f1[8]:,.0f} more than reviewing from the F1 threshold
 ({chosen[8]:,.0f} against {f1[8]:,.0f}), at {chosen[5]:.2f} alerts per 1,000 against {f1[5]:.2f}: F1
-weighs a 10-unit fraud like a 1,000,000-unit one, money does not.
+weighs a 10-unit fraud like a 1,000,000-unit one, money does not. Under the alert budget the bands
+review {budgeted[5]:.2f} per 1,000 and block {budgeted[6] - budgeted[5]:.2f}: {budgeted[7]:,} legitimate payments
+blocked (friction {budgeted[7] * settings.friction_cost:,.0f}) and {budgeted[8]:,.0f} saved. The budget bounds
+reviews only; raise `FRAUDOPS_FRICTION_COST` if blocking a customer costs more than that.
 """
 
 
