@@ -3,6 +3,8 @@ write per change, retries that change nothing twice, history in order."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +97,29 @@ def test_rollback_needs_something_to_roll_back_to(store_settings: Settings) -> N
         rollback_policy(store_settings, "why")
     with pytest.raises(PolicyChangeError, match="no policy version 9"):
         rollback_policy(store_settings, "why", to_version=9)
+
+
+def test_the_cli_publishes_rolls_back_and_refuses_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudops_dev.cli import main
+
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(tmp_path / "state"))
+    first, second, bad = tmp_path / "p1.json", tmp_path / "p2.json", tmp_path / "bad.json"
+    first.write_text(json.dumps(document(0.3)))
+    second.write_text(json.dumps(document(0.6)))
+    bad.write_text(json.dumps({"name": "x", "rules": [{"name": "r", "when": "amount >", "outcome": "block"}]}))
+    assert main(["policy", "validate", str(first)]) == 0
+    assert main(["policy", "publish", str(first), "--reason", "v1"]) == 0
+    assert main(["policy", "publish", str(second), "--reason", "v2"]) == 0
+    capsys.readouterr()
+    assert main(["policy", "publish", str(bad), "--reason", "typo"]) == 2
+    assert "rules[0].when: expected a value" in capsys.readouterr().err
+    assert main(["policy", "rollback", "--from", "2", "--reason", "bad"]) == 0
+    assert main(["policy", "rollback", "--from", "2", "--reason", "bad (retry)"]) == 2
+    assert "not 2 (already rolled back?)" in capsys.readouterr().err
+    assert main(["policy", "history", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert [(h["action"], h["version"]) for h in history] == [("published", 1), ("published", 2), ("rolled_back", 1)]
+    assert main(["policy", "show"]) == 0
+    assert json.loads(capsys.readouterr().out)["policy"]["bands"]["review_at"] == 0.3
