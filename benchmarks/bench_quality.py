@@ -117,13 +117,12 @@ def money_table(trained: Any, split: Any, settings: Any) -> list[list[Any]]:
     """Model (b) on the holdout, in money: the F1 threshold as today's decision (review everything above
     it), the bands training chose by money, and bands chosen by money under an alert budget."""
     from fraudops.data import raw_columns
-    from fraudops.decisions.money import choose_bands, f1_bands, money_metrics
+    from fraudops.decisions.money import CostModel, choose_bands, f1_bands, money_metrics
     from fraudops.decisions.policy import Bands
     from fraudops.features import build_features
     from fraudops.schema import LABEL
-    from fraudops.training import cost_model
 
-    costs = cost_model(settings)
+    costs = CostModel.from_settings(settings)
     valid_scores = trained.booster.inplace_predict(
         build_features(raw_columns(split.validation), trained.spec.feature_names)
     )

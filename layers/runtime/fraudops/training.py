@@ -94,7 +94,7 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
     except MetricsError as error:
         raise TrainingError(str(error)) from error
     # Bands by money, chosen on validation like the threshold; both judged on the holdout in money.
-    costs = cost_model(settings)
+    costs = CostModel.from_settings(settings)
     bands = choose_bands(y_valid, valid_scores, split.validation["amount"].to_numpy(), costs)
     y_holdout, holdout_amounts = split.holdout[LABEL].to_numpy(), split.holdout["amount"].to_numpy()
     money = {
@@ -112,7 +112,3 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
         booster, spec, params, best_iteration, validation_metrics, holdout_metrics, holdout_scores, seconds,
         build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold), money,
     )  # fmt: skip
-
-
-def cost_model(settings: Settings) -> CostModel:
-    return CostModel(settings.review_cost, settings.friction_cost, settings.alert_budget_per_1000)

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from fraudops.config import Settings
 from fraudops.decisions.policy import Bands
 from fraudops.errors import MetricsError
 
@@ -38,6 +39,10 @@ class CostModel:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CostModel:
+        return cls(settings.review_cost, settings.friction_cost, settings.alert_budget_per_1000)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, load_training_frame, raw_columns
-from fraudops.decisions.money import MoneyMetrics, money_metrics
+from fraudops.decisions.money import CostModel, MoneyMetrics, money_metrics
 from fraudops.decisions.policy import Bands
 from fraudops.errors import (
     ArtifactMissingError,
@@ -49,7 +49,6 @@ from fraudops.store import (
 )
 from fraudops.store.manifest import compiled_key as compiled_store_key
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
-from fraudops.training import cost_model
 from fraudops.treecompiler import compile_booster
 
 if TYPE_CHECKING:
@@ -145,7 +144,7 @@ def _score(settings: Settings, loaded: _LoadedVersion, holdout: pd.DataFrame) ->
     scores = loaded.model.predict_proba(raw_columns(holdout))
     labels = holdout[LABEL].to_numpy()
     bands = Bands.from_spec(loaded.model.spec.extra, loaded.model.threshold)
-    money = money_metrics(labels, scores, holdout["amount"].to_numpy(), bands, cost_model(settings))
+    money = money_metrics(labels, scores, holdout["amount"].to_numpy(), bands, CostModel.from_settings(settings))
     return _Scored(evaluate(labels, scores, loaded.model.threshold), scores, money)
 
 
