@@ -196,7 +196,8 @@ def cmd_policy_validate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import publish_policy
 
-    activation = publish_policy(settings, _policy_document(args.file), args.reason, expected_from=args.expected_from)
+    activation = publish_policy(settings, _policy_document(args.file), args.reason, expected_from=args.expected_from,
+                                idempotency_key=args.idempotency_key)  # fmt: skip
     print(json.dumps(activation.summary(), indent=2))
     if activation.action == "unchanged":
         print(f"unchanged: this policy already is the active version {activation.version}", file=sys.stderr)
@@ -209,7 +210,8 @@ def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_policy_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import rollback_policy
 
-    activation = rollback_policy(settings, args.reason, args.to, args.expected_from)
+    activation = rollback_policy(settings, args.reason, args.expected_from, args.to,
+                                 idempotency_key=args.idempotency_key)  # fmt: skip
     print(json.dumps(activation.summary(), indent=2))
     print(f"rolled back: policy version {activation.version} is active again (was {activation.from_version})",
           file=sys.stderr)  # fmt: skip
@@ -583,12 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--reason", required=True, help="why (recorded in the policy history)")
     publish.add_argument("--from", dest="expected_from", type=int,
                          help="refuse unless this version is the active one (safe retries)")  # fmt: skip
+    publish.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")
     publish.set_defaults(func=cmd_policy_publish)
     policy_rollback = policy_sub.add_parser("rollback", help="re-activate the previous (or a given) policy version")
     policy_rollback.add_argument("--to", type=int, help="the version to re-activate (default: the one before)")
-    policy_rollback.add_argument("--from", dest="expected_from", type=int,
+    policy_rollback.add_argument("--from", dest="expected_from", type=int, required=True,
                                  help="refuse unless this version is active (a retry changes nothing)")  # fmt: skip
     policy_rollback.add_argument("--reason", required=True, help="why (recorded in the policy history)")
+    policy_rollback.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")
     policy_rollback.set_defaults(func=cmd_policy_rollback)
     policy_history = policy_sub.add_parser("history", help="every policy change: when, from -> to, why, by whom")
     policy_history.add_argument("--limit", type=int, default=None, help="only the newest N changes")

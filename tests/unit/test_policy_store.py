@@ -64,9 +64,20 @@ def test_a_retried_publish_or_rollback_changes_nothing_twice(store_settings: Set
     with pytest.raises(PolicyChangeError, match="active policy is version 1, not 2"):
         rollback_policy(store_settings, "bad (retry)", expected_from=2)
     with pytest.raises(PolicyChangeError, match="would restore it"):
-        rollback_policy(store_settings, "bad (retry without --from)")
+        rollback_policy(store_settings, "rolling back the rollback", expected_from=1)
     assert [a.sequence for a in policy_history(store_settings)] == [1, 2, 3]
-    assert rollback_policy(store_settings, "on purpose", to_version=2).version == 2
+    assert rollback_policy(store_settings, "on purpose", expected_from=1, to_version=2).version == 2
+
+
+def test_an_idempotency_key_makes_a_retry_report_the_first_attempt(store_settings: Settings) -> None:
+    publish_policy(store_settings, document(0.3), "v1")
+    first = publish_policy(store_settings, document(0.5), "v2", idempotency_key="change-42")
+    publish_policy(store_settings, document(0.7), "v3 by someone else")
+    again = publish_policy(store_settings, document(0.5), "v2 (retry)", idempotency_key="change-42")
+    assert again == first and len(policy_history(store_settings)) == 3
+    back = rollback_policy(store_settings, "v3 is bad", expected_from=3, idempotency_key="rb-1")
+    assert rollback_policy(store_settings, "v3 is bad (retry)", expected_from=3, idempotency_key="rb-1") == back
+    assert active_policy(store_settings).version == 2  # type: ignore[union-attr]
 
 
 def test_an_invalid_policy_is_never_written(store_settings: Settings) -> None:
@@ -91,12 +102,12 @@ def test_two_changes_racing_for_one_sequence_number_one_wins(store_settings: Set
 
 def test_rollback_needs_something_to_roll_back_to(store_settings: Settings) -> None:
     with pytest.raises(PolicyChangeError, match="no policy has been published"):
-        rollback_policy(store_settings, "why")
+        rollback_policy(store_settings, "why", expected_from=1)
     publish_policy(store_settings, document(0.3), "v1")
     with pytest.raises(PolicyChangeError, match="first policy"):
-        rollback_policy(store_settings, "why")
+        rollback_policy(store_settings, "why", expected_from=1)
     with pytest.raises(PolicyChangeError, match="no policy version 9"):
-        rollback_policy(store_settings, "why", to_version=9)
+        rollback_policy(store_settings, "why", expected_from=1, to_version=9)
 
 
 def test_the_cli_publishes_rolls_back_and_refuses_with_one_line(

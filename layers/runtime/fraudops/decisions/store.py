@@ -8,9 +8,10 @@ are its history: there is no second object to fall out of step with the first, s
 leaves the old state or the new one, never a mix. Two changes racing for the same sequence number: one
 wins, the other fails with nothing written and says so.
 
-**Retries change nothing twice.** Publishing the policy that is already active changes nothing; a
-rollback can name the version it expects to roll back from (``expected_from``) and is refused when
-another one is active; and a rollback never silently undoes the previous rollback (say ``--to``).
+**Retries change nothing twice** (as for Production: ``stages/change.py``). Publishing the policy that
+is already active changes nothing; a rollback names the version it rolls back from (``--from``) and is
+refused once another one is active; a publish may name it too; and an idempotency key makes a retry
+report what the first attempt did and change nothing.
 
 No retraining, no registry: a policy is data beside the model, in the same store (local folder or S3).
 """
@@ -50,6 +51,7 @@ class Activation:
     actor: str
     time: str
     policy: dict[str, Any]
+    idempotency_key: str | None = None  # a retry with the same key gets this activation back
 
     def summary(self) -> dict[str, Any]:
         """The history row: everything but the policy document itself."""
@@ -100,12 +102,23 @@ def _commit(settings: Settings, activation: Activation) -> None:
         )
 
 
+def _replayed(history: list[Activation], idempotency_key: str | None) -> Activation | None:
+    if idempotency_key is None:
+        return None
+    return next((a for a in history if a.idempotency_key == idempotency_key), None)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def publish_policy(
-    settings: Settings, document: Any, reason: str, actor: str | None = None, expected_from: int | None = None
+    settings: Settings,
+    document: Any,
+    reason: str,
+    actor: str | None = None,
+    expected_from: int | None = None,
+    idempotency_key: str | None = None,
 ) -> Activation:
     """Validate ``document`` and make it the active policy, as a new version. Publishing the policy
     that is already active changes nothing (returned with action ``unchanged``)."""
@@ -113,6 +126,9 @@ def publish_policy(
         raise PolicyChangeError("publishing a policy needs a reason (--reason)")
     policy = DecisionPolicy.from_dict(document)  # PolicyError: nothing is written
     history = policy_history(settings)
+    replayed = _replayed(history, idempotency_key)
+    if replayed is not None:
+        return replayed
     current = history[-1] if history else None
     if current is not None and current.sha256 == policy.sha256:
         return Activation(**{**asdict(current), "action": UNCHANGED})
@@ -125,7 +141,7 @@ def publish_policy(
     activation = Activation(
         sequence=(current.sequence + 1) if current else 1, version=version, action=PUBLISHED,
         from_version=current_version, sha256=policy.sha256, reason=reason, actor=actor or default_actor(),
-        time=_now(), policy=policy.to_dict(),
+        time=_now(), policy=policy.to_dict(), idempotency_key=idempotency_key,
     )  # fmt: skip
     _commit(settings, activation)
     return activation
@@ -134,18 +150,23 @@ def publish_policy(
 def rollback_policy(
     settings: Settings,
     reason: str,
+    expected_from: int,
     to_version: int | None = None,
-    expected_from: int | None = None,
     actor: str | None = None,
+    idempotency_key: str | None = None,
 ) -> Activation:
-    """Re-activate ``to_version`` (default: the version active before the current one)."""
+    """Re-activate ``to_version`` (default: the version active before ``expected_from``), only while
+    ``expected_from`` is the active version: a retried or doubled rollback rolls back once."""
     if not reason.strip():
         raise PolicyChangeError("a policy rollback needs a reason (--reason)")
     history = policy_history(settings)
+    replayed = _replayed(history, idempotency_key)
+    if replayed is not None:
+        return replayed
     if not history:
         raise PolicyChangeError("no policy has been published: nothing to roll back")
     current = history[-1]
-    if expected_from is not None and current.version != expected_from:
+    if current.version != expected_from:
         raise PolicyChangeError(
             f"the active policy is version {current.version}, not {expected_from} (already rolled back?); "
             "nothing was changed"
@@ -171,6 +192,7 @@ def rollback_policy(
     activation = Activation(
         sequence=current.sequence + 1, version=target.version, action=ROLLED_BACK, from_version=current.version,
         sha256=target.sha256, reason=reason, actor=actor or default_actor(), time=_now(), policy=target.policy,
+        idempotency_key=idempotency_key,
     )  # fmt: skip
     _commit(settings, activation)
     return activation
