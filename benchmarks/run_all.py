@@ -11,7 +11,8 @@ from typing import Any
 
 from benchmarks.common import RESULTS, ROOT, machine
 
-BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality"]
+BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "decisions"]
+DECISIONS_SECTION = "## Decisions on the request path"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -140,8 +141,33 @@ def render() -> str:
         "",
         "Model quality on the same kind of data: [model-quality.md](model-quality.md).",
         "",
+        *decisions_section(load("decisions")),
     ]
     return "\n".join(lines)
+
+
+def decisions_section(result: dict[str, Any]) -> list[str]:
+    """Outcomes and reasons against today's /predict (``bench_decisions``), in the same run."""
+    stats, targets = result["stats"], result["targets"]
+    return [
+        DECISIONS_SECTION,
+        "",
+        f"`python -m benchmarks.bench_decisions`: warm `POST /predict` through the Lambda handler, this code "
+        f"against today's (`{result['baseline_ref'][:12]}`, the commit before `fraudops/decisions`, checked out "
+        f"from git), each in its own process, interleaved in rounds; {result['calls']:,} calls per row; a "
+        "published policy with 3 rules and a 1,000-name deny list; capture off in both.",
+        "",
+        "| code / transaction | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|",
+        *[f"| {name} | {s['p50_ms']:.3f} | {s['p95_ms']:.3f} | {s['p99_ms']:.3f} |" for name, s in stats.items()],
+        "",
+        f"Targets: an `approve` outcome within 5% of today's at p50 — {mark(targets['approve_p50_within_5pct'])} "
+        f"(×{result['approve_p50_ratio']:.3f}) and at p99 — {mark(targets['approve_p99_within_5pct'])} "
+        f"(×{result['approve_p99_ratio']:.3f}); a flagged decision with its reasons (exact TreeSHAP through "
+        f"XGBoost's C library) at most 1 ms more at p99 — {mark(targets['flagged_with_reasons_p99<=+1ms'])} "
+        f"({result['flagged_extra_p99_ms']:+.3f} ms; {result['flagged_extra_p50_ms']:+.3f} ms at p50).",
+        "",
+    ]
 
 
 def main() -> None:

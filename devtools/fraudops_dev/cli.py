@@ -576,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     hist.set_defaults(func=cmd_history)
 
     policy = sub.add_parser("policy", help="decision policies: validate, publish, rollback, history, show")
-    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
+    policy_sub = policy.add_subparsers(
+        dest="policy_command", required=True, metavar="ACTION", help="validate | publish | rollback | history | show"
+    )
     validate = policy_sub.add_parser("validate", help="check a policy file (JSON) without publishing it")
     validate.add_argument("file", help="the policy document (JSON; - for stdin)")
     validate.set_defaults(func=cmd_policy_validate)
