@@ -113,3 +113,15 @@ def test_a_policy_that_cannot_be_read_keeps_the_one_in_memory(api: tuple[TestCli
     assert (body["outcome"], body["policy_version"]) == ("review", "1")
     health = client.get("/health").json()
     assert health["status"] == "degraded" and "decision policy" in health["problem"]
+
+
+def test_explain_is_a_documented_boolean_query_parameter(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    assert "reasons" in client.post("/predict?explain=1", json=PAYMENT, headers=KEY).json()
+    assert "reasons" not in client.post("/predict?explain=false", json=PAYMENT, headers=KEY).json()
+    bad = client.post("/predict?explain=maybe", json=PAYMENT, headers=KEY)
+    assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "explain"
+    document = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        parameters = document["paths"][path]["post"]["parameters"]
+        assert [p["name"] for p in parameters if p["in"] == "query"] == ["explain"]

@@ -72,7 +72,32 @@ def _capture(
         sink.write_many(records, now)
 
 
-EXPLAIN = Query(False, description="Reasons for every outcome (flagged ones always carry them).")
+# ``?explain=true``: read from the query string by hand (a declared Query parameter costs ~20 us per
+# request in FastAPI's dependency solver, 4% of /predict) and declared in the OpenAPI document here.
+EXPLAIN_PARAMETER = {
+    "name": "explain", "in": "query", "required": False, "schema": {"type": "boolean", "default": False},
+    "description": "Reasons for every outcome (review and block outcomes always carry them).",
+}  # fmt: skip
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off", ""})
+
+
+def _explain(request: Request) -> bool:
+    value = request.query_params.get("explain")
+    if value is None:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise RequestValidationError(
+        [
+            {
+                "loc": ("query", "explain"),
+                "msg": "Input should be a valid boolean (true or false)",
+                "type": "bool_parsing",
+            }
+        ]
+    )
 
 
 def create_app(
@@ -153,8 +178,11 @@ def create_app(
             policy={"version": active.version, "sha256": active.policy.sha256, "document": active.policy.to_dict()},
         )
 
-    @app.post("/predict", dependencies=[authorized], tags=["model"], response_model=Prediction)
-    async def predict(transaction: Transaction, request: Request, explain: bool = EXPLAIN) -> Response:
+    @app.post(
+        "/predict", dependencies=[authorized], tags=["model"], response_model=Prediction,
+        openapi_extra={"parameters": [EXPLAIN_PARAMETER]},
+    )  # fmt: skip
+    async def predict(transaction: Transaction, request: Request) -> Response:
         """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
         model = loaded.model
@@ -162,13 +190,16 @@ def create_app(
         threshold, version = model.threshold, loaded.manifest.version
         prediction = 1.0 if probability >= threshold else 0.0
         row = transaction.__dict__
-        outcome = decide_rows(model, policies.get(), [row], [probability], explain, settings.top_reasons)[0]
+        outcome = decide_rows(model, policies.get(), [row], [probability], _explain(request), settings.top_reasons)[0]
         _capture(app.state.capture, request, [transaction], [probability], [prediction], threshold, version, [outcome])
         body = prediction_json(probability, prediction, threshold, version, transaction.transaction_id, outcome)
         return Response(to_json(body), media_type="application/json")
 
-    @app.post("/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction)
-    async def predict_batch(batch: BatchRequest, request: Request, explain: bool = EXPLAIN) -> Response:
+    @app.post(
+        "/predict/batch", dependencies=[authorized], tags=["model"], response_model=BatchPrediction,
+        openapi_extra={"parameters": [EXPLAIN_PARAMETER]},
+    )  # fmt: skip
+    async def predict_batch(batch: BatchRequest, request: Request) -> Response:
         """Scores the validated rows as columns in one call and writes the response without building a
         Prediction per row (the per-row objects cost more than the model itself at 1,000 rows)."""
         transactions = batch.transactions
@@ -188,7 +219,8 @@ def create_app(
         probabilities = loaded.model.predict_proba(columns).tolist()
         threshold, version = loaded.model.threshold, loaded.manifest.version
         decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
-        outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, explain, settings.top_reasons)
+        outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, _explain(request),
+                               settings.top_reasons)  # fmt: skip
         _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version, outcomes)
         ids = [row["transaction_id"] for row in rows]
         body = batch_prediction_json(probabilities, decisions, ids, threshold, version, outcomes)
