@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check serve predict bench lock clean
+.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,8 +29,17 @@ install: $(STAMP) ## create .venv and install everything (pinned by constraints.
 demo: $(STAMP) ## generate data, train, register, promote, serve and predict (end to end, local)
 	$(BIN)/fraudops demo --rows $(ROWS)
 
-test: $(STAMP) ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
+test: $(STAMP) chromium ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
 	$(BIN)/python -m pytest
+
+# The monitor report's browser test renders it in Debian's chromium: installed here when missing (as root,
+# as in CI); elsewhere the test says it was skipped and why.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing chromium (apt-get) for the monitor report's browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing and this is not root: the report's browser test will be skipped"; fi; }
 
 test-fast: $(STAMP) ## tests/unit only: no server started, about 30 s
 	$(BIN)/python -m pytest tests/unit
@@ -45,13 +54,16 @@ $(NODE_TOOLS): .ci/tools/package.json .ci/tools/package-lock.json
 	cd .ci/tools && npm ci --silent --no-audit --no-fund
 	@touch $(NODE_TOOLS)
 
-lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, SAM/cfn-lint/serverless rules, checkov, ASL, actionlint, audit
+lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, cfn-lint (source and SAM-transformed), Docker contexts, pipeline sam commands, checkov, ASL, actionlint, audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/runtime devtools functions tests benchmarks
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint template.yaml infra/pipeline/smoke-role.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_local_env.py
+	$(BIN)/python -m fraudops_dev.transformed_template
+	$(BIN)/python -m fraudops_dev.build_context
+	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_commands.py
 	$(TOOLS_VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules --ignore-checks $(SERVERLESS_RULES_SKIPPED) -- template.yaml
 	$(TOOLS_VENV)/bin/checkov --config-file .checkov.yaml --skip-download --quiet --compact \
 		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
@@ -95,11 +107,14 @@ batch-score: $(STAMP) ## score FILE=<csv or jsonl> as the batch state machine do
 	@test -n "$(FILE)" || { echo "usage: make batch-score FILE=transactions.csv [VERSION=3]"; exit 2; }
 	$(BIN)/fraudops batch-score "$(FILE)" $(if $(VERSION),--model-version $(VERSION))
 
-monitor: $(STAMP) ## monitor the last hour of captured decisions on your stack; prints the HTML report's path
-	$(BIN)/fraudops monitor
+monitor: $(STAMP) ## monitor captured decisions since the last run; MAY START A RETRAINING (NO_RETRAIN=1: report only)
+	$(BIN)/fraudops monitor $(if $(NO_RETRAIN),--no-retrain)
 
 drift-demo: $(STAMP) ## the monitoring loop end to end: drift, labels, drift-triggered retraining, recovery
 	$(BIN)/fraudops drift-demo
+
+bump-base-image: $(STAMP) ## re-resolve the Lambda base image's digest (needs the internet) and rewrite both Dockerfiles' pins
+	$(BIN)/python -m fraudops_dev.base_image bump
 
 image-check: $(STAMP) ## install each image's packages for Lambda (cp312 manylinux) and run its handlers on 3.12
 	$(BIN)/python -m fraudops_dev.image_check

@@ -252,17 +252,15 @@ def _when(text: str | None) -> datetime | None:
 
 
 def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.stages.monitor import run_monitor
+    from fraudops.stages.monitor import monitor_window, run_monitor, summary
     from fraudops_dev.emulation import retrain_trigger
 
-    until = _when(args.until) or datetime.now(UTC)
-    since = _when(args.since) or until - timedelta(minutes=settings.monitor_window_minutes)
+    since, until = monitor_window(settings, datetime.now(UTC), _when(args.since), _when(args.until))
     trigger = None if args.no_retrain else retrain_trigger(settings, lambda line: print(line, file=sys.stderr))
     report = run_monitor(settings, since, until, trigger)
-    summary = {key: report[key] for key in ("since", "until", "records", "labeled", "drifted")}
-    summary |= {"retraining": report.get("retraining"), "report": report["html_uri"]}
-    print(json.dumps(summary, indent=2, default=str))
-    print(f"report: {report['html_uri']}", file=sys.stderr)
+    print(json.dumps(summary(report) | {"report": report["html_uri"]}, indent=2, default=str))
+    if report["html_uri"]:
+        print(f"report: {report['html_uri']}", file=sys.stderr)
     return 0
 
 
@@ -447,6 +445,7 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
 
     settings = _db(args, settings)
@@ -463,6 +462,12 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
         summary: dict[str, Any] = {"status": result.status}
         if result.output:
             summary |= {"train": result.output.get("train"), "promotion": result.output.get("promotion")}
+            lease = result.output.get("lease") or {}
+            if lease.get("acquired") is False:  # skipped: say why, and how to clear a lease left by a kill
+                summary |= {"skipped": lease.get("reason")}
+                print(f"skipped: {lease.get('reason')}. If no retraining is running (an interrupted one left "
+                      f"its lease), delete {settings.local_artifact_dir / LOCK_KEY} or wait for it to expire.",
+                      file=sys.stderr)  # fmt: skip
         if result.error:
             summary |= {"error": result.error, "cause": result.cause}
         print(json.dumps(summary, indent=2))
@@ -602,9 +607,21 @@ def build_parser() -> argparse.ArgumentParser:
     policy_history.set_defaults(func=cmd_policy_history)
     policy_sub.add_parser("show", help="the active policy document and its version").set_defaults(func=cmd_policy_show)
 
-    monitor = sub.add_parser("monitor", help="drift, volume and realized performance of captured decisions")
-    monitor.add_argument("--since", help="window start, ISO time (default: until minus the window length)")
-    monitor.add_argument("--until", help="window end, ISO time (default: now)")
+    monitor = sub.add_parser(
+        "monitor",
+        help="drift, volume and realized performance of captured decisions; MAY START A RETRAINING (--no-retrain)",
+        description="Measure drift, flagged rate and realized performance of the decisions captured in a window. "
+        "When drift stays at the act level for FRAUDOPS_DRIFT_WINDOWS consecutive non-overlapping windows (and "
+        "the cooldown has passed), this command STARTS A RETRAINING on your stack (a candidate is promoted only "
+        "if it beats Production). Pass --no-retrain to only report. Drift and rates are judged only from "
+        "FRAUDOPS_MONITOR_MIN_RECORDS decisions of a version (the report says when there were too few).",
+    )
+    monitor.add_argument(
+        "--since", help="window start, ISO time (default: where the last window ended, else until minus the window)"
+    )
+    monitor.add_argument(
+        "--until", help="window end, ISO time (default: now minus FRAUDOPS_CAPTURE_DELIVERY_DELAY_SECONDS)"
+    )
     monitor.add_argument("--no-retrain", action="store_true", help="report only: never start a retraining")
     monitor.set_defaults(func=cmd_monitor)
 

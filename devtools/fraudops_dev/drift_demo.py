@@ -52,14 +52,15 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
     rows = {}
     for version, section in report["versions"].items():
         drift = section.get("drift") or {}
+        realized = section.get("realized") or {}  # without precision/recall when too few labels arrived
         features = sorted((drift.get("features") or {}).items(), key=lambda item: -item[1]["psi"])
         rows[version] = {
             "decisions": section["count"],
             "top_psi": {name: round(entry["psi"], 3) for name, entry in features[:4]},
             "type_psi": round(drift["type"]["psi"], 3) if drift else None,
             "score_psi": round(drift["score"]["psi"], 3) if drift else None,
-            "recall": round(section["realized"]["recall"], 3) if section.get("realized") else None,
-            "precision": round(section["realized"]["precision"], 3) if section.get("realized") else None,
+            "recall": round(realized["recall"], 3) if "recall" in realized else None,
+            "precision": round(realized["precision"], 3) if "precision" in realized else None,
         }
     return rows
 

@@ -363,6 +363,8 @@ def retrain_trigger(settings: Settings, progress: Callable[[str], None] = print)
         result = retrain_locally(settings, payload=payload, progress=progress)[0]
         if result.status != "SUCCEEDED":
             raise RuntimeError(f"the drift retraining failed: {result.error}: {result.cause}")
+        if result.output.get("lease", {}).get("acquired") is False:
+            return f"local execution skipped: {result.output['lease']['reason']}"
         return f"local execution: {result.status}, promotion {result.output['promotion']['outcome']}"
 
     return start

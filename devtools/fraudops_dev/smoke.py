@@ -70,10 +70,14 @@ def run_smoke(base: str, key: str, retrain: Callable[[], dict[str, Any]] | None 
     if retrain is not None:
         started = time.monotonic()
         outcome = retrain()
+        lease = outcome.get("lease") or {}
+        decided = json.dumps(outcome.get("promotion"))
+        if lease.get("acquired") is False:  # another retraining held the lease: nothing was tested
+            decided = f"skipped, {lease.get('reason')}"
         report.check(
             "one retraining execution",
-            outcome.get("status") == "SUCCEEDED",
-            f"{outcome.get('status')} in {time.monotonic() - started:.0f}s: {json.dumps(outcome.get('promotion'))}",
+            outcome.get("status") == "SUCCEEDED" and lease.get("acquired") is not False,
+            f"{outcome.get('status')} in {time.monotonic() - started:.0f}s: {decided}",
         )
     return report
 
@@ -93,6 +97,6 @@ def retrain_in_aws(state_machine_arn: str, region: str, timeout: float = 1800) -
                 break
             time.sleep(10)
         output = json.loads(description.get("output") or "{}")
-        return {"status": description["status"], "promotion": output.get("promotion")}
+        return {"status": description["status"], "promotion": output.get("promotion"), "lease": output.get("lease")}
 
     return run

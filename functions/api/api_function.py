@@ -12,6 +12,7 @@ from typing import Any, cast
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
@@ -67,5 +68,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.warning("not an API Gateway proxy event", extra={"problem": problem["body"]})
         return problem
     # Powertools and Mangum type the same Lambda context with two different protocols.
+    sink = app.state.capture
+    lost_before = sink.lost if sink is not None else 0
     response: dict[str, Any] = asgi_handler(event, cast(Any, context))
+    if sink is not None and sink.lost > lost_before:  # decisions the monitor will never see
+        metrics.add_metric(name="CapturesLost", unit=MetricUnit.Count, value=sink.lost - lost_before)
+        logger.warning("capture records lost", extra={"lost": sink.lost - lost_before, "problem": sink.last_failure})
     return response

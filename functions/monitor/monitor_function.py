@@ -3,7 +3,7 @@ a window of captured decisions; publishes every figure as EMF metrics and may st
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -13,7 +13,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from fraudops.config import get_settings
 from fraudops.events import parse_monitor_input
 from fraudops.observability import route_core_logs
-from fraudops.stages.monitor import metric_points, run_monitor, start_retraining_execution
+from fraudops.stages.monitor import (
+    metric_points,
+    monitor_window,
+    run_monitor,
+    start_retraining_execution,
+    summary,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -27,14 +33,13 @@ route_core_logs(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_monitor_input(event)
     settings = get_settings()
-    until = request.until or datetime.now(UTC).replace(second=0, microsecond=0)
-    since = request.since or until - timedelta(minutes=settings.monitor_window_minutes)
+    # The default window ends one capture delivery delay ago and starts where the last one ended.
+    since, until = monitor_window(settings, datetime.now(UTC), request.since, request.until)
     report = run_monitor(settings, since, until, trigger=start_retraining_execution(settings))
     for name, value, dimensions in metric_points(report):
         with single_metric(name=name, unit=MetricUnit.NoUnit, value=value, namespace="fraudops") as metric:
             for key, dimension in {"service": "fraudops-monitor", **dimensions}.items():
                 metric.add_dimension(name=key, value=dimension)
-    summary = {key: report[key] for key in ("since", "until", "records", "labeled", "drifted", "html_key")}
-    summary["retraining"] = report.get("retraining")
-    logger.info("monitor window", extra=summary)
-    return summary
+    result = summary(report) | {"html_key": report["html_key"]}
+    logger.info("monitor window", extra=result)
+    return result

@@ -1,5 +1,6 @@
 """Promote Lambda: compare a version with Production on the same holdout and move the alias if better;
-also rollback, manual promotion, reconcile and the scheduled check (the ``action`` of the event)."""
+also rollback, manual promotion, reconcile, the scheduled check and the retraining lease (the ``action``
+of the event)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from fraudops.data_sync import fetch_training_db
 from fraudops.decisions.serving import pin_policy
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
+from fraudops.retraining_lock import acquire, release
 from fraudops.stages.production import pin_model, reconcile, rollback, serving_state
 from fraudops.stages.promote import run_promotion
+from fraudops.store.blobs import blob_store
 
 logger = Logger()
 metrics = Metrics()
@@ -30,6 +33,13 @@ route_core_logs(logger)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_promote_input(event)
     actor = request.actor or f"lambda:{context.function_name}:{context.aws_request_id}"
+    if request.action == "acquire_lease":  # the retrain state machine's first step: one at a time
+        outcome = acquire(blob_store(get_settings()), actor)
+        metrics.add_metric(name="RetrainingSkipped", unit=MetricUnit.Count, value=int(not outcome.acquired))
+        logger.info("retraining lease", extra=outcome.as_dict())
+        return outcome.as_dict()
+    if request.action == "release_lease":  # its last step, on success and on failure
+        return {"released": release(blob_store(get_settings()), actor)}
     if request.action == "check":  # scheduled: does what is served follow the registry?
         alias, served = serving_state(get_settings())
         metrics.add_metric(name="ServingMatchesRegistry", unit=MetricUnit.Count, value=int(alias == served))

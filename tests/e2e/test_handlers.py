@@ -146,3 +146,27 @@ def test_promote_handler_rejects_bad_input(
     with pytest.raises(InvalidInputError, match=message):
         promote.handler(event, CONTEXT)
     get_settings.cache_clear()
+
+
+@pytest.mark.e2e
+def test_a_lost_capture_is_a_metric_and_degrades_health(
+    pipeline: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22 item 8: a decision served but not captured shows as the CapturesLost EMF metric."""
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # the suite turns metrics off elsewhere
+    api = fresh_import("api_function")
+    sink = api.app.state.capture
+
+    def broken(line: bytes, when: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sink, "_write_line", broken)
+    capsys.readouterr()
+    event = api_gateway_event("POST", "/predict/batch", {"transactions": [EXAMPLE_TRANSACTION] * 3},
+                              {"x-api-key": "key-one"})  # fmt: skip
+    assert api.handler(event, CONTEXT)["statusCode"] == 200
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(doc.get("CapturesLost") in (3.0, [3.0]) for doc in emf), emf
+    health = json.loads(api.handler(api_gateway_event("GET", "/health"), CONTEXT)["body"])
+    assert health["status"] == "degraded" and health["captures_lost"] == 3
+    assert "No space left on device" in health["problem"]

@@ -50,18 +50,30 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
         started.append(payload)
         return f"execution-{len(started)}"
 
-    t0 = datetime.now(UTC) - timedelta(seconds=1)
+    # Issue 18 item 4: two decisions are too few to judge; the report says so instead of PSI 10 and rate 1.0.
+    tiny_start = datetime.now(UTC) - timedelta(seconds=1)
+    send(client, traffic("evasive-takeover", 5, 2), "tiny")
+    t0 = datetime.now(UTC)
+    tiny = run_monitor(settings, tiny_start, t0, trigger)
+    assert tiny["records"] == 2 and tiny["drifted"] == [] and tiny["max_feature_psi"] == 0.0
+    assert "drift" not in tiny["versions"]["1"] and "flagged_rate" not in tiny["versions"]["1"]
+    assert tiny["not_judged"]["1"].startswith("2 decisions: too few to judge (at least 500")
+    tiny_points = {name for name, _, _ in metric_points(tiny)}
+    assert tiny_points.isdisjoint({"FeaturePSI", "ScorePSI", "MaxFeaturePSI", "FlaggedRate"})
+    assert "Predictions" in tiny_points
+
     normal = traffic("none", 1)
     send(client, normal, "n")
     t1 = datetime.now(UTC)
     calm = run_monitor(settings, t0, t1, trigger)
     section = calm["versions"]["1"]
+    assert "in_a_row" not in calm  # the window right after the last one: counted
     assert calm["records"] == 3000 and calm["labeled"] == 0 and section["realized"] is None
     assert calm["drifted"] == [] and section["drift"]["max_feature_psi"] < 0.1
     assert section["flagged_rate"] == pytest.approx(section["expected_flagged_rate"], abs=0.02)
 
     store_labels(settings, [(f"n-{i}", bool(f)) for i, f in enumerate(normal["isFraud"])], "test")
-    labeled = run_monitor(settings, t0, t1, trigger)
+    labeled = run_monitor(settings, t0, t1, trigger)  # the same window again: reported, never counted
     realized = labeled["versions"]["1"]["realized"]
     assert labeled["labeled"] == 3000 and realized["fraud"] == int(normal["isFraud"].sum())
     assert realized["recall"] > 0.7 and realized["auprc"] is not None
@@ -76,24 +88,31 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     assert {"RealizedFraudAmountCaught", "RealizedAmountRecall", "AlertsPer1000"} <= {
         name for name, _, _ in metric_points(labeled)
     }
+    assert labeled["in_a_row"].startswith("not counted: this window overlaps the previous one")
 
-    windows = []
-    for number in range(3):  # drifted windows, one after another
-        start = datetime.now(UTC)
+    windows, start = [], t1
+    for number in range(3):  # drifted windows, each starting where the last one ended
         send(client, traffic("evasive-takeover", 10 + number), f"d{number}")
-        windows.append(run_monitor(settings, start, datetime.now(UTC), trigger))
+        end = datetime.now(UTC)
+        windows.append(run_monitor(settings, start, end, trigger))
+        if number == 0:
+            # Issue 18 item 4: a second run over nearly the same window 70 s later is no second window in a row.
+            rerun = run_monitor(settings, start + timedelta(milliseconds=1), end + timedelta(seconds=70), trigger)
+            assert rerun["drifted"] and rerun["consecutive_act_windows"] == 1 and "retraining" not in rerun
+            assert rerun["in_a_row"].startswith("not counted") and not started
+        start = end
     assert all(w["drifted"] for w in windows)
     assert [w["consecutive_act_windows"] for w in windows] == [1, 2, 1]
     assert "retraining" not in windows[0]  # one window at the act level is not enough (drift_windows=2)
     assert windows[1]["retraining"]["started"] == "execution-1"
     assert started[0]["reason"] == "drift" and started[0]["drifted"]
-    start = datetime.now(UTC)
     send(client, traffic("evasive-takeover", 20), "d3")
     cooled = run_monitor(settings, start, datetime.now(UTC), trigger)
     assert "cooldown" in cooled["retraining"]["skipped"] and len(started) == 1  # no retraining storm
 
     html = blob_store(settings).get(calm["html_key"]).decode()
     assert "<svg" in html and "PSI" in html and "http" not in html.split("<body>")[-1].lower()
+    assert "None" not in blob_store(settings).get(cooled["html_key"]).decode()
     names = {name for name, _, _ in metric_points(windows[1])}
     assert {"FeaturePSI", "ScorePSI", "FlaggedRate", "Predictions", "DriftActWindows"} <= names
 

@@ -27,6 +27,17 @@ def emulation(small_db: Path) -> Iterator[Emulation]:
         yield emulated
 
 
+def work(emulation: Emulation) -> list[tuple[str, str]]:
+    """(function, action) of the invocations that train or promote (the lease steps left out)."""
+    calls = [(i.function, i.event.get("action", "promote") if "promote" in i.function else "train")
+             for i in emulation.invocations]  # fmt: skip
+    return [call for call in calls if not call[1].endswith("_lease")]
+
+
+def lease_steps(emulation: Emulation) -> list[str]:
+    return [i.event["action"] for i in emulation.invocations if str(i.event.get("action", "")).endswith("_lease")]
+
+
 def production_alias_version(emulation: Emulation) -> str | None:
     from fraudops.config import get_settings
 
@@ -63,7 +74,8 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 4
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 8  # lease, train, promote, release: twice
+    assert lease_steps(emulation) == ["acquire_lease", "release_lease"] * 2
     assert list(tmp_path.iterdir()) == []
 
 
@@ -76,7 +88,8 @@ def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation,
     assert failed.status == "FAILED"
     assert failed.error == "TrainingError"
     assert "fraud" in (failed.cause or "")
-    assert [i.function for i in emulation.invocations].count("fraudops-promote-local") == 1  # never reached
+    assert work(emulation).count(("fraudops-promote-local", "promote")) == 1  # never reached the second time
+    assert lease_steps(emulation) == ["acquire_lease", "release_lease"] * 2  # released on failure too
     assert production_alias_version(emulation) == "1"
 
 
@@ -84,8 +97,8 @@ def test_lambda_service_error_is_retried(emulation: Emulation) -> None:
     emulation.service_errors["fraudops-train-local"] = 1
     result = emulation.run()
     assert result.status == "SUCCEEDED", result.cause
-    outcomes = [(i.function, i.outcome) for i in emulation.invocations]
-    assert outcomes[:2] == [("fraudops-train-local", "service_error"), ("fraudops-train-local", "ok")]
+    outcomes = [(i.function, i.outcome) for i in emulation.invocations if i.function == "fraudops-train-local"]
+    assert outcomes == [("fraudops-train-local", "service_error"), ("fraudops-train-local", "ok")]
     failed_tasks = [e for e in result.events if e["type"] == "TaskFailed"]
     assert [e["taskFailedEventDetails"]["error"] for e in failed_tasks] == ["Lambda.ServiceException"]
 
@@ -103,9 +116,16 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     while not any(e["type"] == "ChoiceStateExited" for e in emulation.history(first)):  # past its own check
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    second = emulation.start()  # the first is still training
+    second = emulation.start()  # the first is still training: it holds the lease
     second_result = emulation.wait(second)
-    assert second_result.status == "FAILED"
-    assert second_result.error == "RetrainingAlreadyRunning"
+    # a skip is no failure (the failed-retraining alarm fires on FAILED), and it says why
+    assert second_result.status == "SUCCEEDED", second_result.cause
+    assert second_result.output["lease"]["acquired"] is False
+    assert second_result.output["lease"]["holder"] == first
+    assert "another retraining" in second_result.output["lease"]["reason"]
+    assert any(e.get("stateExitedEventDetails", {}).get("name") == "SkippedAnotherRetrainingRunning"
+               for e in second_result.events)  # fmt: skip
     assert emulation.wait(first).status == "SUCCEEDED"
-    assert [i.function for i in emulation.invocations] == ["fraudops-train-local", "fraudops-promote-local"]
+    assert work(emulation) == [("fraudops-train-local", "train"), ("fraudops-promote-local", "promote")]
+    third = emulation.run()  # the first released the lease: the next one trains
+    assert third.status == "SUCCEEDED" and third.output["lease"]["acquired"] is True, third.output

@@ -100,7 +100,7 @@ def test_no_keys_configured_fails_closed(api_settings: Settings, loaded: LoadedM
 def test_health_is_open_and_model_needs_a_key(client: TestClient) -> None:
     health = client.get("/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "model_version": "7", "problem": None}
+    assert health.json() == {"status": "ok", "model_version": "7", "problem": None, "captures_lost": 0}
     info = client.get("/model", headers=KEY)
     assert info.status_code == 200
     assert info.json()["model_version"] == "7"

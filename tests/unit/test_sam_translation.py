@@ -1,62 +1,20 @@
-"""Issue 10: the template as the SAM translator turns it into CloudFormation, with each samconfig
+"""Issues 10 and 17: the template as the SAM translator turns it into CloudFormation, with each samconfig
 environment's parameter overrides (what `sam deploy --config-env X` would deploy)."""
 
 from __future__ import annotations
 
-import copy
-import shlex
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cfnlint.decode import decode
-from samtranslator.translator.transform import transform
+from fraudops_dev.transformed_template import environments, lint, load_template, transformed_per_environment, translated
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class NoManagedPolicies:
-    """The translator asks IAM for AWS managed policy ARNs only when a function names one; ours do not."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def environments() -> dict[str, dict[str, str]]:
-    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    found = {}
-    for name, sections in config.items():
-        if isinstance(sections, dict) and "deploy" in sections:
-            overrides = sections["deploy"]["parameters"].get("parameter_overrides", "")
-            found[name] = dict(item.split("=", 1) for item in shlex.split(overrides))
-    return found
-
-
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
-    parsed, errors = decode(str(ROOT / "template.yaml"))
-    assert not errors and parsed is not None
-    return dict(parsed)
-
-
-def packaged(template: dict[str, Any]) -> dict[str, Any]:
-    """What `sam build && sam package` hand the translator: image URIs and S3 URIs for local paths."""
-    template = copy.deepcopy(template)
-    for name, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Serverless::Function" and properties.get("PackageType") == "Image":
-            properties["ImageUri"] = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/fraudops:{name.lower()}-v1"
-        if resource["Type"] == "AWS::Serverless::StateMachine" and "DefinitionUri" in properties:
-            properties["DefinitionUri"] = f"s3://sam-artifacts/{Path(properties['DefinitionUri']).name}"
-    return template
-
-
-def translated(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
-    defaults = {name: spec.get("Default") for name, spec in template["Parameters"].items() if "Default" in spec}
-    values = {**defaults, **parameters, "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
-              "AWS::Partition": "aws", "AWS::StackName": "fraudops-test"}  # fmt: skip
-    return transform(packaged(template), values, NoManagedPolicies())
+    return load_template()
 
 
 def schedule_state(output: dict[str, Any], function_prefix: str) -> Any:
@@ -98,3 +56,26 @@ def test_only_the_declared_stage_exists(template: dict[str, Any]) -> None:
     assert stages == [{"Ref": "Stage"}], stages
     deployments = [r for r in resources if r["Type"] == "AWS::ApiGateway::Deployment"]
     assert all("StageName" not in d["Properties"] for d in deployments)  # no implicit "Stage" stage
+
+
+def test_the_transformed_template_has_no_cfn_lint_error() -> None:
+    """Issue 17 item 1: what CloudFormation receives (after the SAM transform) has no dependency cycle
+    (E3004) nor any other cfn-lint error, for every samconfig environment."""
+    clean, report = lint(transformed_per_environment())
+    assert clean, report
+
+
+def test_a_cycle_through_generated_resources_is_caught(template: dict[str, Any]) -> None:
+    """The check can fail: the usage plan's id in the API function's environment (as before the fix)
+    is a cycle only the transformed template shows."""
+    variables = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    cyclic = {**template, "Resources": {**template["Resources"]}}
+    cyclic["Resources"]["ApiFunction"] = {
+        **template["Resources"]["ApiFunction"],
+        "Properties": {
+            **template["Resources"]["ApiFunction"]["Properties"],
+            "Environment": {"Variables": {**variables, "FRAUDOPS_API_USAGE_PLAN_ID": {"Ref": "FraudApiUsagePlan"}}},
+        },
+    }
+    clean, report = lint({"cyclic": translated(cyclic, environments()["default"])})
+    assert not clean and "E3004" in report, report

@@ -134,10 +134,35 @@ class Settings(BaseSettings):
     )
     # Monitoring
     monitor_window_minutes: int = Field(
-        60, ge=1, description="The window a scheduled monitor run covers (the time before it started)."
+        60,
+        ge=1,
+        description="The window a monitor run covers when no earlier window exists; later runs start where "
+        "the last one ended, so consecutive runs cover time once, without gaps.",
+    )
+    capture_delivery_delay_seconds: int | None = Field(
+        None,
+        ge=0,
+        description="How long a capture record may take to reach the store: a window ends this long before "
+        "the run and its neighbouring hour prefixes are read. Unset: 600 in AWS (Firehose buffers up to "
+        "300 s), 0 locally (files are written during the request).",
+    )
+    monitor_min_records: int = Field(
+        500,
+        ge=1,
+        description="Fewest decisions of a model version in a window to judge its drift (PSI) and flagged rate; "
+        "below it the report says how many there were instead. With decile bins, PSI from n decisions of an "
+        "unchanged distribution is about 9/n: 0.02 at 500, 0.09 (near 'watch') at 100.",
+    )
+    monitor_min_labeled: int = Field(
+        50,
+        ge=1,
+        description="Fewest labeled decisions to report realized precision, recall and AUPRC.",
     )
     drift_windows: int = Field(
-        2, ge=1, description="Consecutive monitor windows at the act level that start a retraining."
+        2,
+        ge=1,
+        description="Consecutive, non-overlapping monitor windows at the act level that start a retraining "
+        "(a window that overlaps the previous one is reported but never counted).",
     )
     retrain_cooldown_hours: float = Field(
         24.0, ge=0, description="At least this long between two drift-triggered retrainings."

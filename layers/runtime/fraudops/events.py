@@ -43,10 +43,12 @@ class PromoteInput(BaseModel):
     ``action`` picks what the promote function does: ``promote`` (the rule; with ``force`` and a
     ``reason``, a manual promotion), ``rollback`` (to ``to_version`` or the previous Production),
     ``reconcile`` (the manifest follows the registry's alias), ``check`` (report, change nothing) or
-    ``pin`` (the model a batch-scoring run uses: Production's manifest, or ``version``'s; change nothing)."""
+    ``pin`` (the model a batch-scoring run uses: Production's manifest, or ``version``'s; change nothing),
+    ``acquire_lease`` / ``release_lease`` (the retrain state machine's one-at-a-time lease, held by the
+    execution named in ``actor``; fraudops.retraining_lock)."""
 
     model_config = ConfigDict(extra="ignore")
-    action: Literal["promote", "rollback", "reconcile", "check", "pin"] = "promote"
+    action: Literal["promote", "rollback", "reconcile", "check", "pin", "acquire_lease", "release_lease"] = "promote"
     version: str | None = Field(None, max_length=16)
     to_version: str | None = Field(None, max_length=16)
     force: bool = False
@@ -83,6 +85,8 @@ def parse_train_input(event: Any) -> TrainInput:
 
 
 def _needs_reason(request: PromoteInput) -> PromoteInput:
+    if request.action in {"acquire_lease", "release_lease"} and not (request.actor or "").strip():
+        raise InvalidInputError(f"invalid promote input: {request.action} needs the execution as actor")
     if (request.action == "rollback" or request.force) and not (request.reason or "").strip():
         raise InvalidInputError(
             f"invalid promote input: {request.action}{' with force' * request.force} needs a reason"

@@ -32,25 +32,3 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
-
-
-def atomic_create(path: Path, data: bytes) -> bool:
-    """Write ``path`` whole only if it does not exist yet (False if it does): a temporary file, fsynced,
-    then ``link``ed to its name, which fails if the name is taken. Two writers: exactly one wins, and a
-    reader sees the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    fsync_dir(path.parent)
-    return True

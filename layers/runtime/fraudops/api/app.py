@@ -144,13 +144,16 @@ def create_app(
     @app.get("/health", tags=["ops"])
     async def health() -> JSONResponse:
         """Open (no key): load balancers and smoke tests call it. Says what is wrong, never where."""
+        lost = capture.lost if capture is not None else 0
         try:
             loaded = provider.get()
         except ModelUnavailableError:
-            body = Health(status="unavailable", model_version=None, problem=provider.last_error)
+            body = Health(status="unavailable", model_version=None, problem=provider.last_error, captures_lost=lost)
             return JSONResponse(status_code=503, content=body.model_dump())
-        problem = provider.last_error or policies.last_error
-        body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem)
+        # Decisions that could not be captured (a full disk) are invisible to the monitor: say so.
+        problem = provider.last_error or policies.last_error or (capture.problem() if capture is not None else None)
+        body = Health(status="degraded" if problem else "ok", model_version=loaded.manifest.version, problem=problem,
+                      captures_lost=lost)  # fmt: skip
         return JSONResponse(status_code=200, content=body.model_dump())
 
     @app.get("/model/history", dependencies=[authorized], tags=["model"])

@@ -158,6 +158,9 @@ class Health(BaseModel):
     status: Literal["ok", "degraded", "unavailable"]
     model_version: str | None
     problem: str | None = None
+    captures_lost: int = Field(
+        0, description="Decisions served but not captured for the monitor (full disk), since the process started."
+    )
 
 
 class Label(BaseModel):

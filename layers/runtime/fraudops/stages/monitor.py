@@ -3,6 +3,12 @@ served them, with that version's training profile (drift), the expected flagged 
 the labels that have arrived (realized performance). Writes a JSON and an HTML report beside the
 artifacts and, when drift stays at the act level for ``drift_windows`` windows in a row (and the
 cooldown has passed), starts a retraining with ``{"reason": "drift", ...}``.
+
+Windows: a run without an explicit window starts where the last one ended and ends one capture delivery
+delay before now (``monitor_window``), so consecutive runs cover time once, including the minutes
+Firehose still held when the previous run started. "In a row" means consecutive non-overlapping
+windows: a window that overlaps the previous one (a re-run) is reported and never counted, a gap
+breaks the chain, and a window too small to judge leaves it as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from fraudops.artifacts import SPEC_ARTIFACT
-from fraudops.capture import read_captures
+from fraudops.capture import delivery_delay, read_captures
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.features import FeatureSpec, build_features
@@ -54,10 +60,17 @@ def _version_context(settings: Settings, version: str) -> VersionContext:
     return VersionContext(spec, profile)
 
 
-def _realized(records: list[dict[str, Any]], labels: dict[str, bool]) -> dict[str, Any] | None:
+def _too_few(count: int, minimum: int, what: str, setting: str) -> str:
+    return f"{count} {what}: too few to judge (at least {minimum}, {setting})"
+
+
+def _realized(records: list[dict[str, Any]], labels: dict[str, bool], minimum: int = 1) -> dict[str, Any] | None:
     joined = [(r, labels[r["transaction_id"]]) for r in records if r.get("transaction_id") in labels]
     if not joined:
         return None
+    if len(joined) < minimum:
+        return {"labeled": len(joined), "too_few": _too_few(len(joined), minimum, "labeled decisions",
+                                                            "FRAUDOPS_MONITOR_MIN_LABELED")}  # fmt: skip
     y = np.array([int(label) for _, label in joined])
     predicted = np.array([r["prediction"] >= 1.0 for r, _ in joined])
     scores = np.array([r["probability"] for r, _ in joined])
@@ -95,13 +108,20 @@ def _flagged(record: dict[str, Any]) -> bool:
 def _version_section(
     settings: Settings, version: str, records: list[dict[str, Any]], labels: dict[str, bool]
 ) -> dict[str, Any]:
-    flagged = float(np.mean([r["prediction"] >= 1.0 for r in records])) if records else 0.0
-    section: dict[str, Any] = {"count": len(records), "flagged_rate": flagged, "realized": _realized(records, labels)}
-    if records:
+    section: dict[str, Any] = {"count": len(records),
+                               "realized": _realized(records, labels, settings.monitor_min_labeled)}  # fmt: skip
+    if records:  # what the outcomes asked of the team, whatever the count
         outcomes = [r.get("outcome") for r in records]
         section["outcomes"] = {name: outcomes.count(name) for name in ("approve", "review", "block")}
         section["alerts_per_1000"] = 1000.0 * section["outcomes"]["review"] / len(records)
         section["flagged_per_1000"] = 1000.0 * sum(_flagged(r) for r in records) / len(records)
+    if len(records) < settings.monitor_min_records:
+        # PSI over 10 bins from a handful of decisions is noise (2 records gave PSI 10.7 and a flagged
+        # rate of 1.0): say how many there were instead of a figure an alarm would act on.
+        section["too_few"] = _too_few(len(records), settings.monitor_min_records, "decisions",
+                                      "FRAUDOPS_MONITOR_MIN_RECORDS")  # fmt: skip
+        return section
+    section["flagged_rate"] = float(np.mean([r["prediction"] >= 1.0 for r in records]))
     try:
         context = _version_context(settings, version)
     except (StoreError, MetricsError, KeyError, ValueError) as error:
@@ -124,8 +144,39 @@ def _load_state(settings: Settings) -> dict[str, Any]:
     return json.loads(body) if body else {"consecutive_act": 0, "last_trigger": None, "trend": []}
 
 
+# A run after a long pause starts at most this far back (the report names the time left out).
+MAX_CATCH_UP = timedelta(days=1)
+
+
+def monitor_window(
+    settings: Settings, now: datetime, since: datetime | None = None, until: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The window of a run: given ends win; otherwise it ends one capture delivery delay before ``now``
+    (every record before that has reached the store) and starts where the last window ended."""
+    if until is None:
+        until = (now - delivery_delay(settings)).replace(second=0, microsecond=0)
+    if since is None:
+        last = _load_state(settings).get("last_until")
+        previous = datetime.fromisoformat(last) if last else None
+        if previous is not None and previous <= until and until - previous <= MAX_CATCH_UP:
+            since = previous
+        else:
+            since = until - timedelta(minutes=settings.monitor_window_minutes)
+    return since, until
+
+
+def _empty_window_report(since: datetime, until: datetime, last_until: str) -> dict[str, Any]:
+    return {"since": since.isoformat(timespec="seconds"), "until": until.isoformat(timespec="seconds"),
+            "records": 0, "labeled": 0, "drifted": [], "not_judged": {}, "versions": {}, "max_feature_psi": 0.0,
+            "consecutive_act_windows": None, "html_key": None, "html_uri": None,
+            "skipped": f"nothing new to monitor: the last window ended at {last_until}"}  # fmt: skip
+
+
 def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: Trigger | None = None) -> dict[str, Any]:
     """Monitor the window [since, until); returns the report (with the keys of its JSON and HTML)."""
+    state = _load_state(settings)
+    if since >= until:
+        return _empty_window_report(since, until, str(state.get("last_until")))
     records = read_captures(settings, since, until)
     labels = read_labels(settings)
     by_version: dict[str, list[dict[str, Any]]] = {}
@@ -146,19 +197,20 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
         for name in section["drift"]["drifted"] + (["score"] if section["drift"]["score"]["psi"] >= ACT else [])
     })  # fmt: skip
     report["drifted"] = drifted
-    report["realized"] = _realized(records, labels)
+    report["not_judged"] = {v: section["too_few"] for v, section in report["versions"].items() if "too_few" in section}
+    report["realized"] = _realized(records, labels, settings.monitor_min_labeled)
     report["max_feature_psi"] = max(
         (section["drift"]["max_feature_psi"] for section in report["versions"].values() if section.get("drift")),
         default=0.0,
     )
     report["labels_without_decision_in_window"] = len(set(labels) - captured_ids)
 
-    state = _load_state(settings)
-    state["consecutive_act"] = state["consecutive_act"] + 1 if drifted else 0
+    judged = any("drift" in section for section in report["versions"].values())
+    counted = _count_in_a_row(report, state, since, until, judged)
     last = datetime.fromisoformat(state["last_trigger"]) if state.get("last_trigger") else None
     cooled = last is None or until - last >= timedelta(hours=settings.retrain_cooldown_hours)
     report["consecutive_act_windows"] = state["consecutive_act"]
-    if drifted and state["consecutive_act"] >= settings.drift_windows:
+    if counted and drifted and state["consecutive_act"] >= settings.drift_windows:
         if not cooled:
             report["retraining"] = {
                 "skipped": f"cooldown: the last drift retraining started at {state['last_trigger']}"
@@ -173,16 +225,19 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
         realized = section.get("realized") or {}
         drift = section.get("drift") or {}
         row = {
+            "since": report["since"],
             "until": report["until"],
             "version": version,
+            "decisions": section["count"],
             "labeled": realized.get("labeled", 0),
-            "precision": round(realized["precision"], 4) if realized else None,
-            "recall": round(realized["recall"], 4) if realized else None,
+            "precision": round(realized["precision"], 4) if "precision" in realized else None,
+            "recall": round(realized["recall"], 4) if "recall" in realized else None,
             "amount_recall": round(realized["amount_recall"], 4) if realized.get("amount_recall") is not None else None,
             "alerts_per_1000": round(section["alerts_per_1000"], 3) if "alerts_per_1000" in section else None,
             "max_psi": round(drift["max_feature_psi"], 4) if drift else None,
         }
-        state["trend"] = [*state.get("trend", []), row][-50:]
+        if counted:  # a re-run of a window already in the trend would list it twice
+            state["trend"] = [*state.get("trend", []), row][-50:]
 
     store = blob_store(settings)
     stamp = until.strftime("%Y%m%dT%H%M%SZ")
@@ -195,12 +250,34 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
     return report
 
 
+def _count_in_a_row(report: dict[str, Any], state: dict[str, Any], since: datetime, until: datetime,
+                    judged: bool) -> bool:  # fmt: skip
+    """Advance the windows-in-a-row count; False when this window overlaps the last one (not counted)."""
+    last = datetime.fromisoformat(state["last_until"]) if state.get("last_until") else None
+    if last is not None and since < last:
+        report["in_a_row"] = (f"not counted: this window overlaps the previous one (which ended at "
+                              f"{state['last_until']}); windows in a row must not overlap")  # fmt: skip
+        return False
+    if last is not None and since > last:
+        state["consecutive_act"] = 0  # a gap: the windows are not consecutive
+        report["in_a_row"] = f"restarted: a gap since the previous window, which ended at {state['last_until']}"
+    if judged:
+        state["consecutive_act"] = state["consecutive_act"] + 1 if report["drifted"] else 0
+    else:
+        why = "no decisions captured in this window" if not report["records"] else "too few decisions to judge drift"
+        report.setdefault("in_a_row", f"unchanged: {why}")
+    state["last_until"] = until.isoformat()
+    return True
+
+
 def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, str]]]:
     """(name, value, dimensions) for every figure, for the handler to publish as EMF metrics."""
     points: list[tuple[str, float, dict[str, str]]] = []
     for version, section in report["versions"].items():
         dims = {"ModelVersion": version}
-        points += [("Predictions", float(section["count"]), dims), ("FlaggedRate", section["flagged_rate"], dims)]
+        points.append(("Predictions", float(section["count"]), dims))
+        if "flagged_rate" in section:  # judged only from monitor_min_records decisions
+            points.append(("FlaggedRate", section["flagged_rate"], dims))
         if "expected_flagged_rate" in section:
             points.append(("ExpectedFlaggedRate", section["expected_flagged_rate"], dims))
         drift = section.get("drift")
@@ -210,7 +287,7 @@ def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, st
             points += [("FeaturePSI", f["psi"], {**dims, "Feature": name}) for name, f in drift["features"].items()]
             points.append(("MaxFeaturePSI", drift["max_feature_psi"], dims))
         realized = section.get("realized")
-        if realized:
+        if realized and "recall" in realized:
             points += [("RealizedRecall", realized["recall"], dims), ("RealizedPrecision", realized["precision"], dims),
                        ("LabeledDecisions", float(realized["labeled"]), dims),
                        ("RealizedFraudAmountCaught", realized["fraud_amount_caught"], dims)]  # fmt: skip
@@ -219,9 +296,11 @@ def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, st
         if "alerts_per_1000" in section:
             points.append(("AlertsPer1000", section["alerts_per_1000"], dims))
     # Window-wide figures without a version dimension: what the alarms watch.
-    points.append(("DriftActWindows", float(report["consecutive_act_windows"]), {}))
-    points.append(("MaxFeaturePSI", float(report["max_feature_psi"]), {}))
-    if report.get("realized"):
+    if report.get("consecutive_act_windows") is not None:
+        points.append(("DriftActWindows", float(report["consecutive_act_windows"]), {}))
+    if any("drift" in section for section in report["versions"].values()):
+        points.append(("MaxFeaturePSI", float(report["max_feature_psi"]), {}))
+    if report.get("realized") and "recall" in report["realized"]:
         points += [("RealizedRecall", report["realized"]["recall"], {}),
                    ("RealizedPrecision", report["realized"]["precision"], {})]  # fmt: skip
     return points
@@ -242,3 +321,15 @@ def start_retraining_execution(settings: Settings) -> Trigger:
         return str(response["executionArn"])
 
     return start
+
+
+SUMMARY_KEYS = ("since", "until", "records", "labeled", "drifted", "not_judged", "consecutive_act_windows")
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The few lines a person or a log reads: the window, what was (not) judged, what happened."""
+    lines = {key: report.get(key) for key in SUMMARY_KEYS}
+    for key in ("in_a_row", "skipped", "retraining"):
+        if report.get(key) is not None:
+            lines[key] = report[key]
+    return lines

@@ -7,6 +7,7 @@ file, fsyncs it and renames it over the old one, so a ``kill -9`` leaves the old
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import tempfile
@@ -18,8 +19,12 @@ from botocore.exceptions import ClientError
 
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
-from fraudops.files import atomic_create, atomic_write
+from fraudops.files import atomic_write
 from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write lost: the object is not (or no longer) the version it was conditioned on."""
 
 
 def sha256_hex(data: bytes) -> str:
@@ -44,14 +49,23 @@ class BlobStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
 
-    @abstractmethod
     def create(self, key: str, data: bytes) -> bool:
-        """Write ``key`` only if it does not exist (False if it does): the one write that commits a
-        change both writers of a race cannot make."""
+        """Write ``key`` only if it does not exist (False if it does, or another writer won the race):
+        the one write that commits a change two racing writers cannot both make."""
+        try:
+            self.put_if(key, data, None)
+        except PreconditionFailed:
+            return False
+        return True
 
     @abstractmethod
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The bytes and the etag of one version, in one call; None when absent."""
+
+    @abstractmethod
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        """Write only if the object is still the version ``etag`` names (None: only if there is none);
+        else raise PreconditionFailed. Of two writers conditioned on the same version, one wins."""
 
     @abstractmethod
     def etag(self, key: str) -> str | None:
@@ -101,18 +115,17 @@ class S3BlobStore(BlobStore):
         except ClientError as error:
             raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
 
-    def create(self, key: str, data: bytes) -> bool:
-        # S3 conditional writes: If-None-Match: * fails with 412 when the key exists, and of two concurrent
-        # creates only one succeeds (the other gets 409 or 412). https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        # S3 conditional writes: If-None-Match "*" creates only, If-Match replaces only that version;
+        # a lost race answers 412 (or 409 while another conditional write is in flight).
+        # https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html
+        condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
         try:
-            s3_client(self._settings).put_object(
-                Bucket=self.bucket, Key=self._key(key), Body=data, ContentType="application/json", IfNoneMatch="*"
-            )
+            s3_client(self._settings).put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
         except ClientError as error:
             if error_code(error) in CONFLICT_CODES:
-                return False
+                raise PreconditionFailed(f"{self.uri(key)} changed; not written") from error
             raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
-        return True
 
     def etag(self, key: str) -> str | None:
         try:
@@ -169,11 +182,16 @@ class LocalBlobStore(BlobStore):
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         atomic_write(self._path(key), data)
 
-    def create(self, key: str, data: bytes) -> bool:
-        try:
-            return atomic_create(self._path(key), data)
-        except OSError as error:
-            raise StoreError(f"cannot write {self._path(key)}: {error}") from error
+    def put_if(self, key: str, data: bytes, etag: str | None) -> None:
+        """The same contract as S3's conditional writes, between processes on this machine (an
+        exclusive lock on a sidecar file around compare-and-rename)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_name(f".{path.name}.lock"), "a+b") as guard:
+            fcntl.flock(guard.fileno(), fcntl.LOCK_EX)
+            if self.etag(key) != etag:
+                raise PreconditionFailed(f"{path} changed; not written")
+            atomic_write(path, data)
 
     def etag(self, key: str) -> str | None:
         try:
