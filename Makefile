@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean
+.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install everything (pinned by constraints.txt)
 
-demo: $(STAMP) ## generate data, train, register, promote, serve and predict (end to end, local)
+demo: $(STAMP) ## generate, train, promote, serve, predict (its own state in .fraudops/demo; your data untouched)
 	$(BIN)/fraudops demo --rows $(ROWS)
 
 test: $(STAMP) chromium ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
@@ -54,10 +54,11 @@ $(NODE_TOOLS): .ci/tools/package.json .ci/tools/package-lock.json
 	cd .ci/tools && npm ci --silent --no-audit --no-fund
 	@touch $(NODE_TOOLS)
 
-lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, cfn-lint (source and SAM-transformed), Docker contexts, pipeline sam commands, checkov, ASL, actionlint, audit
+lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, doc links, cfn-lint (source and SAM-transformed), Docker contexts, pipeline sam commands, checkov, ASL, actionlint, audit
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/runtime devtools functions tests benchmarks
+	$(BIN)/python -m fraudops_dev.doclinks README.md docs
 	$(BIN)/cfn-lint template.yaml infra/pipeline/smoke-role.yaml
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam validate --lint --template template.yaml --region us-east-1
 	SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/python .ci/sam_local_env.py
@@ -138,5 +139,10 @@ lock: ## re-pin constraints.txt from a fresh resolve of pyproject.toml
 	  echo '# Regenerate with `make lock` after changing pyproject.toml.'; \
 	  /tmp/fraudops-lock/bin/pip freeze --exclude-editable | grep -v '^fraudops' ) > constraints.txt
 
-clean: ## remove the venvs, local state and generated data
-	rm -rf $(VENV) $(TOOLS_VENV) .ci/tools/node_modules .fraudops .pytest_cache .mypy_cache .ruff_cache .hypothesis data/*.db
+clean: ## remove the venvs, caches and local state; your transaction tables in data/ are kept (see clean-data)
+	rm -rf $(VENV) $(TOOLS_VENV) .ci/tools/node_modules .fraudops .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	@for db in data/*.db; do [ -e "$$db" ] && echo "kept $$db (your transactions, generated or imported); \
+	\`make clean-data\` deletes it"; done; true
+
+clean-data: ## delete the transaction tables in data/*.db (generated or imported: it names each one first)
+	@for db in data/*.db; do [ -e "$$db" ] && echo "deleting $$db" && rm -f "$$db" "$${db%.db}.rejects.csv"; done; true

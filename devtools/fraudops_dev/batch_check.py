@@ -26,10 +26,16 @@ CHUNK = 5_000
 _state: dict[str, Any] = {}
 
 
+def worker_environment(environment: dict[str, str | None], key: str) -> dict[str, str | None]:
+    """The API handler's environment for checking: capture off (FRAUDOPS_CAPTURE), so tooling never
+    feeds the monitor's drift, flagged rate or realized performance as if it were live traffic."""
+    return {**environment, "FRAUDOPS_API_KEYS": key, "FRAUDOPS_CAPTURE": "false",
+            "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true"}  # fmt: skip
+
+
 def _init(environment: dict[str, str | None], key: str) -> None:
-    init_handler_worker({**environment, "FRAUDOPS_API_KEYS": key, "FRAUDOPS_CAPTURE_ENABLED": "false",
-                         "POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true",
-                         "POWERTOOLS_TRACE_DISABLED": "true"}, "api")  # fmt: skip
+    init_handler_worker(worker_environment(environment, key), "api")
     import api_function
 
     sample = json.loads((REPO_ROOT / "tests" / "events" / "apiGatewayProxyEvent.json").read_text())

@@ -90,13 +90,24 @@ def input_format(path: Path, requested: str | None = None) -> str:
 
 
 def read_items(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
-    """What the ItemReader and ItemSelector make of each row: ``{"index": i, "row": {...}}``."""
+    """What the ItemReader and ItemSelector make of each row: ``{"index": i, "row": ...}``, ``i`` counted
+    so that ``batch.line_number`` gives the row's line in the file, blank lines included (as
+    ``import-csv`` counts)."""
     with path.open(newline="", encoding="utf-8") as handle:
         if fmt == "csv":
-            for index, row in enumerate(csv.DictReader(handle)):
-                if None in row:  # surplus values: csv.DictReader keeps them under the key None
-                    row = {UNREADABLE: f"{len(row) - 1 + len(row[None])} values, the header has {len(row) - 1} columns"}
-                yield {"index": index, "row": row}
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            for fields in reader:
+                if not fields:  # a blank line holds no row, but it is a line
+                    continue
+                row: Any
+                if len(fields) > len(header):
+                    row = {UNREADABLE: f"{len(fields)} values, the header has {len(header)} columns"}
+                else:  # as csv.DictReader: missing trailing values are None
+                    row = dict(zip(header, [*fields, *[None] * (len(header) - len(fields))], strict=True))
+                yield {"index": reader.line_num - 2, "row": row}
             return
         for index, line in enumerate(handle):
             if not line.strip():
@@ -105,7 +116,7 @@ def read_items(path: Path, fmt: str) -> Iterator[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as error:
                 row = {UNREADABLE: f"not JSON: {error.msg}"}
-            yield {"index": index, "row": row if isinstance(row, dict) else {UNREADABLE: "not a JSON object"}}
+            yield {"index": index, "row": row}  # valid JSON that is not an object: the batch's bad row
 
 
 def batches(items: Iterator[dict[str, Any]], rows_per_batch: int) -> Iterator[list[dict[str, Any]]]:
@@ -172,6 +183,8 @@ def run_batch_locally(
     workers: int | None = None,
     progress: Callable[[str], None] = print,
 ) -> BatchRun:
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder; give one CSV or JSON Lines file (one run per file)")
     if not path.is_file():
         raise InvalidInputError(f"no such file: {path}")
     fmt = input_format(path, fmt)

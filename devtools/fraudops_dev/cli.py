@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from fraudops.config import Settings, get_settings
-from fraudops.errors import FraudopsError
+from fraudops.errors import FraudopsError, disk_full_cause
 from fraudops.features import FEATURE_SETS
 from fraudops_dev.datagen import DRIFT_SCENARIOS
 
@@ -73,6 +73,20 @@ def _db(args: argparse.Namespace, settings: Settings) -> Settings:
     return settings
 
 
+def _require_state(settings: Settings) -> Settings:
+    """A command that reads state refuses a state folder that holds none (a mistyped FRAUDOPS_STATE_DIR
+    would otherwise show an empty history, or have MLflow create an empty registry there)."""
+    if settings.tracking_uri or settings.registry_s3_key:
+        return settings
+    registry = settings.state_dir / "mlflow.db"
+    if not registry.is_file():
+        raise ValueError(
+            f"{settings.state_dir.resolve()} holds no fraudops state (no {registry.name}): check FRAUDOPS_STATE_DIR "
+            "(default .fraudops, relative to where you run the command); `fraudops train` creates it"
+        )
+    return settings
+
+
 # --- commands --------------------------------------------------------------------------------------------
 
 
@@ -100,14 +114,14 @@ def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
 
     db = _db(args, settings).db_path
     share = 0.0 if args.strict else args.max_reject_share
-    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"))
+    rejects = db.with_suffix(".rejects.csv")
+    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"),
+                        rejects_path=rejects)  # fmt: skip
     for line, reason in report.bad_rows[:20]:
         print(f"  line {line}: {reason}", file=sys.stderr)
     if len(report.bad_rows) > 20:
         print(f"  ... and {len(report.bad_rows) - 20} more rejected rows", file=sys.stderr)
     if report.bad_rows:
-        rejects = db.with_suffix(".rejects.csv")
-        rejects.write_text("line,reason\n" + "".join(f'{n},"{r}"\n' for n, r in report.bad_rows))
         print(f"{len(report.bad_rows)} rows rejected (not imported); all listed in {rejects}", file=sys.stderr)
     summary = {"db": str(db), "mode": "append" if args.append else "replace", "rows_imported": report.rows_imported,
                "rows_rejected": len(report.bad_rows), "rows_in_table": count_rows(db)}  # fmt: skip
@@ -126,12 +140,16 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.promote import run_promotion
 
+    _require_state(settings)
     if args.force and not args.version:
         raise ValueError("--force needs --version N: name the version a person decided to promote")
     force_reason = args.reason if args.force else None
     if args.force and not (args.reason or "").strip():
         raise ValueError("--force needs --reason TEXT: it is recorded in the history")
-    decision = run_promotion(_db(args, settings), args.version, force_reason=force_reason)
+    decision = run_promotion(
+        _db(args, settings), args.version, force_reason=force_reason,
+        idempotency_key=args.idempotency_key, from_version=args.from_version,
+    )  # fmt: skip
     print(json.dumps(decision.as_dict(), indent=2))
     print(f"{decision.outcome}: {decision.reason}", file=sys.stderr)
     return 0
@@ -140,7 +158,9 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import rollback
 
-    action = rollback(settings, args.reason, args.to)
+    _require_state(settings)
+    action = rollback(settings, args.reason, args.to, from_version=args.from_version,
+                      idempotency_key=args.idempotency_key)  # fmt: skip
     print(json.dumps(action.as_dict(), indent=2))
     print(f"rolled back: version {action.to_version} is Production again (was {action.from_version}); a running "
           f"API serves it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
@@ -150,7 +170,8 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.production import reconcile
 
-    action = reconcile(settings)
+    _require_state(settings)
+    action = reconcile(settings, expected_version=args.version)
     print(json.dumps(action.as_dict(), indent=2))
     print(f"{action.action}: {action.reason}", file=sys.stderr)
     return 0
@@ -159,16 +180,20 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.history import read_history
 
+    _require_state(settings)
     changes = read_history(settings, args.limit)
     if args.json:
         print(json.dumps([change.as_dict() for change in changes], indent=2))
         return 0
-    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'AUPRC gain [interval]':<28} {'by':<28} reason")
+    # The actor is never cut: a Step Functions execution ARN ends with the execution's name.
+    width = max([len("by"), *(len(change.actor) for change in changes)])
+    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'AUPRC gain [interval]':<28} "
+          f"{'by':<{width}} reason")  # fmt: skip
     for change in changes:
         gain = change.gain
         interval = f"{gain['gain']:+.4f} [{gain['lower']:+.4f}, {gain['upper']:+.4f}]" if gain else ""
         print(f"{change.time[:23]:<24} {change.action:<12} {change.from_version or '-':>4} -> "
-              f"{change.to_version or '-':<4} {interval:<28} {change.actor[:28]:<28} {change.reason}")  # fmt: skip
+              f"{change.to_version or '-':<4} {interval:<28} {change.actor:<{width}} {change.reason}")  # fmt: skip
     return 0
 
 
@@ -255,6 +280,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.stages.monitor import monitor_window, run_monitor, summary
     from fraudops_dev.emulation import retrain_trigger
 
+    _require_state(settings)
     since, until = monitor_window(settings, datetime.now(UTC), _when(args.since), _when(args.until))
     trigger = None if args.no_retrain else retrain_trigger(settings, lambda line: print(line, file=sys.stderr))
     report = run_monitor(settings, since, until, trigger)
@@ -297,9 +323,10 @@ def cmd_drift_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops_dev.local import local_api_key
+    from fraudops_dev.local import local_api_key, with_running_ports
     from fraudops_dev.smoke import retrain_in_aws, run_smoke, stack_endpoints
 
+    settings = with_running_ports(settings)
     retrain = None
     if args.stack:
         endpoints = stack_endpoints(args.stack, settings.aws_region)
@@ -330,38 +357,57 @@ def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     return serve_deployed_ui(settings, stack=args.stack, bucket=args.bucket, port=args.port)
 
 
+def serve_log_config(log_file: str | None) -> dict[str, Any]:
+    """uvicorn's logging: the terminal, or (the stack's API) a file rotated at 10 MB so a million
+    requests cannot fill the disk; either way credentials in a logged URL are masked."""
+    import copy
+
+    import uvicorn
+
+    from fraudops_dev.local import LOG_BACKUPS, LOG_ROTATE_BYTES
+
+    redact = {"redact": {"()": "fraudops.api.redact.RedactCredentials"}}
+    if not log_file:
+        config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+        config["filters"] = redact
+        for handler in config["handlers"].values():
+            handler["filters"] = ["redact"]
+        return config
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": redact,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": {
+            "file": {
+                "class": "logging.handlers.RotatingFileHandler",
+                "filename": log_file,
+                "maxBytes": LOG_ROTATE_BYTES,
+                "backupCount": LOG_BACKUPS,
+                "formatter": "plain",
+                "filters": ["redact"],
+            },
+        },
+        "loggers": {
+            name: {"handlers": ["file"], "level": "INFO", "propagate": False}
+            for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fraudops")
+        },
+    }
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
     from pydantic import SecretStr
 
     from fraudops.api import build_default_app
-    from fraudops_dev.local import LOG_BACKUPS, LOG_ROTATE_BYTES, local_api_key
+    from fraudops_dev.local import local_api_key
 
     if not settings.api_key_values() and not settings.api_keys_ssm_parameter:
         key = local_api_key(settings)
         if key:
             settings = settings.model_copy(update={"api_keys": SecretStr(key)})
             log.info("using the local API key from %s", settings.state_dir / "api-key")
-    log_config: Any = uvicorn.config.LOGGING_CONFIG
-    if args.log_file:  # the stack's API: a rotating file, so a million requests cannot fill the disk
-        log_config = {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-            "handlers": {
-                "file": {
-                    "class": "logging.handlers.RotatingFileHandler",
-                    "filename": args.log_file,
-                    "maxBytes": LOG_ROTATE_BYTES,
-                    "backupCount": LOG_BACKUPS,
-                    "formatter": "plain",
-                },
-            },
-            "loggers": {
-                name: {"handlers": ["file"], "level": "INFO", "propagate": False}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fraudops")
-            },
-        }
+    log_config = serve_log_config(args.log_file)
     host = args.host or settings.api_host
     app = build_default_app(settings)
     uvicorn.run(app, host=host, port=args.port or settings.api_port, log_level="info", log_config=log_config)
@@ -385,8 +431,9 @@ def cmd_s3_server(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.api import EXAMPLE_TRANSACTION
-    from fraudops_dev.local import local_api_key, post_json
+    from fraudops_dev.local import local_api_key, post_json, with_running_ports
 
+    settings = with_running_ports(settings)
     url = args.url or f"http://127.0.0.1:{settings.api_port}/predict"
     body = json.loads(args.json) if args.json else EXAMPLE_TRANSACTION
     status, answer = post_json(url, body, args.api_key or local_api_key(settings))
@@ -403,8 +450,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         services,
         start_service,
         stop_services,
+        with_running_ports,
     )
 
+    settings = with_running_ports(settings)  # what already runs keeps its ports
     stack = services(settings)
     check_ports(settings, stack)  # before anything starts or any file is touched
     settings.state_dir.mkdir(parents=True, exist_ok=True)
@@ -419,8 +468,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     except (StackError, KeyboardInterrupt):
         stop_services(settings, started)
         raise
-    print(f"API key: {settings.state_dir / 'api-key'} (x-api-key header). MLflow UI: "
-          f"http://127.0.0.1:{settings.mlflow_ui_port}. Stop with `make down`.")  # fmt: skip
+    print(f"API: http://127.0.0.1:{settings.api_port} (key in {settings.state_dir / 'api-key'}, x-api-key header). "
+          f"MLflow UI: http://127.0.0.1:{settings.mlflow_ui_port}. Stop with `make down`.")  # fmt: skip
     return 0
 
 
@@ -447,8 +496,9 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
+    from fraudops_dev.local import with_running_ports
 
-    settings = _db(args, settings)
+    settings = with_running_ports(_db(args, settings))
     if not settings.db_path.exists():
         from fraudops.data import write_transactions
         from fraudops_dev.datagen import GeneratorConfig, generate_frames
@@ -483,6 +533,7 @@ def cmd_batch_score(args: argparse.Namespace, settings: Settings) -> int:
 
     from fraudops_dev.batch_local import run_batch_locally, template_defaults
 
+    _require_state(settings)
     options = template_defaults()
     if args.rows_per_batch is not None:
         options = replace(options, rows_per_batch=args.rows_per_batch)
@@ -507,8 +558,9 @@ def cmd_batch_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops_dev.demo import run_demo
+    from fraudops_dev.demo import check_demo_rows, run_demo
 
+    check_demo_rows(args.rows)
     return run_demo(settings, rows=args.rows, seed=settings.seed if args.seed is None else args.seed)
 
 
@@ -559,21 +611,30 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--db", help=db_help)
     train.set_defaults(func=cmd_train)
 
+    key_help = "a key naming this change: running it again with the same key reports it and changes nothing"
     promote = sub.add_parser("promote", help="promote a version if it beats Production on the holdout")
     promote.add_argument("--version", help="candidate version (default: the newest)")
     promote.add_argument("--db", help=db_help)
     promote.add_argument("--force", action="store_true", help="promote --version whatever the rule says (manual)")
     promote.add_argument("--reason", help="why (required with --force; recorded in the history)")
+    promote.add_argument("--from", dest="from_version", help="refuse unless Production is this version now")
+    promote.add_argument("--idempotency-key", help=key_help)
     promote.set_defaults(func=cmd_promote)
 
     rollback = sub.add_parser("rollback", help="put the previous (or a given) version back into Production")
+    rollback.add_argument("--from", dest="from_version",
+                          help="(required) the version rolled back from; refused unless it still is Production, so a "
+                               "retried or doubled rollback never rolls back twice")  # fmt: skip
     rollback.add_argument("--to", help="the version to restore (default: the one before the current Production)")
     rollback.add_argument("--reason", required=True, help="why (recorded in the history)")
+    rollback.add_argument("--idempotency-key", help=key_help)
     rollback.set_defaults(func=cmd_rollback)
 
-    sub.add_parser(
-        "reconcile", help="make what is served follow the registry's production alias (after verifying it)"
-    ).set_defaults(func=cmd_reconcile)
+    reconcile = sub.add_parser(
+        "reconcile", help="complete an interrupted change and make what is served follow the production alias"
+    )
+    reconcile.add_argument("--version", help="refuse unless the production alias names this version")
+    reconcile.set_defaults(func=cmd_reconcile)
 
     hist = sub.add_parser("history", help="every change of Production: when, from -> to, why, by whom")
     hist.add_argument("--limit", type=int, default=None, help="only the newest N events")
@@ -675,16 +736,17 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--lines", type=int, default=40, help="lines per log (default 40)")
     logs.set_defaults(func=cmd_logs)
 
-    for name in ("retrain", "retrain-local"):
-        retrain = sub.add_parser(
-            name, help="run the retraining state machine (moto's ASL engine) on your stack's data and registry"
-        )
-        retrain.add_argument("--db", help=db_help + "; generated if missing")
-        retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
-        retrain.add_argument(
-            "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
-        )
-        retrain.set_defaults(func=cmd_retrain)
+    retrain = sub.add_parser(
+        "retrain",
+        aliases=["retrain-local"],  # the old name keeps working
+        help="run the retraining state machine (moto's ASL engine) on your stack's data and registry",
+    )
+    retrain.add_argument("--db", help=db_help + "; generated if missing")
+    retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
+    retrain.add_argument(
+        "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
+    )
+    retrain.set_defaults(func=cmd_retrain)
 
     batch = sub.add_parser(
         "batch-score", help="score a CSV or JSON Lines file: the batch state machine's steps, run locally"
@@ -718,6 +780,26 @@ def _settings_problem(error: ValidationError) -> str:
     return "invalid setting " + "; ".join(parts) + " (fix or unset the variable)"
 
 
+def _reported_in_one_line(error: Exception, *expected: type[Exception]) -> bool:
+    """Errors a user can act on (ours, bad input, the disk, SQLite and MLflow's storage); anything else
+    is a bug and keeps its traceback."""
+    import sqlite3
+
+    if isinstance(error, (FraudopsError, ValidationError, OSError, ValueError, sqlite3.Error, *expected)):
+        return True
+    return disk_full_cause(error) is not None or type(error).__module__.split(".")[0] in {"sqlalchemy", "mlflow"}
+
+
+def _message(error: Exception) -> str:
+    """One line. A full disk is named as such, whatever layer noticed it (SQLAlchemy's own message starts
+    with "Query-invoked autoflush"), and says that what was there is kept."""
+    full = disk_full_cause(error)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if full and not isinstance(error, FraudopsError):
+        return f"{full}; nothing was changed: free some space and run it again ({type(error).__name__})"
+    return text
+
+
 def load_settings(aws: bool) -> Settings:
     """The settings for a laptop command: S3 mode with no endpoint means the local S3 server, unless
     AWS was asked for."""
@@ -741,15 +823,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"fraudops {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
         return 130
-    except (FraudopsError, StackError, ValidationError, OSError, ValueError) as error:
+    except Exception as error:
+        if not _reported_in_one_line(error, StackError):
+            raise
         if args.debug:
             traceback.print_exc()
-        message = _settings_problem(error) if isinstance(error, ValidationError) else str(error)
+        message = _settings_problem(error) if isinstance(error, ValidationError) else _message(error)
         if "Could not connect to the endpoint URL" in message:
             message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
-        print(f"fraudops {args.command}: error: {message}", file=sys.stderr)
-        if not args.debug:
-            print("  (run with --debug for the traceback)", file=sys.stderr)
+        hint = "" if args.debug else " (--debug shows the traceback)"
+        print(f"fraudops {args.command}: error: {' '.join(message.split())}{hint}", file=sys.stderr)
         return 2
 
 

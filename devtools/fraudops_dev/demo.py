@@ -1,8 +1,9 @@
 """`make demo`: the whole loop on the embedded local default, narrated step by step.
 
 generate data -> train + register (MLflow's SQLite registry, artifacts on disk) -> promote -> API under
-uvicorn on 127.0.0.1 -> key-authenticated predictions over real HTTP. The demo keeps its own state in
-<state_dir>/demo, so it never touches the registry of your `make up` stack.
+uvicorn on 127.0.0.1 -> key-authenticated predictions over real HTTP. The demo keeps all its state,
+its generated database included, in <state_dir>/demo: it never touches your data (``data/fraud.db``,
+whatever you imported) nor the registry of your `make up` stack.
 """
 
 from __future__ import annotations
@@ -27,6 +28,23 @@ LEGIT_PAYMENT = {
 }
 
 
+# The smallest generated table the demo learns from on every seed we tried: below it, too few fraud
+# rows (PaySim's 0.129%) reach the held-out steps for the model to pass the promotion floor, and the
+# demo would end in a 503. Measured with `measure_minimum` below (python -m fraudops_dev.demo;
+# docs/data.md#demo-size): 20,000 rows hold 26 fraud rows and fail.
+MIN_DEMO_ROWS = 50_000
+
+
+def check_demo_rows(rows: int) -> None:
+    """Refuse up front, before anything is generated or trained, a size the model cannot learn from."""
+    if rows < MIN_DEMO_ROWS:
+        raise ValueError(
+            f"--rows {rows:,} is too few to learn from (about {rows * 0.00129:.0f} fraud rows): the model would "
+            f"not pass the promotion floor and the demo would end without a served model. Use at least "
+            f"{MIN_DEMO_ROWS:,} (make demo ROWS={MIN_DEMO_ROWS})"
+        )
+
+
 def _step(number: int, title: str) -> float:
     print(f"\n[{number}/5] {title}", flush=True)
     return time.perf_counter()
@@ -44,14 +62,17 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
     from fraudops_dev.local import free_port, post_json, serve_in_thread
 
+    check_demo_rows(rows)
     total = time.perf_counter()
     state = settings.state_dir / "demo"
     shutil.rmtree(state, ignore_errors=True)
+    database = state / "fraud.db"  # the demo's own: your FRAUDOPS_DB_PATH is never written
     api_key = secrets.token_urlsafe(24)  # made for this run only; never written to the repo
     demo = settings.model_copy(
         update={
             "storage": "local",
             "state_dir": state,
+            "db_path": database,
             "tracking_uri": None,
             "registry_s3_key": None,
             "api_keys": SecretStr(api_key),
@@ -59,8 +80,9 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
         }
     )
 
-    started = _step(1, f"generate {rows:,} PaySim-schema transactions into {settings.db_path}")
-    write_transactions(settings.db_path, generate_frames(GeneratorConfig(n_rows=rows, seed=seed)))
+    print(f"demo state (data, registry, artifacts): {state.resolve()}; your {settings.db_path} is not touched")
+    started = _step(1, f"generate {rows:,} PaySim-schema transactions into {database}")
+    write_transactions(database, generate_frames(GeneratorConfig(n_rows=rows, seed=seed)))
     _done(started)
 
     started = _step(2, "train XGBoost, log the run to MLflow and register a version")
@@ -71,6 +93,12 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
     started = _step(3, "promote: compare with Production on the held-out steps")
     decision = run_promotion(demo)
     _done(started, f"-> {decision.outcome}: {decision.reason}")
+    if decision.production_version is None:
+        print(
+            f"\nthe model did not reach Production, so there is nothing to serve: generate more rows "
+            f"(make demo ROWS={2 * rows}). The state is kept in {state.resolve()}."
+        )
+        return 1
 
     started = _step(4, "serve the Production model: FastAPI under uvicorn on 127.0.0.1")
     with serve_in_thread(build_default_app(demo), free_port()) as base:
@@ -86,5 +114,51 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
         print(f"      POST /predict without a key -> {status} {json.dumps(answer)}")
         if status != 401:
             return 1
-    print(f"\ndemo finished in {time.perf_counter() - total:.1f}s: model version {result.version} is Production.")
+    print(
+        f"\ndemo finished in {time.perf_counter() - total:.1f}s: model version {result.version} is Production "
+        f"in the demo's own state, {state.resolve()} (`make clean` removes it)."
+    )
     return 0
+
+
+def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> list[dict[str, object]]:
+    """How MIN_DEMO_ROWS was chosen: the demo's own generate -> train -> promote, at each size and
+    seed, in a throwaway folder; a size works when every seed ends with a Production model."""
+    import tempfile
+    from pathlib import Path
+
+    from fraudops.data import write_transactions
+    from fraudops.errors import TrainingError
+    from fraudops.stages.promote import run_promotion
+    from fraudops.stages.train import run_training
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
+
+    results: list[dict[str, object]] = []
+    for rows in sizes:
+        for seed in seeds:
+            with tempfile.TemporaryDirectory(prefix="fraudops-demo-size-") as folder:
+                trial = settings.model_copy(
+                    update={"storage": "local", "state_dir": Path(folder), "db_path": Path(folder) / "fraud.db",
+                            "tracking_uri": None, "registry_s3_key": None, "seed": seed}
+                )  # fmt: skip
+                config = GeneratorConfig(n_rows=rows, seed=seed)
+                write_transactions(trial.db_path, generate_frames(config))
+                try:
+                    result = run_training(trial)
+                except TrainingError as error:  # too few fraud rows to split: as much a failure
+                    results.append({"rows": rows, "seed": seed, "promoted": False, "error": str(error)})
+                else:
+                    decision = run_promotion(trial)
+                    results.append({"rows": rows, "seed": seed, "holdout_auprc": result.summary()["holdout_auprc"],
+                                    "promoted": decision.production_version is not None})  # fmt: skip
+                print(json.dumps(results[-1], default=str), flush=True)
+    return results
+
+
+if __name__ == "__main__":  # python -m fraudops_dev.demo 20000 30000 40000 [--seeds 42 7 2026]
+    import sys
+
+    from fraudops.config import get_settings
+
+    sizes, _, seeds = " ".join(sys.argv[1:]).partition("--seeds")
+    measure_minimum(get_settings(), [int(n) for n in sizes.split()], [int(n) for n in seeds.split()] or [42, 7, 2026])

@@ -2,7 +2,10 @@
 
 Every row passes the API's own value rules or is rejected with its line number and reason. The table
 is replaced (or, with ``append``, extended) only after the whole file has been read within the reject
-limit: a wrong file, a typo in the path or Ctrl-C leave the old data exactly as it was.
+limit: a wrong file, a typo in the path or Ctrl-C leave the old data exactly as it was. The rejects file
+(every rejected line and why, CSV) describes the last import attempt: it is written, atomically, before
+the table changes (so a full disk fails the import, never half of it), also when the import is refused,
+and removed by an import that rejects nothing.
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from typing import IO
 
 from fraudops.data import ProgressCallback, write_transactions
 from fraudops.errors import DataError
-from fraudops.schema import COLUMNS, MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, MONEY_COLUMNS, TRANSACTION_TYPES
-
-_INT_COLUMNS = {"step", "isFraud", "isFlaggedFraud"}
+from fraudops.files import atomic_write
+from fraudops.schema import (
+    COLUMNS,
+    LABEL_COLUMNS,
+    MAX_MONEY,
+    MAX_NAME_LENGTH,
+    MAX_STEP,
+    MONEY_COLUMNS,
+    TRANSACTION_TYPES,
+    parse_flag,
+    parse_integer,
+)
 
 
 @dataclass
@@ -31,19 +43,6 @@ class ImportReport:
     bad_rows: list[tuple[int, str]] = field(default_factory=list)  # (line number, reason)
 
 
-def _parse_int(raw: str) -> int | None:
-    """PaySim exports sometimes write integers as '1.0'."""
-    try:
-        return int(raw)
-    except ValueError:
-        pass
-    try:
-        number = float(raw)
-    except ValueError:
-        return None
-    return int(number) if number.is_integer() else None
-
-
 def parse_row(row: dict[str, str]) -> tuple[object, ...]:
     """One CSV row as a typed tuple in schema order; ValueError names the first bad column."""
     values: list[object] = []
@@ -51,14 +50,14 @@ def parse_row(row: dict[str, str]) -> tuple[object, ...]:
         raw = (row.get(column) or "").strip()
         if raw == "":
             raise ValueError(f"{column}: missing value")
-        if column in _INT_COLUMNS:
-            number = _parse_int(raw)
+        if column in LABEL_COLUMNS:
+            values.append(parse_flag(column, raw))
+        elif column == "step":
+            number = parse_integer(raw)
             if number is None:
                 raise ValueError(f"{column}: {raw!r} is not an integer")
-            if column == "step" and not 0 <= number <= MAX_STEP:
+            if not 0 <= number <= MAX_STEP:
                 raise ValueError(f"step: {raw!r} is outside 0..{MAX_STEP}")
-            if column != "step" and number not in (0, 1):
-                raise ValueError(f"{column}: {raw!r} is not 0 or 1")
             values.append(number)
         elif column in MONEY_COLUMNS:
             try:
@@ -116,6 +115,8 @@ def _read_chunks(path: Path, report: ImportReport, chunk_rows: int) -> Iterator[
             chunk: list[tuple[object, ...]] = []
             for fields in reader:
                 line = reader.line_num
+                if not fields:  # a blank line: no row, nothing to reject
+                    continue
                 report.rows_read += 1
                 if len(fields) != len(header):
                     report.bad_rows.append((line, f"{len(fields)} fields, expected {len(header)}"))
@@ -143,24 +144,47 @@ def import_csv(
     max_reject_share: float = 0.01,
     chunk_rows: int = 200_000,
     progress: ProgressCallback | None = None,
+    rejects_path: Path | None = None,
 ) -> ImportReport:
     """Import (or append) a PaySim CSV, all or nothing. More than ``max_reject_share`` of rows rejected
-    means a wrong file: nothing changes, and the error lists the first reasons."""
+    means a wrong file: nothing changes, and the error lists the first reasons (all of them in
+    ``rejects_path``, when given)."""
     report = ImportReport()
 
     def checked_chunks() -> Iterator[list[tuple[object, ...]]]:
         yield from _read_chunks(csv_path, report, chunk_rows)
+        if rejects_path is not None:  # before the table changes: a failure here leaves it as it was
+            write_rejects(rejects_path, report.bad_rows)
         if report.rows_read == 0:
             raise DataError(f"{csv_path}: no data rows after the header; nothing was imported")
         if len(report.bad_rows) > max_reject_share * report.rows_read:
             first = "; ".join(f"line {n}: {reason}" for n, reason in report.bad_rows[:3])
             raise DataError(
                 f"{csv_path}: {len(report.bad_rows):,} of {report.rows_read:,} rows rejected, more than "
-                f"{max_reject_share:.0%}; nothing was imported ({first})"
+                f"{max_reject_share:.0%}; nothing was imported ({first}"
+                + (f"; all listed in {rejects_path})" if rejects_path is not None else ")")
             )
 
     report.rows_imported = write_transactions(db_path, checked_chunks(), append=append, progress=progress)
     return report
+
+
+def write_rejects(path: Path, bad_rows: list[tuple[int, str]]) -> None:
+    """``line,reason`` as CSV (a reason quoting a value with ``"`` or ``,`` stays one field), replaced
+    atomically; no rejects removes an older file, which belonged to an earlier import."""
+    if not bad_rows:
+        path.unlink(missing_ok=True)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["line", "reason"])
+    writer.writerows(bad_rows)
+    try:
+        atomic_write(path, buffer.getvalue().encode())
+    except OSError as error:
+        raise DataError(
+            f"cannot write the rejects file {path} ({error.strerror or error}); nothing was imported"
+        ) from None
 
 
 def read_label_file(path: Path) -> list[tuple[str, bool]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudops.config import Settings
+from fraudops.files import atomic_write
 
 LOCALHOST = "127.0.0.1"
 LOG_ROTATE_BYTES = 10_000_000  # a log above this is rotated (kept as .1) when its service starts
@@ -140,14 +141,15 @@ def local_api_key(settings: Settings, create: bool = False) -> str | None:
     if keys:
         return keys[0]
     path = settings.state_dir / "api-key"
-    if path.exists():
-        return path.read_text().strip()
+    saved = path.read_text().strip() if path.exists() else ""
+    if saved:
+        return saved
     if not create:
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written whole or not at all (a full disk must not leave an empty key file that locks every call
+    # out); an empty file left by an older version is replaced. mkstemp makes the file 0600.
     key = secrets.token_urlsafe(24)
-    path.write_text(key + "\n")
-    path.chmod(0o600)
+    atomic_write(path, (key + "\n").encode())
     return key
 
 
@@ -251,16 +253,36 @@ def running_pid(settings: Settings, name: str) -> int | None:
     path = _pid_file(settings, name)
     if not path.exists():
         return None
-    pid = int(path.read_text().strip() or 0)
+    pid = int((path.read_text().split() or ["0"])[0])
     if pid <= 0 or not _alive(pid):  # gone, or a zombie left by a kill -9
         path.unlink(missing_ok=True)
         return None
     return pid
 
 
+def running_port(settings: Settings, name: str) -> int | None:
+    """The port a running service was started on (recorded beside its pid), None if it is not running."""
+    if running_pid(settings, name) is None:
+        return None
+    fields = _pid_file(settings, name).read_text().split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+
+
+_PORT_SETTINGS = {"api": "api_port", "mlflow-ui": "mlflow_ui_port", "s3": "s3_port"}
+
+
+def with_running_ports(settings: Settings) -> Settings:
+    """``settings`` with the ports of the stack that is running from this state folder: a command
+    that talks to the stack (predict, smoke, up's summary) finds it where `up` put it, whatever the
+    environment of this shell says."""
+    ports = {field: port for name, field in _PORT_SETTINGS.items() if (port := running_port(settings, name))}
+    return settings.model_copy(update=ports) if ports else settings
+
+
 def start_service(settings: Settings, service: Service, env: dict[str, str]) -> int:
     if (pid := running_pid(settings, service.name)) is not None:
-        print(f"  {service.name:<10} already running (pid {pid})")
+        port = running_port(settings, service.name) or service.port
+        print(f"  {service.name:<10} already running: http://{LOCALHOST}:{port}  (pid {pid})")
         return pid
     log_path = log_file(settings, service.name)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +292,7 @@ def start_service(settings: Settings, service: Service, env: dict[str, str]) -> 
         process = subprocess.Popen(
             service.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
-    _pid_file(settings, service.name).write_text(str(process.pid))
+    _pid_file(settings, service.name).write_text(f"{process.pid} {service.port}\n")  # the port: see running_port
     try:
         wait_for_http(service.ready_url, timeout=60, accept=service.ready_status)
     except TimeoutError:

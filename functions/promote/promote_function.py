@@ -49,17 +49,21 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("pinned model for batch scoring", extra={"model_version": manifest.version})
         return {"model": asdict(manifest), "policy": pin_policy(get_settings())}
     if request.action == "reconcile":
-        action = reconcile(get_settings(), actor)
+        action = reconcile(get_settings(), actor, request.version, request.idempotency_key)
         metrics.add_metric(name="Reconciled", unit=MetricUnit.Count, value=int(action.action != "in_sync"))
         return action.as_dict()
     if request.action == "rollback":
-        action = rollback(get_settings(), request.reason or "", request.to_version, actor)
+        action = rollback(get_settings(), request.reason or "", request.to_version, actor, request.from_version,
+                          request.idempotency_key)  # fmt: skip
         metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
         logger.info("rollback", extra=action.as_dict())
         return action.as_dict()
     settings = fetch_training_db(get_settings())
     force_reason = request.reason if request.force else None
-    decision = run_promotion(settings, request.version, force_reason=force_reason, actor=actor)
+    decision = run_promotion(
+        settings, request.version, force_reason=force_reason, actor=actor,
+        idempotency_key=request.idempotency_key, from_version=request.from_version,
+    )  # fmt: skip
     metrics.add_metric(name="Promoted", unit=MetricUnit.Count, value=1 if decision.promoted else 0)
     logger.info("promotion decision", extra=decision.as_dict())
     return decision.as_dict()

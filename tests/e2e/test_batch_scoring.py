@@ -160,3 +160,39 @@ def test_outcomes_come_from_the_policy_pinned_for_the_run_as_predict_decides(
             assert (answer["outcome"], f"{answer['decided_by']['kind']}:{answer['decided_by']['name']}") == (
                 result["outcome"], result["decided_by"]
             )  # fmt: skip
+
+
+def test_batch_check_is_never_recorded_as_live_traffic(promoted: Settings, tmp_path: Path) -> None:
+    """Issue 18 item 3: tooling must not feed the monitor's drift, flagged rate or realized performance."""
+    from datetime import UTC, datetime, timedelta
+
+    from fraudops_dev.batch_check import check_against_predict
+
+    from fraudops.capture import read_captures
+
+    source = tmp_path / "day.csv"
+    _write_csv(source, _transactions(promoted.db_path)[:150], [])
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    run = run_batch_locally(promoted, source, str(tmp_path / "out"), options=OPTIONS, workers=1,
+                            progress=lambda _: None)  # fmt: skip
+    report = check_against_predict(promoted, run.output, workers=1, progress=lambda _: None)
+    assert (report["rows_checked"], report["mismatches"]) == (150, 0)
+    assert read_captures(promoted, started, datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def test_json_lines_values_that_are_not_objects_are_bad_rows_of_a_whole_run(promoted: Settings, tmp_path: Path) -> None:
+    """Issue 17 item 9: with the default tolerance (0%), one such line must not fail the run."""
+    rows = _transactions(promoted.db_path)[:50]
+    source = tmp_path / "day.jsonl"
+    source.write_text(json.dumps(rows[0]) + "\n[1, 2]\n\n7\n" + "".join(json.dumps(r) + "\n" for r in rows[1:]))
+    run = run_batch_locally(promoted, source, str(tmp_path / "out"), options=OPTIONS, workers=1,
+                            progress=lambda _: None)  # fmt: skip
+    assert (run.scored, run.rejected, run.failed_batches) == (50, 2, [])
+    errors = {int(e["line"]): e["error"] for e in error_rows(run.output)}
+    assert sorted(errors) == [2, 4] and all("not a JSON object" in message for message in errors.values())
+    assert [int(r["line"]) for r in results_rows(run.output)][:2] == [1, 5]
+
+
+def test_a_folder_is_named_as_a_folder(promoted: Settings, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="is a folder"):
+        run_batch_locally(promoted, tmp_path, progress=lambda _: None)

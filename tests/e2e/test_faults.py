@@ -122,13 +122,59 @@ def test_a_fault_at_any_s3_call_of_a_promotion_keeps_production_whole(s3_registr
     assert faulted == total_calls  # every outage failed the promotion loudly, and nothing broke
 
 
+def test_an_outage_at_any_s3_call_of_a_rollback_leaves_old_or_new_with_its_event(s3_registry: Settings) -> None:
+    """The S3-object registry (AWS's layout): S3 goes down at each call of a rollback in turn."""
+    from fraudops.history import read_history
+    from fraudops.stages.production import reconcile, rollback
+
+    settings = s3_registry
+    v1_in_production_and_v2_registered(settings)
+    assert run_promotion(settings).promoted
+    saved = snapshot(settings)
+    history_keys = {o["Key"] for o in s3(settings).list_objects_v2(Bucket=settings.model_bucket).get("Contents", [])
+                    if "/history/" in o["Key"]}  # fmt: skip
+
+    def reset() -> None:
+        restore(settings, saved)
+        for item in s3(settings).list_objects_v2(Bucket=settings.model_bucket).get("Contents", []):
+            if ("/history/" in item["Key"] and item["Key"] not in history_keys) or "/intents/" in item["Key"]:
+                s3(settings).delete_object(Bucket=settings.model_bucket, Key=item["Key"])
+
+    def events() -> list[tuple[str, str | None, str | None]]:
+        return [(c.action, c.from_version, c.to_version) for c in read_history(settings)]
+
+    before = events()
+    with s3_faults(S3Faults()) as counting:
+        rollback(settings, "v2 misbehaves", from_version="2")
+    after = events()
+    assert after == [*before, ("rolled_back", "2", "1")]
+    total_calls = len(counting.calls)
+    for call in range(1, total_calls + 1):
+        reset()
+        with s3_faults(S3Faults(fail_when=fail_from_call(call))), pytest.raises(Exception) as failure:
+            rollback(settings, "v2 misbehaves", from_version="2")
+        alias = production_version(settings)
+        if alias == "2":
+            assert events() == before and manifest_version(settings) == "2", call
+        else:
+            assert alias == "1" and events() == after, f"{call}: {failure.value}"
+            assert "version 1 is Production in the registry" in str(failure.value), call
+        reconcile(settings)
+        assert production_version(settings) == manifest_version(settings) == events()[-1][2], call
+        try:
+            rollback(settings, "v2 misbehaves (retry)", from_version="2")
+        except Exception as error:
+            assert "not 2" in str(error), call
+        assert production_version(settings) == manifest_version(settings) == "1" and events() == after, call
+
+
 def test_manifest_write_failure_after_the_alias_moved_is_repaired_by_a_retry(s3_registry: Settings) -> None:
     settings = s3_registry
     v1_in_production_and_v2_registered(settings)
     api = TestClient(build_default_app(settings))
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "1"
     manifest_puts = fail_operation("PutObject", url_part="/serving/fraud-detector/production.json")
-    with s3_faults(S3Faults(fail_when=manifest_puts)), pytest.raises(StoreError, match="re-run the promotion"):
+    with s3_faults(S3Faults(fail_when=manifest_puts)), pytest.raises(StoreError, match="running this command again"):
         run_promotion(settings)
     assert production_version(settings) == "2" and manifest_version(settings) == "1"
     assert api.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()["model_version"] == "1"

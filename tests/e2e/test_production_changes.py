@@ -51,7 +51,7 @@ def test_rollback_after_two_promotions_is_served_without_restart(registry: Setti
     train_and_promote(registry)
     assert served(client) == "2"
 
-    action = rollback(registry, reason="v2 flags too many payments")
+    action = rollback(registry, reason="v2 flags too many payments", from_version="2")
     assert (action.action, action.from_version, action.to_version) == ("rolled_back", "2", "1")
     assert production_version(registry) == "1" and manifest_version(registry) == "1"
     assert served(client) == "1"
@@ -81,7 +81,7 @@ def test_rollback_to_a_broken_or_missing_version_changes_nothing(registry: Setti
             s3_client(registry).delete_object(Bucket=bucket, Key=key)
     before = actions(registry)
     with pytest.raises(PromotionError, match="nothing was changed"):
-        rollback(registry, reason="try", to_version=target)
+        rollback(registry, reason="try", to_version=target, from_version="2")
     assert production_version(registry) == "2" and manifest_version(registry) == "2"
     assert actions(registry) == before
 
@@ -110,20 +110,23 @@ def test_a_crash_between_the_alias_and_the_manifest_is_detected_and_repaired(
     train_and_promote(registry)
     client = TestClient(build_default_app(registry))
     assert served(client) == "2"
-    import fraudops.stages.production as production
+    import fraudops.stages.change as change
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the process died here (injected)")
 
-    monkeypatch.setattr(production, "publish_manifest", crash)
-    with pytest.raises(StoreError, match="fraudops reconcile"):
-        rollback(registry, reason="crash test")
+    monkeypatch.setattr(change, "publish_manifest", crash)
+    with pytest.raises(StoreError, match=r"version 1 is Production in the registry.*fraudops reconcile"):
+        rollback(registry, reason="crash test", from_version="2")
     monkeypatch.undo()
     assert production_version(registry) == "1" and manifest_version(registry) == "2"
+    assert actions(registry)[-1] == ("rolled_back", "2", "1")  # recorded with the alias
     assert served(client) == "2" and client.get("/health").json()["status"] == "degraded"
-    assert reconcile(registry).to_version == "1"
+    completed = reconcile(registry)
+    assert (completed.action, completed.to_version) == ("completed", "1")
     assert served(client) == "1" and client.get("/health").json()["status"] == "ok"
-    assert actions(registry)[-2:] == [("rolled_back", "2", "1"), ("reconciled", "2", "1")]
+    assert actions(registry)[-1] == ("rolled_back", "2", "1") and read_history(registry)[-1].status == "done"
+    assert [a for a, _, _ in actions(registry)].count("rolled_back") == 1
 
 
 def test_manual_promotion_is_recorded_with_the_rules_verdict(registry: Settings) -> None:

@@ -91,3 +91,87 @@ def promote_in_child(settings_values: dict[str, Any]) -> str:
     from fraudops.stages.promote import run_promotion
 
     return run_promotion(Settings(**settings_values)).outcome
+
+
+# --- faults at every write of a change of Production (any backend) ----------------------------------------
+
+
+class Killed(BaseException):
+    """``kill -9`` at this write: not an Exception, so no ``except Exception`` handler runs, and every
+    write after it fails the same way (a dead process writes nothing more)."""
+
+
+@dataclass
+class WriteFaults:
+    """Count the storage writes of a command, or break them from write ``fail_at`` on: ``kind`` "kill"
+    (nothing more is written) or "disk_full" (ENOSPC on files, SQLite's "database or disk is full" on
+    the registry; deleting a file still works, as on a real full disk)."""
+
+    fail_at: int | None = None
+    kind: str = "kill"
+    writes: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def hit(self, what: str, delete: bool = False, registry: bool = False) -> None:
+        import errno
+        import sqlite3
+
+        self.writes.append(what)
+        if self.fail_at is None or len(self.writes) < self.fail_at:
+            return
+        if self.kind == "kill":
+            self.failed.append(what)
+            raise Killed(f"killed at write {len(self.writes)} ({what})")
+        if delete:
+            return
+        self.failed.append(what)
+        if registry:
+            raise sqlite3.OperationalError("database or disk is full")
+        raise OSError(errno.ENOSPC, "No space left on device", what)
+
+
+REGISTRY_WRITES = ("set_registered_model_alias", "delete_registered_model_alias", "set_model_version_tag",
+                   "set_registered_model_tag")  # fmt: skip
+
+
+@contextlib.contextmanager
+def write_faults(faults: WriteFaults) -> Iterator[WriteFaults]:
+    """Every write a change of Production makes goes through these: the blob stores (artifacts, intents,
+    history, manifest) and the MLflow client (alias, tags)."""
+    import mlflow
+    import pytest
+
+    monkeypatch = pytest.MonkeyPatch()
+
+    from fraudops.store.blobs import LocalBlobStore, S3BlobStore
+
+    def wrap(owner: Any, name: str, **kind: bool) -> None:
+        original = getattr(owner, name)
+
+        def faulty(self: Any, *args: Any, **kwargs: Any) -> Any:
+            faults.hit(f"{owner.__name__}.{name}({args[0] if args else ''})", **kind)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(owner, name, faulty)
+
+    for store in (LocalBlobStore, S3BlobStore):
+        wrap(store, "put")
+        wrap(store, "delete", delete=True)
+    for name in REGISTRY_WRITES:
+        wrap(mlflow.MlflowClient, name, registry=True)
+    try:
+        yield faults
+    finally:
+        monkeypatch.undo()
+
+
+def rollback_in_child(settings_values: dict[str, Any]) -> str:
+    """One `fraudops rollback --from 2` in its own process, as a second terminal would run it."""
+    from fraudops.config import Settings
+    from fraudops.errors import PromotionError
+    from fraudops.stages.production import rollback
+
+    try:
+        return rollback(Settings(**settings_values), "v2 misbehaves", from_version="2").action
+    except PromotionError as error:
+        return f"refused: {error}"

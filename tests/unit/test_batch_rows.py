@@ -63,3 +63,46 @@ def test_a_malformed_event_is_an_input_error_naming_the_field() -> None:
         parse_batch_event(
             {"Items": [{"index": 0, "row": GOOD}], "BatchInput": {"model": {}, "output": "o", "format": "xml"}}
         )
+
+
+@pytest.mark.parametrize("value", [[1, 2], 3, "text", None, True, 2.5])
+def test_a_json_lines_value_that_is_not_an_object_is_a_bad_row_not_a_failed_batch(value: Any) -> None:
+    """Issue 17 item 9: the Map's ItemReader hands any JSON value; the event still parses."""
+    event = parse_batch_event(
+        {"Items": [{"index": 0, "row": {**GOOD, "transaction_id": "t-0"}}, {"index": 1, "row": value}],
+         "BatchInput": {"model": {}, "output": "o", "format": "jsonl"}}
+    )  # fmt: skip
+    good, _, errors = validate_rows(event.Items, "jsonl")
+    assert [i.index for i in good] == [0]
+    assert [(e.line, e.message.split(" (")[0]) for e in errors] == [(2, "row: not a JSON object")]
+
+
+@pytest.mark.parametrize(("label", "ok"), [("0", True), ("1", True), ("1.0", True), ("", True), ("2", False),
+                                           ("-1", False), ("yes", False), (2, False), (1, True)])  # fmt: skip
+def test_label_columns_follow_the_importers_rule(label: Any, ok: bool) -> None:
+    """Issue 18 item 11: a row import-csv rejects (isFraud=2) is not scored either, with its reason."""
+    from fraudops.schema import parse_flag
+
+    _, _, errors = validate_rows([BatchItem(index=0, row={**GOOD, "isFraud": label})], "csv")
+    assert not errors if ok else errors[0].message.startswith("isFraud:")
+    if not ok and isinstance(label, str):
+        with pytest.raises(ValueError) as importer_says:
+            parse_flag("isFraud", label)
+        assert errors[0].message == str(importer_says.value)
+
+
+def test_local_reader_counts_blank_lines_as_import_csv_and_json_lines_do(tmp_path: Any) -> None:
+    """Issue 18 item 5: the line a row is reported on is its line in the file, after a blank line too."""
+    from fraudops_dev.batch_local import read_items
+
+    header = ",".join(GOOD)
+    row = ",".join(str(v) for v in GOOD.values())
+    source = tmp_path / "day.csv"
+    source.write_text(f"{header}\n{row}\n\n{row}\n\n\n{row.replace('TRANSFER', 'WIRE')}\n")
+    items = [BatchItem.model_validate(item) for item in read_items(source, "csv")]
+    assert [line_number(i.index, "csv") for i in items] == [2, 4, 7]
+    _, _, errors = validate_rows(items, "csv")
+    assert [e.line for e in errors] == [7]
+    lines = tmp_path / "day.jsonl"
+    lines.write_text('{"a": 1}\n\n[1]\n')
+    assert [line_number(i["index"], "jsonl") for i in read_items(lines, "jsonl")] == [1, 3]

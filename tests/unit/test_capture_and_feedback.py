@@ -130,3 +130,14 @@ def test_any_feedback_body_is_stored_or_a_422_naming_the_field(
         assert response.json()["fields"] and all(f["field"].startswith("labels") for f in response.json()["fields"])
     else:
         assert response.json()["accepted"] == len(labels)
+
+
+def test_feedback_accepts_paysim_style_0_and_1_as_import_labels_does(local: Settings, loaded: LoadedModel) -> None:
+    client = app_for(local, loaded, None)
+    labels = {"labels": [{"transaction_id": "p", "is_fraud": 1}, {"transaction_id": "q", "is_fraud": 0}]}
+    answer = client.post("/feedback", json=labels, headers=KEY)
+    assert answer.status_code == 200, answer.text
+    assert read_labels(local) == {"p": True, "q": False}
+    for wrong in (2, -1, "1", 0.5):
+        refused = client.post("/feedback", json={"labels": [{"transaction_id": "r", "is_fraud": wrong}]}, headers=KEY)
+        assert refused.status_code == 422, wrong

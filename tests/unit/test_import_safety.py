@@ -153,3 +153,85 @@ def test_sigkill_during_import_and_append_leaves_the_old_table(populated: Path, 
     process = _cli("import-csv", str(big), "--append", "--db", str(populated))
     _kill_when(process, journal.exists)
     assert_untouched(populated)  # the hot journal was rolled back on open
+
+
+# --- issue 22 item 5, issue 18 item 8: the rejects file ----------------------------------------------------
+
+
+def rows_with_rejects(tmp_path: Path, rows: int = 400) -> Path:
+    lines = paysim_csv(tmp_path / "ok.csv", rows=rows).read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[1] = 'PAY"MENT, "quoted"'  # a value with a quote and a comma: one CSV field in the rejects file
+    lines[3] = ",".join(fields[:1]) + ',"' + fields[1].replace('"', '""') + '",' + ",".join(fields[2:])
+    lines.insert(6, "")  # a blank line is no row and no reject
+    source = tmp_path / "rows.csv"
+    source.write_text("\n".join(lines) + "\n")
+    return source
+
+
+def read_rejects(path: Path) -> list[list[str]]:
+    import csv
+
+    with path.open(newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def test_the_rejects_file_is_csv_escaped_and_a_blank_line_is_no_reject(populated: Path, tmp_path: Path) -> None:
+    rejects = tmp_path / "fraud.rejects.csv"
+    report = import_csv(rows_with_rejects(tmp_path), populated, rejects_path=rejects)
+    assert len(report.bad_rows) == 1 and report.bad_rows[0][0] == 4
+    assert report.rows_read == 400 and report.rows_imported == 399
+    table = read_rejects(rejects)
+    assert table[0] == ["line", "reason"] and len(table) == 2
+    assert table[1][0] == "4" and 'PAY"MENT, "quoted"' in table[1][1]
+
+
+def test_a_clean_import_clears_the_rejects_file_and_a_refused_one_writes_it(populated: Path, tmp_path: Path) -> None:
+    rejects = tmp_path / "fraud.rejects.csv"
+    import_csv(rows_with_rejects(tmp_path), populated, rejects_path=rejects)
+    assert rejects.exists()
+    import_csv(paysim_csv(tmp_path / "clean.csv"), populated, rejects_path=rejects)
+    assert not rejects.exists()  # it described the earlier import
+    lines = paysim_csv(tmp_path / "bad.csv", rows=50).read_text().splitlines()
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0]] + [line.replace(",", ",-", 3) for line in lines[1:]]))
+    with pytest.raises(DataError, match=f"all listed in {rejects}"):
+        import_csv(tmp_path / "bad.csv", populated, rejects_path=rejects)
+    assert len(read_rejects(rejects)) == 51  # every rejected line, not only the 3 in the message
+    assert count_rows(populated) == 300
+
+
+def test_a_full_disk_writing_the_rejects_keeps_the_old_table(
+    populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import fraudops_dev.importer as importer
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(importer, "atomic_write", full)
+    rejects = tmp_path / "fraud.rejects.csv"
+    with pytest.raises(DataError, match="nothing was imported"):
+        import_csv(rows_with_rejects(tmp_path), populated, rejects_path=rejects)
+    assert_untouched(populated)
+    assert not rejects.exists()
+
+
+def test_a_full_disk_is_one_line_and_exit_2(
+    populated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    import fraudops_dev.importer as importer
+
+    def full(*args: object, **kwargs: object) -> int:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(importer, "write_transactions", full)
+    assert main(["import-csv", str(paysim_csv(tmp_path / "ok.csv")), "--db", str(populated)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "OperationalError:" not in err
+    first = err.splitlines()[0]
+    assert first.startswith("fraudops import-csv: error: database or disk is full; nothing was changed")
+    assert_untouched(populated)

@@ -29,14 +29,14 @@ from fraudops.config import Settings
 from fraudops.decisions.serving import decide_rows, pinned_policy
 from fraudops.errors import InvalidInputError
 from fraudops.events import BatchEvent, BatchItem, describe_errors
-from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.schema import LABEL_COLUMNS, RAW_FEATURE_COLUMNS, parse_flag
 from fraudops.served import ServedModel
 from fraudops.serving import served_model
 from fraudops.store import ServingManifest, write_uri
 
 # Columns a PaySim file carries that are not model inputs: kept in the output (a back-test needs the
-# label beside the score), not validated.
-PASSTHROUGH_COLUMNS = frozenset({"isFraud", "isFlaggedFraud"})
+# label beside the score), checked with the importer's rule (0 or 1) when present and not empty.
+PASSTHROUGH_COLUMNS = frozenset(LABEL_COLUMNS)
 RESULT_COLUMNS = ("probability", "decision", "threshold", "model_version", "outcome", "decided_by", "policy_version",
                   "reasons")  # fmt: skip
 UNREADABLE = "__unreadable__"  # a line the local reader could not split into fields, and why
@@ -68,6 +68,22 @@ def line_number(index: int, input_format: str) -> int:
     return index + (2 if input_format == "csv" else 1)
 
 
+def _label_problem(row: dict[str, Any]) -> str | None:
+    """The importer's rule for the label columns a file carries (one set of row rules: a row that
+    ``import-csv`` rejects is not scored either)."""
+    for column in LABEL_COLUMNS:
+        value = row.get(column)
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return f"{column}: {value!r} is not 0 or 1"
+        try:
+            parse_flag(column, str(value))
+        except ValueError as error:
+            return str(error)
+    return None
+
+
 def _transaction_fields(row: dict[str, Any], input_format: str) -> dict[str, Any]:
     if input_format == "csv":  # an empty CSV cell is an absent optional value
         return {k: v for k, v in row.items() if k not in PASSTHROUGH_COLUMNS and not (v == "" and k in _OPTIONAL)}
@@ -82,17 +98,37 @@ def validate_rows(
     transactions: list[Transaction] = []
     errors: list[RowError] = []
     for item in items:
+        line = line_number(item.index, input_format)
+        if not isinstance(item.row, dict):  # a JSON Lines line that is valid JSON but not an object
+            errors.append(RowError(line, f"row: not a JSON object (got {_json_kind(item.row)})"))
+            continue
         if UNREADABLE in item.row:
-            errors.append(RowError(line_number(item.index, input_format), str(item.row[UNREADABLE])))
+            errors.append(RowError(line, str(item.row[UNREADABLE])))
+            continue
+        problem = _label_problem(item.row)
+        if problem:
+            errors.append(RowError(line, problem))
             continue
         try:
             transaction = Transaction.model_validate(_transaction_fields(item.row, input_format), strict=False)
         except ValidationError as error:
-            errors.append(RowError(line_number(item.index, input_format), describe_errors(error, whole="row")))
+            errors.append(RowError(line, describe_errors(error, whole="row")))
             continue
         good_items.append(item)
         transactions.append(transaction)
     return good_items, transactions, errors
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else type(value).__name__
 
 
 _models: dict[tuple[str, str | None, str], ServedModel] = {}

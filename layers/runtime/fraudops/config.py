@@ -7,7 +7,10 @@ keeps artifacts in S3 instead, as in AWS, where the template sets the same varia
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -197,11 +200,36 @@ class Settings(BaseSettings):
         return [key.strip() for key in self.api_keys.get_secret_value().split(",") if key.strip()]
 
 
+# FRAUDOPS_* variables that are read directly, not settings (tooling and tests).
+OTHER_VARIABLES = frozenset(
+    {"FRAUDOPS_ACTOR", "FRAUDOPS_XGBOOST_LIBRARY", "FRAUDOPS_AUDIT_REQUIRED", "FRAUDOPS_SOAK_SECONDS"}
+)
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per ``FRAUDOPS_*`` variable nothing reads, naming the near match: a misspelt
+    setting is otherwise silently ignored (``extra="ignore"``) and its default applies."""
+    environ = os.environ if environ is None else environ
+    known = {"FRAUDOPS_" + name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    warnings = []
+    for name in sorted(environ):
+        if not name.upper().startswith("FRAUDOPS_") or name.upper() in known:
+            continue
+        # Compared without the shared prefix, which would make every name look alike.
+        near = difflib.get_close_matches(name.upper()[9:], sorted(k[9:] for k in known), n=1, cutoff=0.6)
+        hint = f"; did you mean FRAUDOPS_{near[0]}?" if near else " (see the README's configuration table)"
+        warnings.append(f"{name} is not a fraudops setting and is ignored{hint}")
+    return warnings
+
+
 def running_in_lambda() -> bool:
     return "AWS_LAMBDA_FUNCTION_NAME" in os.environ
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Settings read once per process (a Lambda container reads its environment once)."""
+    """Settings read once per process (a Lambda container reads its environment once); a FRAUDOPS_*
+    variable that no setting reads is logged as a warning with its near match."""
+    for warning in unknown_variables():
+        logging.getLogger("fraudops.config").warning(warning)
     return Settings()

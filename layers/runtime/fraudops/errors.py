@@ -57,3 +57,27 @@ class PromotionError(FraudopsError):
 
 class ModelUnavailableError(FraudopsError):
     """No model can be served yet (nothing promoted, or the store is unreachable)."""
+
+
+def disk_full_cause(error: BaseException) -> str | None:
+    """The first line of a "no space left" error anywhere in ``error``'s chain (SQLite says "database or
+    disk is full", Python "[Errno 28] No space left on device"), else None. SQLAlchemy and MLflow wrap it
+    in messages that start elsewhere ("Query-invoked autoflush"), so the chain is searched."""
+    import errno
+
+    seen: set[int] = set()
+    pending: list[BaseException] = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        text = str(current)
+        if (isinstance(current, OSError) and current.errno == errno.ENOSPC) or "No space left on device" in text:
+            return "no space left on device"
+        if "database or disk is full" in text:
+            return "database or disk is full"
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):  # orig: SQLAlchemy's
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+    return None

@@ -41,21 +41,28 @@ class PromoteInput(BaseModel):
     """``version`` may be given directly or as the train step's output under ``train``.
 
     ``action`` picks what the promote function does: ``promote`` (the rule; with ``force`` and a
-    ``reason``, a manual promotion), ``rollback`` (to ``to_version`` or the previous Production),
-    ``reconcile`` (the manifest follows the registry's alias), ``check`` (report, change nothing) or
-    ``pin`` (the model a batch-scoring run uses: Production's manifest, or ``version``'s; change nothing),
+    ``reason``, a manual promotion), ``rollback`` (from ``from_version``, which must still be Production,
+    to ``to_version`` or the previous Production), ``reconcile`` (the manifest follows the registry's
+    alias; with ``version``, only if the alias names it), ``check`` (report, change nothing), ``pin``
+    (the model a batch-scoring run uses: Production's manifest, or ``version``'s; change nothing),
     ``acquire_lease`` / ``release_lease`` (the retrain state machine's one-at-a-time lease, held by the
-    execution named in ``actor``; fraudops.retraining_lock)."""
+    execution named in ``actor``; fraudops.retraining_lock).
+
+    ``idempotency_key`` (the retraining state machine passes its execution id): a retried invocation
+    with a key already used reports what it did and changes nothing. ``from_version`` on a promotion:
+    refuse unless Production is that version."""
 
     model_config = ConfigDict(extra="ignore")
     action: Literal["promote", "rollback", "reconcile", "check", "pin", "acquire_lease", "release_lease"] = "promote"
     version: str | None = Field(None, max_length=16)
     to_version: str | None = Field(None, max_length=16)
+    from_version: str | None = Field(None, max_length=16)
+    idempotency_key: str | None = Field(None, min_length=1, max_length=512)
     force: bool = False
     reason: str | None = Field(None, max_length=1000)
     actor: str | None = Field(None, max_length=256)
 
-    @field_validator("version", "to_version", mode="before")
+    @field_validator("version", "to_version", "from_version", mode="before")
     @classmethod
     def _version_digits(cls, value: Any) -> Any:
         if value is None:
@@ -90,6 +97,11 @@ def _needs_reason(request: PromoteInput) -> PromoteInput:
     if (request.action == "rollback" or request.force) and not (request.reason or "").strip():
         raise InvalidInputError(
             f"invalid promote input: {request.action}{' with force' * request.force} needs a reason"
+        )
+    if request.action == "rollback" and request.from_version is None:
+        raise InvalidInputError(
+            "invalid promote input: rollback needs from_version (the version it rolls back from, which must "
+            "still be Production: a retried rollback then never rolls back twice)"
         )
     return request
 
@@ -137,11 +149,13 @@ def parse_monitor_input(event: Any) -> MonitorInput:
 
 
 class BatchItem(BaseModel):
-    """One row as the Distributed Map's ItemSelector passes it: its index in the file and its fields."""
+    """One row as the Distributed Map's ItemSelector passes it: its index in the file and its fields.
+    ``row`` is whatever the ItemReader parsed: a JSON Lines line may be valid JSON but not an object,
+    which makes that row bad (``batch.validate_rows``), never the whole batch."""
 
     model_config = ConfigDict(extra="forbid")
     index: int = Field(ge=0)
-    row: dict[str, Any]
+    row: Any
 
 
 class BatchInput(BaseModel):

@@ -42,6 +42,32 @@ MAX_MONEY: Final = 1e12  # PaySim's largest balance is ~3.6e8; anything near flo
 MAX_STEP: Final = 1_000_000
 MAX_NAME_LENGTH: Final = 64
 
+LABEL_COLUMNS: Final = ("isFraud", "isFlaggedFraud")
+
+
+def parse_integer(raw: str) -> int | None:
+    """An integer cell; PaySim exports sometimes write integers as '1.0'. None when it is not one."""
+    try:
+        return int(raw)
+    except ValueError:
+        pass
+    try:
+        number = float(raw)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def parse_flag(column: str, raw: str) -> int:
+    """A 0/1 label column (isFraud, isFlaggedFraud) as the importer and batch scoring both read it."""
+    number = parse_integer(raw.strip())
+    if number is None:
+        raise ValueError(f"{column}: {raw!r} is not an integer")
+    if number not in (0, 1):
+        raise ValueError(f"{column}: {raw!r} is not 0 or 1")
+    return number
+
+
 CREATE_TABLE_SQL: Final = f"""
 CREATE TABLE IF NOT EXISTS {TABLE} (
     step INTEGER NOT NULL CHECK (step >= 0),

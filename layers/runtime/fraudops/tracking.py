@@ -5,6 +5,7 @@ failure registers nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import tempfile
 import warnings
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,11 @@ from fraudops.profile import PROFILE_ARTIFACT
 from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.store import ModelStore, with_registry_retries
 from fraudops.training import TrainedModel
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,11 +161,7 @@ def log_and_register(
 ) -> tuple[str, str, str]:
     """One MLflow run with everything needed to reproduce the model, then a new registered version.
     Returns (run_id, version, model_uri). Runs in one registry session: all or nothing."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
-
-    import fraudops
 
     store = ModelStore(settings)
     example = _input_example(frame)
@@ -168,83 +170,149 @@ def log_and_register(
         signature = infer_signature(example, pd.DataFrame({"probability": [0.5], "prediction": [1.0]}))
     with store.session() as client, _artifact_dir(trained, split) as artifacts:
         experiment_id = store.ensure_experiment(client)
-        with mlflow.start_run(experiment_id=experiment_id) as run:
-            mlflow.set_tags(
-                {
-                    "fraudops.feature_set": trained.spec.feature_set,
-                    "fraudops.data_sha256": data.sha256,
-                    "mlflow.note.content": "XGBoost fraud classifier trained by fraudops on PaySim-schema data.",
-                    **(tags or {}),
-                }
+        _fail_abandoned_runs(client, experiment_id)
+        started: list[str] = []
+        try:
+            return _log_run(client, settings, experiment_id, trained, split, data, signature, example, artifacts,
+                            tags, started)  # fmt: skip
+        except BaseException:
+            if started:
+                _clean_up_failed_run(client, experiment_id, started[0])
+            raise
+
+
+def _fail_abandoned_runs(client: MlflowClient, experiment_id: str) -> None:
+    """A run still RUNNING when a new one starts was cut off by a kill (trainings take the registry
+    lock, so none is really running): mark it FAILED, as MLflow would have on an exception."""
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'"):
+        log.warning("run %s was left RUNNING by an interrupted training: marking it FAILED", run.info.run_id)
+        _clean_up_failed_run(client, experiment_id, run.info.run_id)
+
+
+def _clean_up_failed_run(client: MlflowClient, experiment_id: str, run_id: str) -> None:
+    """Leave no run RUNNING, no logged model PENDING and no orphan local artifacts. On a full disk the
+    artifacts go first: deleting them frees the space the registry writes that follow need."""
+    import shutil
+    from urllib.parse import unquote, urlparse
+
+    from mlflow.entities import LoggedModelStatus
+
+    def local_path(uri: str | None) -> Path | None:
+        parsed = urlparse(uri or "")
+        return Path(unquote(parsed.path)) if parsed.scheme == "file" else None
+
+    try:
+        models = client.search_logged_models(experiment_ids=[experiment_id],
+                                             filter_string=f"source_run_id = '{run_id}'")  # fmt: skip
+        paths = [local_path(model.artifact_location) for model in models]
+        paths.append(local_path(client.get_run(run_id).info.artifact_uri))
+        for path in paths:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
+        for model in models:
+            if str(model.status) != str(LoggedModelStatus.READY):
+                client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        client.set_terminated(run_id, "FAILED")
+    except Exception as error:  # the original failure is the one to report; the next training retries this
+        log.warning("could not clean up the failed run %s (%s); the next training will", run_id, error)
+
+
+def _log_run(
+    client: MlflowClient,
+    settings: Settings,
+    experiment_id: str,
+    trained: TrainedModel,
+    split: DataSplit,
+    data: DatasetFingerprint,
+    signature: Any,
+    example: pd.DataFrame,
+    artifacts: Path,
+    tags: dict[str, str] | None,
+    started: list[str],
+) -> tuple[str, str, str]:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    import fraudops
+
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        started.append(run.info.run_id)
+        mlflow.set_tags(
+            {
+                "fraudops.feature_set": trained.spec.feature_set,
+                "fraudops.data_sha256": data.sha256,
+                "mlflow.note.content": "XGBoost fraud classifier trained by fraudops on PaySim-schema data.",
+                **(tags or {}),
+            }
+        )
+        mlflow.log_params(
+            {
+                **{f"xgb_{key}": value for key, value in trained.params.items()},
+                "n_estimators_max": settings.n_estimators,
+                "early_stopping_rounds": settings.early_stopping_rounds,
+                "best_iteration": trained.best_iteration,
+                "feature_set": trained.spec.feature_set,
+                "features": ",".join(trained.spec.feature_names),
+                "validation_start_step": split.validation_start_step,
+                "holdout_start_step": split.holdout_start_step,
+                "train_rows": len(split.train),
+                "validation_rows": len(split.validation),
+                "holdout_rows": len(split.holdout),
+                "xgboost_version": xgb.__version__,
+                "python_version": platform.python_version(),
+                **data.as_params(),
+            }
+        )
+        mlflow.log_metrics(
+            {
+                **trained.validation.as_dict("validation_"),
+                **trained.holdout.as_dict("holdout_"),
+                **{f"holdout_{key}": value for key, value in trained.money.items()},
+                **{f"seconds_{key}": value for key, value in trained.seconds.items()},
+            }
+        )
+        mlflow.log_dict(
+            {
+                "holdout": trained.holdout.as_dict(),
+                "validation": trained.validation.as_dict(),
+                "holdout_money": trained.money,
+                "decision_bands": trained.spec.extra.get("decision_bands"),
+            },
+            "metrics.json",
+        )
+        mlflow.log_artifact(str(artifacts / "pr_curve.png"), "plots")
+        mlflow.log_artifact(str(artifacts / "feature_importance.png"), "plots")
+        model_info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(Path(fraudops.__file__).parent / "pyfunc_entry.py"),
+            artifacts={
+                BOOSTER_ARTIFACT: str(artifacts / "model" / BOOSTER_ARTIFACT),
+                SPEC_ARTIFACT: str(artifacts / "model" / SPEC_ARTIFACT),
+                PROFILE_ARTIFACT: str(artifacts / "model" / PROFILE_ARTIFACT),
+            },
+            code_paths=[str(Path(fraudops.__file__).parent)],
+            signature=signature,
+            input_example=example,
+            pip_requirements=_pip_requirements(),
+            metadata={"feature_set": trained.spec.feature_set},  # the threshold lives in the spec file only
+        )
+        try:
+            client.create_registered_model(
+                settings.model_name, description="Fraud classifier for PaySim-schema transactions."
             )
-            mlflow.log_params(
-                {
-                    **{f"xgb_{key}": value for key, value in trained.params.items()},
-                    "n_estimators_max": settings.n_estimators,
-                    "early_stopping_rounds": settings.early_stopping_rounds,
-                    "best_iteration": trained.best_iteration,
-                    "feature_set": trained.spec.feature_set,
-                    "features": ",".join(trained.spec.feature_names),
-                    "validation_start_step": split.validation_start_step,
-                    "holdout_start_step": split.holdout_start_step,
-                    "train_rows": len(split.train),
-                    "validation_rows": len(split.validation),
-                    "holdout_rows": len(split.holdout),
-                    "xgboost_version": xgb.__version__,
-                    "python_version": platform.python_version(),
-                    **data.as_params(),
-                }
-            )
-            mlflow.log_metrics(
-                {
-                    **trained.validation.as_dict("validation_"),
-                    **trained.holdout.as_dict("holdout_"),
-                    **{f"holdout_{key}": value for key, value in trained.money.items()},
-                    **{f"seconds_{key}": value for key, value in trained.seconds.items()},
-                }
-            )
-            mlflow.log_dict(
-                {
-                    "holdout": trained.holdout.as_dict(),
-                    "validation": trained.validation.as_dict(),
-                    "holdout_money": trained.money,
-                    "decision_bands": trained.spec.extra.get("decision_bands"),
-                },
-                "metrics.json",
-            )
-            mlflow.log_artifact(str(artifacts / "pr_curve.png"), "plots")
-            mlflow.log_artifact(str(artifacts / "feature_importance.png"), "plots")
-            model_info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(Path(fraudops.__file__).parent / "pyfunc_entry.py"),
-                artifacts={
-                    BOOSTER_ARTIFACT: str(artifacts / "model" / BOOSTER_ARTIFACT),
-                    SPEC_ARTIFACT: str(artifacts / "model" / SPEC_ARTIFACT),
-                    PROFILE_ARTIFACT: str(artifacts / "model" / PROFILE_ARTIFACT),
-                },
-                code_paths=[str(Path(fraudops.__file__).parent)],
-                signature=signature,
-                input_example=example,
-                pip_requirements=_pip_requirements(),
-                metadata={"feature_set": trained.spec.feature_set},  # the threshold lives in the spec file only
-            )
-            try:
-                client.create_registered_model(
-                    settings.model_name, description="Fraud classifier for PaySim-schema transactions."
-                )
-            except MlflowException as error:
-                if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-            version = client.create_model_version(
-                settings.model_name,
-                source=model_info.model_uri,
-                run_id=run.info.run_id,
-                model_id=model_info.model_id,
-                tags={
-                    "fraudops.holdout_auprc": f"{trained.holdout.auprc:.6f}",
-                    "fraudops.data_sha256": data.sha256,
-                    "fraudops.feature_set": trained.spec.feature_set,
-                    **(tags or {}),
-                },
-            )
-            return run.info.run_id, str(version.version), model_info.model_uri
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        version = client.create_model_version(
+            settings.model_name,
+            source=model_info.model_uri,
+            run_id=run.info.run_id,
+            model_id=model_info.model_id,
+            tags={
+                "fraudops.holdout_auprc": f"{trained.holdout.auprc:.6f}",
+                "fraudops.data_sha256": data.sha256,
+                "fraudops.feature_set": trained.spec.feature_set,
+                **(tags or {}),
+            },
+        )
+        return run.info.run_id, str(version.version), model_info.model_uri

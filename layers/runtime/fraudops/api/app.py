@@ -234,7 +234,7 @@ def create_app(
         """Confirmed outcomes, days later: stored durably, idempotent per transaction_id."""
         from fraudops.labels import store_labels
 
-        counts = store_labels(settings, [(label.transaction_id, label.is_fraud) for label in body.labels], "api")
+        counts = store_labels(settings, [(label.transaction_id, bool(label.is_fraud)) for label in body.labels], "api")
         return FeedbackResult(accepted=len(body.labels), **counts)
 
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)

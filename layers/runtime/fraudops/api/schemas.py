@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.config import JsonDict
 from pydantic_core import to_json
 
@@ -166,7 +166,15 @@ class Health(BaseModel):
 class Label(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     transaction_id: str = Field(min_length=1, max_length=128)
-    is_fraud: bool = Field(description="The confirmed outcome (chargeback, investigation).")
+    # PaySim's isFraud and most case systems write 0/1; import-labels accepts both, so the API does too.
+    is_fraud: bool | Literal[0, 1] = Field(
+        description="The confirmed outcome (chargeback, investigation): true/false, or 1/0 as PaySim's isFraud."
+    )
+
+    @field_validator("is_fraud")
+    @classmethod
+    def _as_bool(cls, value: bool | int) -> bool:
+        return bool(value)
 
 
 class FeedbackRequest(BaseModel):

@@ -135,7 +135,7 @@ class DecisionPolicy:
         rules = _rules(data.get("rules", []), problems)
         deny, allow = _lists(data.get("lists", {}), problems)
         if problems:
-            raise PolicyError("the policy is not valid:\n- " + "\n- ".join(problems))
+            raise PolicyError(f"the policy is not valid ({len(problems)} problem(s)): " + "; ".join(problems))
         return cls(str(name), bands, rules, deny, allow, str(description))
 
     def to_dict(self) -> dict[str, Any]:

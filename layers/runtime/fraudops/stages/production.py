@@ -17,21 +17,29 @@ from typing import TYPE_CHECKING, Any
 from fraudops import history
 from fraudops.config import Settings
 from fraudops.errors import FeatureMismatchError, ModelLoadError, PromotionError, StoreError
+from fraudops.history import Intent, ProductionChange
 from fraudops.promotion import RECONCILED, ROLLED_BACK
-from fraudops.stages.promote import (
-    MANIFEST_METRICS,
-    _load_version,
-    _LoadedVersion,
-    _manifest_for,
-    production_model_version,
+from fraudops.stages.change import (
+    CHANGE_TAG,
+    Progress,
+    apply_in_session,
+    complete_pending,
+    current_production,
+    earlier_change,
+    finish,
+    readable_manifest,
+    reporting_faults,
 )
-from fraudops.store import ModelStore, ServingManifest, publish_manifest, read_manifest, with_registry_retries
-from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
+from fraudops.stages.promote import MANIFEST_METRICS, _load_version, _LoadedVersion, _manifest_for
+from fraudops.store import ModelStore, ServingManifest, read_manifest, with_registry_retries
+from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES, registry_alias_version
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 log = logging.getLogger(__name__)
+
+ROLLED_BACK_FROM_TAG = "fraudops.production.rolled_back_from"
 
 
 @dataclass(frozen=True)
@@ -67,42 +75,73 @@ def _run_metrics(client: MlflowClient, loaded: _LoadedVersion) -> dict[str, floa
             if f"holdout_{name}" in metrics}  # fmt: skip
 
 
-def _publish(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> None:
-    version = str(loaded.version.version)
-    try:
-        publish_manifest(settings, _manifest_for(settings, loaded, metrics))
-    except Exception as error:
-        raise StoreError(
-            f"version {version} is Production in the registry but the serving manifest could not be "
-            f"written ({error}); run `fraudops reconcile` to publish it"
-        ) from error
+def _as_action(change: ProductionChange) -> ProductionAction:
+    return ProductionAction(change.action, change.from_version, change.to_version, change.reason)
+
+
+def _last_change_to(settings: Settings, current: str | None) -> str:
+    """Why Production is not what the caller expected: the change that made it what it is."""
+    for change in reversed(history.read_history(settings, alias_version=current)):
+        if change.to_version == current and change.action not in {"kept"}:
+            moved = f"{change.from_version or '-'} -> {change.to_version}"
+            return f" ({change.action} {moved} at {change.time} by {change.actor})"
+    return ""
+
+
+def rollback(
+    settings: Settings,
+    reason: str,
+    to_version: str | None = None,
+    actor: str | None = None,
+    from_version: str | None = None,
+    idempotency_key: str | None = None,
+) -> ProductionAction:
+    """Put ``to_version`` (default: the version Production had before the current one) back, provided
+    Production still is ``from_version``: a retried or doubled rollback never rolls back twice."""
+    if not reason.strip():
+        raise PromotionError("a rollback needs a reason (--reason)")
+    if from_version is None:
+        current = registry_alias_version(settings)
+        raise PromotionError(
+            "a rollback names the version it rolls back from, so that running it twice cannot roll back twice: "
+            f"add --from {current or 'N'}" + (f" (version {current} is Production now)" if current else "")
+        )
+    complete_pending(settings)  # an interrupted change first (this very rollback, when it is a retry)
+    change_id = history.change_id_for(idempotency_key)
+    earlier = earlier_change(settings, change_id if idempotency_key else None)
+    if earlier is not None:
+        return _as_action(earlier)
+    return _rollback_in_session(settings, reason, to_version, actor, from_version, change_id)
 
 
 @with_registry_retries()
-def rollback(
-    settings: Settings, reason: str, to_version: str | None = None, actor: str | None = None
+def _rollback_in_session(
+    settings: Settings, reason: str, to_version: str | None, actor: str | None, from_version: str, change_id: str
 ) -> ProductionAction:
-    """Put ``to_version`` (default: the version Production had before the current one) back."""
-    if not reason.strip():
-        raise PromotionError("a rollback needs a reason (--reason)")
-    with ModelStore(settings).session() as client:
-        current_version = production_model_version(client, settings)
-        current = str(current_version.version) if current_version else None
-        target = to_version or history.previous_production(settings, current)
-        if target is None:
-            raise PromotionError(
-                f"the history names no version before {current or 'the current one'}: say which with --to"
-            )
-        if target == current:
-            raise PromotionError(f"version {target} already is Production; nothing was changed")
-        loaded = _verified(settings, client, target)
-        metrics = _run_metrics(client, loaded)
-        client.set_registered_model_alias(settings.model_name, settings.production_alias, target)
-        client.set_model_version_tag(settings.model_name, target, "fraudops.production.rolled_back_from",
-                                     current or "none")  # fmt: skip
-    # The registry session has committed (in AWS: one conditional write); now the record and the manifest.
-    history.record(settings, ROLLED_BACK, current, target, reason, actor)
-    _publish(settings, loaded, metrics)
+    progress = Progress()
+    with reporting_faults(settings, "rollback", progress):
+        with ModelStore(settings).session() as client:
+            current = current_production(client, settings)
+            if current != from_version:
+                raise PromotionError(
+                    f"Production is version {current or 'none'}, not {from_version}"
+                    f"{_last_change_to(settings, current)}; nothing was changed"
+                )
+            target = to_version or history.previous_production(settings, current)
+            if target is None:
+                raise PromotionError(
+                    f"the history names no version before {current or 'the current one'}: say which with --to"
+                )
+            if target == current:
+                raise PromotionError(f"version {target} already is Production; nothing was changed")
+            loaded = _verified(settings, client, target)
+            manifest = _manifest_for(settings, loaded, _run_metrics(client, loaded))  # trees stored first
+            change = history.new_change(settings, ROLLED_BACK, current, target, reason, actor, change_id=change_id)
+            tags = {target: {ROLLED_BACK_FROM_TAG: current or "none", CHANGE_TAG: change.change_id}}
+            intent = Intent(change, moves_alias=True, tags=tags, manifest=asdict(manifest))
+            apply_in_session(client, settings, intent, progress)
+        progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
+        finish(settings, intent)
     log.info("rolled back %s from version %s to %s: %s", settings.model_name, current, target, reason)
     return ProductionAction(ROLLED_BACK, current, target, reason)
 
@@ -110,30 +149,101 @@ def rollback(
 def serving_state(settings: Settings) -> tuple[str | None, str | None]:
     """(the version the registry's alias names, the version the manifest serves)."""
     with ModelStore(settings).session() as client:
-        alias = production_model_version(client, settings)
-    manifest, _ = read_manifest(settings)
-    return (str(alias.version) if alias else None), (manifest.version if manifest else None)
+        alias = current_production(client, settings)
+    manifest = readable_manifest(settings)
+    return alias, (manifest.version if manifest else None)
+
+
+def reconcile(
+    settings: Settings,
+    actor: str | None = None,
+    expected_version: str | None = None,
+    idempotency_key: str | None = None,
+) -> ProductionAction:
+    """Make the manifest follow the registry's alias (after verifying that version's files), complete
+    a change a crash interrupted, and check that what is served loads. ``expected_version``: refuse
+    unless the alias names that version."""
+    completed = complete_pending(settings)
+    change_id = history.change_id_for(idempotency_key)
+    earlier = earlier_change(settings, change_id if idempotency_key else None)
+    if earlier is not None:
+        return _as_action(earlier)
+    action = _reconcile_in_session(settings, actor, expected_version, change_id)
+    if completed and action.action == "in_sync":
+        last = completed[-1]
+        return ProductionAction(
+            "completed", last.from_version, last.to_version,
+            f"completed an interrupted {last.action} ({last.from_version or '-'} -> {last.to_version}); "
+            "it is recorded in the history and served",
+        )  # fmt: skip
+    return action
 
 
 @with_registry_retries()
-def reconcile(settings: Settings, actor: str | None = None) -> ProductionAction:
-    """Make the manifest follow the registry's alias (after verifying that version's files)."""
-    with ModelStore(settings).session() as client:
-        alias_version = production_model_version(client, settings)
-        manifest, _ = read_manifest(settings)
-        served = manifest.version if manifest else None
-        if alias_version is None:
-            return ProductionAction("in_sync", served, None, "the registry has no Production alias; nothing to do")
-        target = str(alias_version.version)
-        if served == target:
-            return ProductionAction("in_sync", served, target, f"version {target} is both Production and served")
-        loaded = _verified(settings, client, target)
-        metrics = _run_metrics(client, loaded)
-    reason = f"the registry's '{settings.production_alias}' alias names version {target}, but {served} was served"
-    history.record(settings, RECONCILED, served, target, reason, actor)
-    _publish(settings, loaded, metrics)
+def _reconcile_in_session(
+    settings: Settings, actor: str | None, expected_version: str | None, change_id: str
+) -> ProductionAction:
+    progress = Progress()
+    with reporting_faults(settings, "reconcile", progress):
+        with ModelStore(settings).session() as client:
+            target = current_production(client, settings)
+            if expected_version is not None and target != expected_version:
+                raise PromotionError(
+                    f"the registry's '{settings.production_alias}' alias names version {target or 'none'}, not "
+                    f"{expected_version}{_last_change_to(settings, target)}; nothing was changed"
+                )
+            manifest = readable_manifest(settings)
+            served = manifest.version if manifest else None
+            if target is None:
+                return ProductionAction("in_sync", served, None, "the registry has no Production alias; nothing to do")
+            problem = _unservable(settings, manifest) if manifest is not None and served == target else None
+            if served == target and problem is None:
+                return ProductionAction(
+                    "in_sync",
+                    served,
+                    target,
+                    f"version {target} is both Production and served (its files load and match)",
+                )
+            loaded = _verified(settings, client, target)  # refuses files that do not load: nothing changes
+            new_manifest = _manifest_for(settings, loaded, _run_metrics(client, loaded))
+            unreadable = manifest is None and read_manifest_problem(settings)
+            alias_says = f"the registry's '{settings.production_alias}' alias names version {target}"
+            if problem:
+                reason = (
+                    f"version {target} is Production but its served files could not be loaded ({problem}); republished"
+                )
+            elif unreadable:
+                reason = f"{alias_says}, but the serving manifest could not be read ({unreadable})"
+            else:
+                reason = f"{alias_says}, but {served} was served"
+            change = history.new_change(settings, RECONCILED, served, target, reason, actor, change_id=change_id)
+            intent = Intent(change, moves_alias=False, manifest=asdict(new_manifest))
+            apply_in_session(client, settings, intent, progress)
+        progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
+        finish(settings, intent)
     log.info("reconciled: serving version %s (was %s)", target, served)
     return ProductionAction(RECONCILED, served, target, reason)
+
+
+def read_manifest_problem(settings: Settings) -> str | None:
+    """Why the serving manifest cannot be read (None: it can, or there is none)."""
+    try:
+        read_manifest(settings)
+    except StoreError as error:
+        return str(error)
+    return None
+
+
+def _unservable(settings: Settings, manifest: ServingManifest) -> str | None:
+    """Why the API could not serve what the manifest names (None: it loads, checksums match): "in
+    sync" is reported only after loading the model as the API does."""
+    from fraudops.serving import served_model
+
+    try:
+        served_model(settings, manifest)
+    except (ModelLoadError, FeatureMismatchError, StoreError) as error:
+        return str(error)
+    return None
 
 
 def pin_model(settings: Settings, version: str | None = None) -> ServingManifest:

@@ -1,9 +1,12 @@
 """Promotion: score the candidate and the current Production version on the same, current held-out data
 and move the Production alias only when the candidate is better.
 
-Order of writes, so that a failure at any point leaves Production as it was: evaluate (read-only) ->
-decision tags + alias, in one registry session (one conditional S3 write in AWS) -> serving manifest.
-Re-running a promotion is safe: a candidate that already is Production only re-publishes the manifest.
+Order of writes (``stages/change.py``): evaluate (read-only) -> compiled trees (content-addressed) ->
+the change written ahead -> alias, then decision tags, in one registry session (one conditional S3
+write in AWS) -> history event -> serving manifest. A fault leaves the old state, or the new one with
+its (pending) history event; the next change or ``reconcile`` completes it. Re-running a promotion is
+safe: a candidate that already is Production only re-publishes the manifest, and a promotion with an
+idempotency key already used reports what that key did and changes nothing.
 """
 
 from __future__ import annotations
@@ -32,23 +35,34 @@ from fraudops.errors import (
     StoreError,
     TrainingError,
 )
+from fraudops.history import Intent, ProductionChange
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
 from fraudops.model import FraudModel
 from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
 from fraudops.schema import LABEL
+from fraudops.stages.change import (
+    CHANGE_TAG,
+    Progress,
+    apply_in_session,
+    complete_pending,
+    earlier_change,
+    finish,
+    production_model_version,
+    publish_if_stale,
+    reporting_faults,
+    write_tags,
+)
 from fraudops.store import (
     ModelStore,
     ServingManifest,
     blob_store,
     model_file_uri,
-    publish_manifest,
-    read_manifest,
     read_uri,
     sha256_hex,
     with_registry_retries,
 )
+from fraudops.store.blobs import portable_location
 from fraudops.store.manifest import compiled_key as compiled_store_key
-from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES
 from fraudops.treecompiler import compile_booster
 
 if TYPE_CHECKING:
@@ -168,7 +182,7 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         version=str(loaded.version.version),
         run_id=str(loaded.version.run_id),
         model_uri=f"models:/{settings.model_name}/{loaded.version.version}",
-        artifact_location=loaded.artifact_location,
+        artifact_location=portable_location(settings, loaded.artifact_location),
         booster_sha256=loaded.booster_sha256,
         spec_sha256=loaded.spec_sha256,
         metrics={k: v for k, v in metrics.items() if k in MANIFEST_METRICS},
@@ -176,17 +190,6 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         compiled_key=compiled_key,
         compiled_sha256=compiled_sha256,
     )
-
-
-def production_model_version(client: MlflowClient, settings: Settings) -> ModelVersion | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(settings.model_name, settings.production_alias)
-    except MlflowException as error:
-        if error.error_code in MLFLOW_NOT_FOUND_CODES:
-            return None
-        raise
 
 
 def _candidate_version(client: MlflowClient, settings: Settings, requested: str | None) -> ModelVersion:
@@ -203,17 +206,61 @@ def _candidate_version(client: MlflowClient, settings: Settings, requested: str 
     return max(versions, key=lambda v: int(v.version))
 
 
+@dataclass(frozen=True)
+class _Request:
+    requested: str | None
+    force_reason: str | None
+    actor: str | None
+    change_id: str
+    from_version: str | None
+
+
 @with_registry_retries()
 def _promote_in_session(
-    settings: Settings, holdout: pd.DataFrame, requested: str | None, force_reason: str | None = None
+    settings: Settings, holdout: pd.DataFrame, request: _Request
 ) -> tuple[PromotionDecision, ServingManifest | None]:
+    """(the decision, the manifest to re-publish when the candidate already is Production)."""
+    progress = Progress()
+    with reporting_faults(settings, "promotion", progress):
+        decision, intent, manifest = _decide_and_apply(settings, holdout, request, progress)
+        if intent is not None:
+            progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
+            finish(settings, intent)
+        elif decision.outcome == KEPT:
+            history.record(
+                settings, KEPT, decision.previous_production_version, decision.production_version,
+                decision.reason, request.actor, metrics=_decision_metrics(decision), gain=decision.gain,
+                change_id=request.change_id, candidate_version=decision.candidate_version,
+                decision=_stored(decision),
+            )  # fmt: skip
+    return decision, manifest
+
+
+def _decision_metrics(decision: PromotionDecision) -> dict[str, Any]:
+    return {"candidate": decision.candidate_metrics, "production": decision.production_metrics,
+            "holdout_rows": decision.holdout_rows}  # fmt: skip
+
+
+def _stored(decision: PromotionDecision) -> dict[str, Any]:
+    return {key: value for key, value in decision.as_dict().items() if key != "promoted"}
+
+
+def _decide_and_apply(
+    settings: Settings, holdout: pd.DataFrame, request: _Request, progress: Progress
+) -> tuple[PromotionDecision, Intent | None, ServingManifest | None]:
     rules = PromotionRules.from_settings(settings)
     store = ModelStore(settings)
+    force_reason = request.force_reason
     with store.session() as client:
-        candidate_version = _candidate_version(client, settings, requested)
+        candidate_version = _candidate_version(client, settings, request.requested)
         production_version = production_model_version(client, settings)
         previous = str(production_version.version) if production_version else None
         name = settings.model_name
+        if request.from_version is not None and previous != request.from_version:
+            raise PromotionError(
+                f"Production is version {previous or 'none'}, not {request.from_version} as this promotion "
+                "expects (someone changed it meanwhile); nothing was changed"
+            )
 
         if previous == str(candidate_version.version):
             loaded = _load_version(settings, client, candidate_version)
@@ -223,13 +270,17 @@ def _promote_in_session(
                 f"version {previous} already holds the '{settings.production_alias}' alias",
                 metrics, metrics, rules.margin, len(holdout),
             )  # fmt: skip
-            return decision, _manifest_for(settings, loaded, metrics)
+            return decision, None, _manifest_for(settings, loaded, metrics)
 
         candidate: _Scored | None = None
         try:
             loaded_candidate = _load_version(settings, client, candidate_version)
             candidate = _score(settings, loaded_candidate, holdout)
         except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
+            if force_reason is not None:  # a person asked for this version: say why it cannot be, record nothing
+                raise PromotionError(
+                    f"version {candidate_version.version} cannot be served ({error}); nothing was changed"
+                ) from error
             promote, reason = False, f"candidate refused: {error}"
         candidate_metrics = candidate.metrics if candidate else None
         production_metrics: EvaluationMetrics | None = None
@@ -273,15 +324,13 @@ def _promote_in_session(
             "holdout_rows": str(len(holdout)),
             "holdout_start_step": str(int(holdout["step"].min())),
         }
-        for key, value in tags.items():
-            client.set_model_version_tag(name, str(candidate_version.version), TAG_PREFIX + key, value)
-        if promote:
-            client.set_registered_model_alias(name, settings.production_alias, str(candidate_version.version))
+        version = str(candidate_version.version)
+        version_tags = {version: {TAG_PREFIX + key: value for key, value in tags.items()}}
         decision = PromotionDecision(
             name,
-            str(candidate_version.version),
+            version,
             previous,
-            str(candidate_version.version) if promote else previous,
+            version if promote else previous,
             outcome,
             reason,
             candidate.as_dict() if candidate else None,
@@ -290,8 +339,25 @@ def _promote_in_session(
             len(holdout),
             gain.as_dict() if gain else None,
         )
-        manifest = _manifest_for(settings, loaded_candidate, candidate.as_dict()) if promote and candidate else None
-        return decision, manifest
+        if not (promote and candidate):
+            write_tags(client, settings, version_tags)
+            return decision, None, None
+        manifest = _manifest_for(settings, loaded_candidate, candidate.as_dict())  # trees stored first
+        change = history.new_change(
+            settings, outcome, previous, version, reason, request.actor, metrics=_decision_metrics(decision),
+            gain=decision.gain, change_id=request.change_id, candidate_version=version, decision=_stored(decision),
+        )  # fmt: skip
+        version_tags[version][CHANGE_TAG] = change.change_id
+        intent = Intent(change, moves_alias=True, tags=version_tags, manifest=asdict(manifest))
+        apply_in_session(client, settings, intent, progress)
+        return decision, intent, None
+
+
+def _replayed(change: ProductionChange) -> PromotionDecision:
+    stored = change.extra.get("decision")
+    if not isinstance(stored, dict):
+        raise PromotionError(f"change {change.change_id} was not a promotion ({change.action}); nothing was changed")
+    return PromotionDecision(**stored)
 
 
 def run_promotion(
@@ -299,36 +365,36 @@ def run_promotion(
     candidate_version: str | None = None,
     force_reason: str | None = None,
     actor: str | None = None,
+    idempotency_key: str | None = None,
+    from_version: str | None = None,
 ) -> PromotionDecision:
     """Compare ``candidate_version`` (default: the newest) with Production and promote if better.
     With ``force_reason`` a person promotes it whatever the rule says (recorded as manual, the rule's
-    verdict beside it); a candidate whose artifacts do not verify is refused all the same."""
+    verdict beside it); a candidate whose artifacts do not verify is refused all the same.
+    ``idempotency_key`` (a Step Functions execution, a retried command): a key already used reports
+    that decision again and changes nothing. ``from_version``: refuse unless Production is that version."""
     if force_reason is not None and not force_reason.strip():
         raise PromotionError("a manual promotion needs a reason (--reason)")
+    complete_pending(settings)  # an interrupted change first (this very promotion, when it is a retry)
+    change_id = history.change_id_for(idempotency_key)
+    earlier = earlier_change(settings, change_id if idempotency_key else None)
+    if earlier is not None:
+        log.info("idempotency key already used (change %s): reporting it, changing nothing", change_id)
+        return _replayed(earlier)
     try:
         holdout = holdout_slice(load_training_frame(settings.db_path), settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
-    decision, manifest = _promote_in_session(settings, holdout, candidate_version, force_reason)
+    request = _Request(candidate_version, force_reason, actor, change_id, from_version)
+    decision, manifest = _promote_in_session(settings, holdout, request)
     log.info("promotion of %s version %s: %s (%s)", decision.model_name, decision.candidate_version,
              decision.outcome, decision.reason)  # fmt: skip
-    if decision.outcome != ALREADY_PRODUCTION:
-        history.record(
-            settings, decision.outcome, decision.previous_production_version,
-            decision.production_version, decision.reason, actor,
-            metrics={"candidate": decision.candidate_metrics, "production": decision.production_metrics,
-                     "holdout_rows": decision.holdout_rows},
-            gain=decision.gain, candidate_version=decision.candidate_version,
-        )  # fmt: skip
-    if manifest is not None:
-        current, _ = read_manifest(settings)
-        if decision.promoted or current is None or current.version != manifest.version:
-            try:
-                publish_manifest(settings, manifest)
-            except Exception as error:
-                raise StoreError(
-                    f"version {manifest.version} is Production in the registry but the serving manifest "
-                    f"could not be written ({error}); re-run the promotion to publish it"
-                ) from error
-            log.info("published serving manifest for version %s", manifest.version)
+    if manifest is not None:  # already Production: make sure what is served follows (a repair)
+        try:
+            publish_if_stale(settings, manifest)
+        except Exception as error:
+            raise StoreError(
+                f"version {manifest.version} is Production in the registry but the serving manifest "
+                f"could not be written ({error}); re-run the promotion to publish it"
+            ) from error
     return decision

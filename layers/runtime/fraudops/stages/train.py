@@ -11,7 +11,7 @@ import time
 
 from fraudops.config import Settings
 from fraudops.data import fingerprint, load_training_frame, split_out_of_time
-from fraudops.errors import StoreError
+from fraudops.errors import StoreError, disk_full_cause
 from fraudops.tracking import TrainingResult, log_and_register
 from fraudops.training import train_model
 
@@ -53,6 +53,12 @@ def run_training(
     except StoreError:  # already says what failed (RegistryConflictError is one: the caller retries)
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds
+        full = disk_full_cause(error)
+        if full:
+            raise StoreError(
+                f"could not log and register the model: {full} (under {settings.state_dir}); the run was marked "
+                "FAILED and nothing was registered: free some space and train again"
+            ) from error
         raise StoreError(
             f"could not log and register the model ({type(error).__name__}: {error}); nothing was registered"
         ) from error

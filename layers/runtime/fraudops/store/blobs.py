@@ -75,6 +75,10 @@ class BlobStore(ABC):
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
 
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object; absent is fine (a retried delete succeeds)."""
+
     def get_or_none(self, key: str) -> bytes | None:
         try:
             return self.get(key)
@@ -150,6 +154,13 @@ class S3BlobStore(BlobStore):
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[strip:] for key in keys)
 
+    def delete(self, key: str) -> None:
+        try:
+            s3_client(self._settings).delete_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as error:
+            if not is_not_found(error):
+                raise StoreError(f"cannot delete {self.uri(key)}: {error}") from error
+
 
 class LocalBlobStore(BlobStore):
     def __init__(self, root: Path) -> None:
@@ -207,6 +218,15 @@ class LocalBlobStore(BlobStore):
         files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
         return sorted(str(p.relative_to(self.root)) for p in files)
 
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StoreError(f"cannot delete {path}: {error}") from error
+
 
 def read_file(path: Path) -> bytes:
     try:
@@ -228,13 +248,28 @@ def read_s3_uri(settings: Settings, uri: str) -> bytes:
     return bytes(response["Body"].read())
 
 
+def portable_location(settings: Settings, location: str) -> str:
+    """What the serving manifest records: on the local store, a location under the artifact root
+    relative to it (so the state folder can be moved or copied to another machine); else as it is."""
+    parsed = urlparse(location)
+    if settings.storage != "local" or parsed.scheme != "file":
+        return location
+    try:
+        return Path(unquote(parsed.path)).relative_to(settings.local_artifact_dir).as_posix()
+    except ValueError:
+        return location
+
+
 def read_uri(settings: Settings, uri: str) -> bytes:
-    """One file by URI: S3 directly (one GET), a local file directly, anything else through MLflow."""
+    """One file by URI: S3 directly (one GET), a local file directly (a relative path: under the local
+    artifact root, see ``portable_location``), anything else through MLflow."""
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
         return read_s3_uri(settings, uri)
     if parsed.scheme == "file":
         return read_file(Path(unquote(parsed.path)))
+    if not parsed.scheme and not uri.startswith("/"):
+        return read_file(settings.local_artifact_dir / uri)
     import mlflow
     from mlflow.exceptions import MlflowException
 

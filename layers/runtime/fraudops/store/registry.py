@@ -217,6 +217,42 @@ def registry_backend(settings: Settings) -> RegistryBackend:
     return SqliteFileRegistry(settings.state_dir / "mlflow.db")
 
 
+def follow_moved_state(db: Path, artifact_root: str) -> str | None:
+    """Make a local registry that was moved or copied (the whole state folder, to another place or
+    machine) point at the artifacts beside it again. MLflow stores absolute ``file://`` URIs (a relative
+    artifact root is made absolute when written), so the paths in the database are rewritten from the
+    root they were written under to ``artifact_root``, in one transaction, under the session's lock.
+    Returns the old root when something was rewritten."""
+    import sqlite3
+
+    if not db.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        try:
+            roots = [row[0] for row in conn.execute("SELECT artifact_location FROM experiments")]
+        except sqlite3.Error:  # no MLflow schema yet
+            return None
+        # Our experiments' roots are the artifact root they were created under: <state_dir>/artifacts.
+        here = artifact_root.rstrip("/")
+        moved = {root.rstrip("/") for root in roots if isinstance(root, str) and root.startswith("file://")
+                 and root.rstrip("/").endswith("/artifacts") and root.rstrip("/") != here}  # fmt: skip
+        if not moved:
+            return None
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        with conn:
+            for old in moved:
+                for table in tables:
+                    columns = [c[1] for c in conn.execute(f'PRAGMA table_info("{table}")')
+                               if any(t in str(c[2]).upper() for t in ("CHAR", "TEXT", "CLOB"))]  # fmt: skip
+                    for column in columns:
+                        conn.execute(
+                            f'UPDATE "{table}" SET "{column}" = ? || substr("{column}", ?) '
+                            f'WHERE "{column}" = ? OR substr("{column}", 1, ?) = ?',
+                            (here, len(old) + 1, old, len(old) + 1, old + "/"),
+                        )
+    return ",".join(sorted(moved))
+
+
 class ModelStore:
     """Opens MLflow sessions against the configured registry; artifacts go to the artifact root."""
 
@@ -233,6 +269,8 @@ class ModelStore:
             # MLflow's S3 artifact client takes its endpoint and region only from the environment.
             os.environ.update(mlflow_s3_environment(self.settings))
         with self.backend.session() as uri:
+            if self.settings.storage == "local" and isinstance(self.backend, SqliteFileRegistry):
+                follow_moved_state(self.backend.path, self.settings.artifact_root)
             mlflow.set_tracking_uri(uri)
             mlflow.set_registry_uri(uri)
             yield mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
