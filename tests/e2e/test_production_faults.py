@@ -76,6 +76,7 @@ def test_a_fault_at_any_write_leaves_the_old_state_or_the_new_one_with_its_event
     three_versions: Settings, tmp_path: Path, name: str
 ) -> None:
     prepare, command, new, action = COMMANDS[name]
+    original_alias = production_version(three_versions)  # restored after: the fixture is shared by the module
     prepare(three_versions)
     try:
         old_alias, old_manifest, old_events = state(three_versions)
@@ -129,7 +130,7 @@ def test_a_fault_at_any_write_leaves_the_old_state_or_the_new_one_with_its_event
                     assert name == "rollback" and "not 2" in str(error), f"{case}: {error}"
                 assert state(settings) == (new, new, new_events), case
     finally:
-        move_alias(three_versions, old_alias or "2")
+        move_alias(three_versions, original_alias or "2")
 
 
 # --- retries and doubles never change Production twice (item 4) --------------------------------------------

@@ -220,7 +220,8 @@ def test_history_shows_the_whole_actor(
     state = tmp_path / "state"
     shutil.copytree(promoted_state, state)
     actor = "arn:aws:states:us-east-1:123456789012:execution:RetrainStateMachine-abc:drift-2026-11-29T10-00"
-    history.record(fast_settings(state_dir=state), "rolled_back", "2", "1", "a test", actor)
+    settings = fast_settings(state_dir=state)
+    history.commit(settings, history.new_change(settings, "rolled_back", "2", "1", "a test", actor))
     use_env(monkeypatch, FRAUDOPS_STATE_DIR=str(state))
     assert main(["history"]) == 0
     assert actor in capsys.readouterr().out

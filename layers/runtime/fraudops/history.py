@@ -115,23 +115,6 @@ def commit(settings: Settings, change: ProductionChange) -> ProductionChange:
     return done
 
 
-def record(
-    settings: Settings,
-    action: str,
-    from_version: str | None,
-    to_version: str | None,
-    reason: str,
-    actor: str | None = None,
-    metrics: dict[str, Any] | None = None,
-    gain: dict[str, float] | None = None,
-    change_id: str | None = None,
-    **extra: Any,
-) -> ProductionChange:
-    """One event that changes nothing else (a decision that kept Production)."""
-    change = new_change(settings, action, from_version, to_version, reason, actor, metrics, gain, change_id, **extra)
-    return commit(settings, change)
-
-
 @dataclass(frozen=True)
 class Intent:
     """A change written ahead: the event, and what completing it still has to write."""
@@ -211,8 +194,10 @@ def read_history(
     """Events oldest first; with ``limit``, the newest ``limit`` of them. A change still being completed
     is included (status ``pending``) when the registry shows it applied. ``alias_version``: the
     version the Production alias names, if the caller knows it (else it is read)."""
-    changes = _committed(settings, None if limit is None else limit + 1)
+    # Intents first, committed events second: a change finishes by committing its event and then
+    # dropping its intent, so whichever moment it finishes in, one of the two reads sees it.
     intents = read_intents(settings)
+    changes = _committed(settings, None if limit is None else limit + 1)
     if intents:
         if alias_version is _READ_IT:
             from fraudops.store.registry import registry_alias_version

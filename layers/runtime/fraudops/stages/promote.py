@@ -227,12 +227,12 @@ def _promote_in_session(
             progress.in_registry = True  # the session committed (in AWS: its conditional upload succeeded)
             finish(settings, intent)
         elif decision.outcome == KEPT:
-            history.record(
+            history.commit(settings, history.new_change(  # a kept decision changes nothing else
                 settings, KEPT, decision.previous_production_version, decision.production_version,
                 decision.reason, request.actor, metrics=_decision_metrics(decision), gain=decision.gain,
                 change_id=request.change_id, candidate_version=decision.candidate_version,
                 decision=_stored(decision),
-            )  # fmt: skip
+            ))  # fmt: skip
     return decision, manifest
 
 
