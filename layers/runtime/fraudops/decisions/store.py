@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fraudops.actor import default_actor
 from fraudops.config import Settings
 from fraudops.decisions.policy import DecisionPolicy, PolicyError
 from fraudops.errors import FraudopsError, StoreError
-from fraudops.history import default_actor
 from fraudops.store import blob_store
 
 PUBLISHED, ROLLED_BACK, UNCHANGED = "published", "rolled_back", "unchanged"
