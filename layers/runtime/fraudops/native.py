@@ -16,6 +16,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,6 +113,19 @@ class NativeBooster:
     def margins(self, matrix: np.ndarray) -> np.ndarray:
         """The untransformed score (log-odds) per row: what contributions add up to."""
         return self._from_dmatrix(matrix, _MARGIN_CONFIG)
+
+    def model_json(self) -> dict[str, Any]:
+        """The model as XGBoost's JSON document (trees with covers: what ``decisions.treeshap`` tables)."""
+        length = ctypes.c_uint64()
+        raw = ctypes.POINTER(ctypes.c_char)()
+        _check(
+            self._library,
+            self._library.XGBoosterSaveModelToBuffer(
+                self._handle, b'{"format": "json"}', ctypes.byref(length), ctypes.byref(raw)
+            ),
+        )
+        document: dict[str, Any] = json.loads(ctypes.string_at(raw, length.value))
+        return document
 
     def _interface(self, matrix: np.ndarray) -> tuple[np.ndarray, bytes]:
         data = np.ascontiguousarray(matrix, dtype=np.float32)

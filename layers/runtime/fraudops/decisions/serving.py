@@ -12,16 +12,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.decisions.policy import APPROVE, Bands, Decision, DecisionPolicy, builtin_policy
 from fraudops.decisions.reasons import Reason, top_reasons
 from fraudops.decisions.store import activation_keys, read_activation
+from fraudops.decisions.treeshap import TreeShap
 from fraudops.errors import StoreError
 from fraudops.schema import RAW_FEATURE_COLUMNS
 from fraudops.served import ServedModel
@@ -125,15 +128,39 @@ def model_bands(model: ServedModel) -> Bands:
     return Bands.from_spec(model.spec.extra, model.spec.threshold)
 
 
+_tree_shaps: weakref.WeakKeyDictionary[ServedModel, TreeShap | None] = weakref.WeakKeyDictionary()
+_tree_shaps_lock = threading.Lock()
+
+
+def tree_shap(model: ServedModel) -> TreeShap | None:
+    """The model's TreeSHAP tables, built on its first explained row (none for a model they cannot
+    express: XGBoost's C library explains it instead). Built lazily, not at load: approvals never need
+    them and the cold start stays as it was."""
+    with _tree_shaps_lock:
+        if model not in _tree_shaps:
+            try:
+                _tree_shaps[model] = TreeShap.from_model_json(model.booster.model_json())
+            except UnsupportedModelError as error:
+                log.info("reasons through XGBoost's C library: %s", error)
+                _tree_shaps[model] = None
+        return _tree_shaps[model]
+
+
+def contributions(model: ServedModel, features: np.ndarray) -> np.ndarray:
+    """Exact TreeSHAP contributions (rows x features + bias), as XGBoost computes them."""
+    tables = tree_shap(model)
+    return tables.contributions(features) if tables is not None else model.booster.contributions(features)
+
+
 def explain(model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int) -> list[list[Reason]]:
     """Top reasons for each of ``rows`` (transactions as received) from exact TreeSHAP contributions."""
     if not rows:
         return []
     columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
     features = model.features(columns)
-    contributions = model.booster.contributions(features)
+    contributions_ = contributions(model, features)
     names = model.spec.feature_names
-    return [top_reasons(names, features[i], contributions[i], rows[i], top) for i in range(len(rows))]
+    return [top_reasons(names, features[i], contributions_[i], rows[i], top) for i in range(len(rows))]
 
 
 def decision_fields(decision: Decision, version: str, reasons: list[Reason] | None) -> dict[str, Any]:
