@@ -42,9 +42,15 @@ POLICY = {
 
 
 def baseline_ref() -> str:
-    """Today's code: the parent of the commit that added the decisions subpackage."""
+    """Today's code: ``main`` while it has no decisions subpackage (it reads the models this code writes;
+    older commits may not), else the parent of the commit that added it."""
     if os.environ.get("BENCH_DECISIONS_BASELINE"):
         return os.environ["BENCH_DECISIONS_BASELINE"]
+    on_main = subprocess.run(["git", "cat-file", "-e", "main:layers/runtime/fraudops/decisions/__init__.py"],
+                             capture_output=True, cwd=ROOT)  # fmt: skip
+    if on_main.returncode != 0:
+        return subprocess.run(["git", "rev-parse", "--short=12", "main"], capture_output=True, text=True, cwd=ROOT,
+                              check=True).stdout.strip()  # fmt: skip
     added = subprocess.run(
         ["git", "log", "--diff-filter=A", "--format=%H", "--", "layers/runtime/fraudops/decisions/__init__.py"],
         capture_output=True, text=True, cwd=ROOT, check=True,

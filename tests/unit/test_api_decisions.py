@@ -85,6 +85,8 @@ def test_a_published_policy_decides_with_rules_and_lists(api: tuple[TestClient, 
     keys = ("outcome", "decided_by", "policy_version")
     assert [[p[k] for k in keys] for p in batch] == [[p[k] for k in keys] for p in singles]
     assert [bool(p.get("reasons")) for p in batch] == [p["outcome"] != "approve" for p in batch]
+    # /predict explains with the features it scored; the batch builds them per batch: the same reasons
+    assert [p.get("reasons") for p in batch] == [p.get("reasons") for p in singles]
 
     info = client.get("/model", headers=KEY).json()
     assert info["policy"]["version"] == "1" and info["policy"]["document"]["name"] == "ops"

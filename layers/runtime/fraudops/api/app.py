@@ -189,11 +189,13 @@ def create_app(
         """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
         model = loaded.model
-        probability = model.predict_one(transaction.raw())
+        features = model.row_features(transaction.raw())
+        probability = model.score_row(features)
         threshold, version = model.threshold, loaded.manifest.version
         prediction = 1.0 if probability >= threshold else 0.0
         row = transaction.__dict__
-        outcome = decide_rows(model, policies.get(), [row], [probability], _explain(request), settings.top_reasons)[0]
+        outcome = decide_rows(model, policies.get(), [row], [probability], _explain(request), settings.top_reasons,
+                              features)[0]  # fmt: skip
         _capture(app.state.capture, request, [transaction], [probability], [prediction], threshold, version, [outcome])
         body = prediction_json(probability, prediction, threshold, version, transaction.transaction_id, outcome)
         return Response(to_json(body), media_type="application/json")

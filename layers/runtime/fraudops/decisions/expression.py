@@ -253,9 +253,11 @@ class Logical(Node):
     kind: Kind = "bool"
 
     def row(self, values: Mapping[str, Any]) -> Any:
-        if self.op == "and":
-            return all(operand.row(values) for operand in self.operands)
-        return any(operand.row(values) for operand in self.operands)
+        wanted = self.op == "or"  # the value that decides early (a loop: a generator costs ~1 us per rule)
+        for operand in self.operands:
+            if bool(operand.row(values)) == wanted:
+                return wanted
+        return not wanted
 
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         combine = np.logical_and if self.op == "and" else np.logical_or

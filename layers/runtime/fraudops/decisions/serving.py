@@ -123,23 +123,37 @@ def pinned_policy(settings: Settings, pin: Mapping[str, Any] | None) -> ActivePo
         return _pinned[key]
 
 
+_model_bands: weakref.WeakKeyDictionary[ServedModel, Bands] = weakref.WeakKeyDictionary()
+
+
 def model_bands(model: ServedModel) -> Bands:
-    """The bands a policy without its own uses: the ones training chose by money, else the F1 threshold."""
-    return Bands.from_spec(model.spec.extra, model.spec.threshold)
+    """The bands a policy without its own uses: the ones training chose by money, else the F1 threshold
+    (read once per model: the spec does not change)."""
+    bands = _model_bands.get(model)
+    if bands is None:
+        bands = _model_bands[model] = Bands.from_spec(model.spec.extra, model.spec.threshold)
+    return bands
 
 
 _tree_shaps: weakref.WeakKeyDictionary[ServedModel, TreeShap | None] = weakref.WeakKeyDictionary()
 _tree_shaps_lock = threading.Lock()
+_NOT_BUILT = object()
 
 
 def tree_shap(model: ServedModel) -> TreeShap | None:
     """The model's TreeSHAP tables, built on its first explained row (none for a model they cannot
     express: XGBoost's C library explains it instead). Built lazily, not at load: approvals never need
     them and the cold start stays as it was."""
+    tables = _tree_shaps.get(model, _NOT_BUILT)
+    if tables is not _NOT_BUILT:
+        return tables  # type: ignore[return-value]
     with _tree_shaps_lock:
         if model not in _tree_shaps:
+            started = time.perf_counter()
             try:
                 _tree_shaps[model] = TreeShap.from_model_json(model.booster.model_json())
+                log.info("TreeSHAP tables for version %s built in %.0f ms", model.version,
+                         (time.perf_counter() - started) * 1000)  # fmt: skip
             except UnsupportedModelError as error:
                 log.info("reasons through XGBoost's C library: %s", error)
                 _tree_shaps[model] = None
@@ -152,15 +166,18 @@ def contributions(model: ServedModel, features: np.ndarray) -> np.ndarray:
     return tables.contributions(features) if tables is not None else model.booster.contributions(features)
 
 
-def explain(model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int) -> list[list[Reason]]:
-    """Top reasons for each of ``rows`` (transactions as received) from exact TreeSHAP contributions."""
+def explain(
+    model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int, features: np.ndarray | None = None
+) -> list[list[Reason]]:
+    """Top reasons for each of ``rows`` (transactions as received) from exact TreeSHAP contributions;
+    ``features``: their feature matrix when the caller has it already."""
     if not rows:
         return []
-    columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
-    features = model.features(columns)
-    contributions_ = contributions(model, features)
+    if features is None:
+        features = model.features({name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS})
+    found = contributions(model, features)
     names = model.spec.feature_names
-    return [top_reasons(names, features[i], contributions_[i], rows[i], top) for i in range(len(rows))]
+    return [top_reasons(names, features[i], found[i], rows[i], top) for i in range(len(rows))]
 
 
 def decision_fields(decision: Decision, version: str, reasons: list[Reason] | None) -> dict[str, Any]:
@@ -182,18 +199,23 @@ def decide_rows(
     probabilities: Sequence[float],
     explain_all: bool,
     top: int,
+    features: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Outcome, what decided it and (flagged rows, or every row with ``explain_all``) the reasons."""
+    """Outcome, what decided it and (flagged rows, or every row with ``explain_all``) the reasons;
+    ``features``: the rows' feature matrix, when the caller built it to score them."""
     bands = model_bands(model)
-    if len(rows) == 1:
-        decisions = [active.policy.decide(rows[0], probabilities[0], bands)]
-    else:
-        fields = {*RAW_FEATURE_COLUMNS, "nameOrig", "nameDest"}
-        columns = {name: [row.get(name) for row in rows] for name in fields}
-        decisions = active.policy.decide_columns(columns, np.asarray(probabilities), bands)
+    if len(rows) == 1:  # /predict: an approval does nothing more than decide
+        decision = active.policy.decide(rows[0], probabilities[0], bands)
+        if decision.outcome == APPROVE and not explain_all:
+            return [decision_fields(decision, active.version, None)]
+        return [decision_fields(decision, active.version, explain(model, rows, top, features)[0])]
+    fields = {*RAW_FEATURE_COLUMNS, "nameOrig", "nameDest"}
+    columns = {name: [row.get(name) for row in rows] for name in fields}
+    decisions = active.policy.decide_columns(columns, np.asarray(probabilities), bands)
     wanted = [i for i, d in enumerate(decisions) if explain_all or d.outcome != APPROVE]
     reasons: dict[int, list[Reason]] = {}
     if wanted:
-        for index, found in zip(wanted, explain(model, [rows[i] for i in wanted], top), strict=True):
+        subset = features[wanted] if features is not None else None
+        for index, found in zip(wanted, explain(model, [rows[i] for i in wanted], top, subset), strict=True):
             reasons[index] = found
     return [decision_fields(d, active.version, reasons.get(i)) for i, d in enumerate(decisions)]
