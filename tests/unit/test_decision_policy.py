@@ -89,9 +89,10 @@ def test_generated_conditions_parse_and_agree_row_by_row_and_in_columns(
     source: str, rows: list[dict[str, Any]]
 ) -> None:
     condition = parse_condition(source)
-    one_by_one = [condition.matches(row) for row in rows]
+    one_by_one = [condition.matches(row) for row in rows]  # the compiled closures
+    interpreted = [bool(condition.tree.row(row)) for row in rows]
     together = condition.matches_columns(_columns(rows), len(rows)).tolist()
-    assert together == one_by_one
+    assert together == one_by_one == interpreted
 
 
 @settings(max_examples=300, deadline=None)

@@ -30,6 +30,7 @@ import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -105,6 +106,11 @@ class Node:
     def row(self, values: Mapping[str, Any]) -> Any:
         raise NotImplementedError
 
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        """``row`` as one closure (no method lookups per node): what ``/predict`` evaluates. Nodes a
+        policy rarely has keep ``row`` itself."""
+        return self.row
+
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         raise NotImplementedError
 
@@ -120,6 +126,10 @@ class Literal_(Node):
     def row(self, values: Mapping[str, Any]) -> Any:
         return self.value
 
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        value = self.value
+        return lambda values: value
+
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         return self.value
 
@@ -131,6 +141,10 @@ class Name(Node):
 
     def row(self, values: Mapping[str, Any]) -> Any:
         return values.get(self.name)
+
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        name = self.name
+        return lambda values: values.get(name)
 
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         return values[self.name]
@@ -212,6 +226,24 @@ class Compare(Node):
             return self.op == "!="
         return bool(_COMPARE[self.op](left, right))
 
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        compare, missing = _COMPARE[self.op], self.op == "!="
+        if isinstance(self.left, Name) and isinstance(self.right, Literal_):  # the usual form: field op value
+            name, constant = self.left.name, self.right.value
+
+            def field_against_constant(values: Mapping[str, Any]) -> bool:
+                value = values.get(name)
+                return missing if value is None else bool(compare(value, constant))
+
+            return field_against_constant
+        left, right = self.left.compiled(), self.right.compiled()
+
+        def both_sides(values: Mapping[str, Any]) -> bool:
+            a, b = left(values), right(values)
+            return missing if a is None or b is None else bool(compare(a, b))
+
+        return both_sides
+
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         left, right = self.left.columns(values, n), self.right.columns(values, n)
         result = np.asarray(_COMPARE[self.op](left, right), dtype=bool)
@@ -234,6 +266,15 @@ class Member(Node):
             return self.negated
         return (value in self.options) != self.negated
 
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        operand, options, negated = self.operand.compiled(), self.options, self.negated
+
+        def member(values: Mapping[str, Any]) -> bool:
+            value = operand(values)
+            return negated if value is None else (value in options) != negated
+
+        return member
+
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         value = np.asarray(self.operand.columns(values, n))
         if value.dtype == object:  # names with missing values: set lookups
@@ -253,11 +294,29 @@ class Logical(Node):
     kind: Kind = "bool"
 
     def row(self, values: Mapping[str, Any]) -> Any:
-        wanted = self.op == "or"  # the value that decides early (a loop: a generator costs ~1 us per rule)
-        for operand in self.operands:
-            if bool(operand.row(values)) == wanted:
-                return wanted
-        return not wanted
+        if self.op == "and":
+            return all(operand.row(values) for operand in self.operands)
+        return any(operand.row(values) for operand in self.operands)
+
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        operands = tuple(operand.compiled() for operand in self.operands)
+        if self.op == "and":
+
+            def every(values: Mapping[str, Any]) -> bool:
+                for operand in operands:  # noqa: SIM110 (a generator for all() costs ~0.5 us per rule)
+                    if not operand(values):
+                        return False
+                return True
+
+            return every
+
+        def some(values: Mapping[str, Any]) -> bool:
+            for operand in operands:  # noqa: SIM110
+                if operand(values):
+                    return True
+            return False
+
+        return some
 
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         combine = np.logical_and if self.op == "and" else np.logical_or
@@ -277,6 +336,10 @@ class Not(Node):
 
     def row(self, values: Mapping[str, Any]) -> Any:
         return not self.operand.row(values)
+
+    def compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        operand = self.operand.compiled()
+        return lambda values: not operand(values)
 
     def columns(self, values: Mapping[str, np.ndarray], n: int) -> Any:
         return np.broadcast_to(np.logical_not(self.operand.columns(values, n)), (n,))
@@ -492,8 +555,12 @@ class Condition:
     tree: Node
 
     def matches(self, values: Mapping[str, Any]) -> bool:
-        """One row: the fields as Python values and ``score``."""
-        return bool(self.tree.row(values))
+        """One row: the fields as Python values and ``score`` (the compiled closures: 3 rules cost ~1 us)."""
+        return bool(self._compiled(values))
+
+    @cached_property
+    def _compiled(self) -> Callable[[Mapping[str, Any]], Any]:
+        return self.tree.compiled()
 
     def matches_columns(self, values: Mapping[str, np.ndarray], n: int) -> np.ndarray:
         """Many rows: each field as an array of ``n`` values, and ``score``."""
