@@ -8,6 +8,7 @@ savings. One entry point: import from here.
 - ``store``: publish / rollback / history of policies (one conditional write per change);
 - ``serving``: the active policy in the API and batch scoring, outcomes and reasons;
 - ``reasons``: readable reasons from contributions;
+- ``treeshap``: exact TreeSHAP contributions for a few rows from per-leaf tables (numpy);
 - ``money``: the cost model, bands by money and money metrics.
 """
 

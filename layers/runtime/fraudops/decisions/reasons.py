@@ -1,9 +1,10 @@
 """Reasons: which features pushed one transaction's score up or down, in words an analyst reads.
 
-The contributions are XGBoost's exact TreeSHAP values (``NativeBooster.contributions``, XGBoost's C
-library through ctypes: no xgboost package in the API image). Per row they add up, with the bias, to the
-model's margin (log-odds), so a reason's ``contribution`` is in log-odds: +1.0 multiplies the odds of
-fraud by e. A feature no tree splits on contributes exactly 0 and is never a reason.
+The contributions are XGBoost's exact TreeSHAP values (``treeshap.TreeShap`` on the request path;
+XGBoost's C library through ctypes for models its tables cannot express: no xgboost package in the API
+image). Per row they add up, with the bias, to the model's margin (log-odds), so a reason's
+``contribution`` is in log-odds: +1.0 multiplies the odds of fraud by e. A feature no tree splits on
+contributes exactly 0 and is never a reason.
 """
 
 from __future__ import annotations
