@@ -15,7 +15,7 @@ BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "
 DECISIONS_SECTION = "## Decisions on the request path"
 # Where the time goes: profiled by hand (cProfile and perf_counter around the steps, same machine), not
 # re-measured by `make bench`; update it with the code.
-DECISIONS_NOTE = """Where the time goes (profiled 2026-11-30, load average 2-7; model: 141 trees of depth 6, 4,842 leaves).
+DECISIONS_NOTE = """Where the time goes (profiled 2026-11-30, load average 2-7; the benchmark's model: 141 trees of depth 6, 3,227 leaves).
 **Approve:** the decision itself (policy with 3 rules and a 1,000-name deny list, model bands read once per
 model, rules as compiled closures) costs 2.5 µs in a loop (6.4 µs before), 10-16 µs inside the handler
 (A/B with the step stubbed out, ±7 µs run to run); an approval returns right after it: no reasons, no
@@ -25,7 +25,7 @@ every tree and recomputes every tree's node means per call). They now come from 
 in numpy (`fraudops/decisions/treeshap.py`; the same exact values, checked against XGBoost's
 `pred_contribs` and the margin in the tests): 0.15 ms for one row with warm caches, about 0.25 ms with
 the caches flushed between calls, as inside a request. The tables are built on a model's first explained
-row (0.1 s, 7.6 MB float32), not at load, so the cold start and approvals do not pay for them; a model
+row (0.08-0.09 s with the JSON dump, 5 MB float32), not at load, so the cold start and approvals do not pay for them; a model
 they cannot express (deeper than 8, tables over 64 MB) is explained by the C library as before. /predict
 also reuses the features it scored for the reasons (35 µs). What is left of a flagged decision's extra
 time is about 0.25 ms of TreeSHAP and 0.05 ms of features-to-reasons and JSON at p50; at p99 on this
