@@ -144,3 +144,13 @@ def test_every_feature_the_code_builds_has_a_readable_label() -> None:
     from fraudops.features import _FEATURES
 
     assert set(_FEATURES) == set(FEATURE_LABELS)
+
+
+def test_trees_that_never_split_are_all_bias(data: tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]) -> None:
+    matrix, labels, _ = data
+    params = {"objective": "binary:logistic", "gamma": 1e9, "nthread": 1}  # no split ever pays
+    booster = xgb.train(params, xgb.DMatrix(matrix[:2000], label=labels[:2000]), 3)
+    tables = TreeShap.from_model_json(NativeBooster(bytes(booster.save_raw("ubj"))).model_json())
+    contributions = tables.contributions(matrix[:10])
+    assert np.all(contributions[:, :-1] == 0.0)
+    assert contributions[:, -1] == pytest.approx(booster.predict(xgb.DMatrix(matrix[:10]), output_margin=True))
