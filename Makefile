@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean clean-data
+.PHONY: help install demo test chromium test-fast lint fmt up down logs generate train promote retrain curate sql monitor drift-demo smoke image-check bump-base-image serve predict bench lock clean clean-data
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,7 +70,8 @@ lint: $(STAMP) $(TOOLS_STAMP) $(NODE_TOOLS) ## ruff, mypy, doc links, cfn-lint (
 		-f template.yaml -f functions/api/Dockerfile -f functions/train/Dockerfile
 	$(BIN)/python -c "from fraudops_dev.emulation import render_definition as r; \
 		print(r({'TrainFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:train', \
-		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', 'Partition': 'aws'}))" \
+		'PromoteFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:promote', \
+		'CurateFunctionArn': 'arn:aws:lambda:us-east-1:123456789012:function:curate', 'Partition': 'aws'}))" \
 		> .ci/tools/retrain.rendered.asl.json
 	.ci/tools/node_modules/.bin/asl-validator --json-path .ci/tools/retrain.rendered.asl.json
 	$(BIN)/python -m fraudops_dev.batch_local --render > .ci/tools/batch_score.rendered.asl.json
@@ -91,17 +92,17 @@ down: $(STAMP) ## stop the local stack (nothing is lost)
 logs: $(STAMP) ## show the local stack's logs
 	$(BIN)/fraudops logs
 
-generate: $(STAMP) ## write ROWS generated transactions to data/fraud.db
+generate: $(STAMP) ## write ROWS generated transactions to the lake (.fraudops/lake/transactions)
 	$(BIN)/fraudops generate --rows $(ROWS)
 
 train: $(STAMP) ## train and register a version in the local store (generates data first if there is none)
-	@test -f data/fraud.db || $(BIN)/fraudops generate --rows $(ROWS)
+	@test -n "$$($(BIN)/fraudops sql 'SELECT 1 FROM transactions LIMIT 1' | tail -n +2)" || $(BIN)/fraudops generate --rows $(ROWS)
 	$(BIN)/fraudops train
 
 promote: $(STAMP) ## promote the newest version if it beats Production on the holdout
 	$(BIN)/fraudops promote
 
-retrain: $(STAMP) ## one retraining execution (real ASL, moto's Step Functions engine) acting on your stack
+retrain: $(STAMP) ## one retraining execution (curate, train, promote: real ASL, moto's Step Functions) on your stack
 	$(BIN)/fraudops retrain
 
 batch-score: $(STAMP) ## score FILE=<csv or jsonl> as the batch state machine does (VERSION=n to back-test a candidate)
@@ -128,6 +129,13 @@ serve: $(STAMP) ## run the API in the foreground (uvicorn, 127.0.0.1:8000)
 
 predict: $(STAMP) ## send an example transaction to the local API with the local key
 	$(BIN)/fraudops predict
+
+curate: $(STAMP) ## captured decisions + matured labels -> training rows in the lake (incremental)
+	$(BIN)/fraudops curate
+
+sql: $(STAMP) ## run Q="SELECT ..." over the lake (DuckDB): transactions, decisions, labels
+	@test -n "$(Q)" || { echo 'usage: make sql Q="SELECT count(*) FROM transactions"'; exit 2; }
+	$(BIN)/fraudops sql "$(Q)"
 
 bench: $(STAMP) ## run the benchmarks and write docs/performance.md
 	$(BIN)/python -m benchmarks.run_all

@@ -17,13 +17,13 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMISED = {
     "ApiFunction": {"FRAUDOPS_API_KEYS": "local-dev-key", "FRAUDOPS_STORAGE": "s3", "HOME": "/tmp"},
     "TrainFunction": {
-        "FRAUDOPS_DATA_S3_URI": "s3://fraudops-data/fraud.db",
+        "FRAUDOPS_LAKE_URI": "s3://fraudops-data/lake",
         "FRAUDOPS_STORAGE": "s3",
         "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db",
         "HOME": "/tmp",
     },
     "PromoteFunction": {
-        "FRAUDOPS_DATA_S3_URI": "s3://fraudops-data/fraud.db",
+        "FRAUDOPS_LAKE_URI": "s3://fraudops-data/lake",
         "FRAUDOPS_STORAGE": "s3",
         "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db",
         "HOME": "/tmp",

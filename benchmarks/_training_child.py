@@ -27,11 +27,20 @@ def generate(db: Path, rows: int) -> dict[str, Any]:
     reset_peak_rss()
     started = time.perf_counter()
     write_transactions(db, generate_frames(GeneratorConfig(rows, seed=42)))
-    phase(results, "generate", started)
+    started = phase(results, "generate", started)
+    from fraudops.config import Settings
+    from fraudops.data import iter_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
+
+    lake = Lake(Settings(lake_uri=str(db.with_name("lake")))).transactions
+    write_transaction_frames(lake, iter_transactions(db), source="generate")
+    phase(results, "import_into_lake", started)
     return results
 
 
-def train(db: Path) -> dict[str, Any]:
+def train(db: Path, source: str) -> dict[str, Any]:
+    """Read -> register, reading SQLite (``source="sqlite"``, the way before the lake) or the lake."""
     from fraudops.config import get_settings
     from fraudops.data import fingerprint, load_training_frame, split_out_of_time
     from fraudops.tracking import log_and_register
@@ -41,7 +50,17 @@ def train(db: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     reset_peak_rss()
     started = time.perf_counter()
-    frame = load_training_frame(db)
+    dataset = None
+    if source == "lake":
+        from fraudops.lake import Lake
+        from fraudops.lake.transactions import read_training_data
+
+        read = read_training_data(
+            Lake(settings.model_copy(update={"lake_uri": str(db.with_name("lake"))})).transactions
+        )
+        frame, dataset = read.frame, read.describe()
+    else:
+        frame = load_training_frame(db)
     started = phase(results, "read", started)
     data = fingerprint(frame)
     started = phase(results, "fingerprint", started)
@@ -49,7 +68,7 @@ def train(db: Path) -> dict[str, Any]:
     started = phase(results, "split", started)
     trained = train_model(split, settings)
     started = phase(results, "train_and_evaluate", started)
-    log_and_register(settings, trained, split, data, frame)
+    log_and_register(settings, trained, split, data, frame, dataset=dataset)
     phase(results, "log_and_register", started)
     results["detail"] = {
         "rows": data.rows,
@@ -66,5 +85,5 @@ def train(db: Path) -> dict[str, Any]:
 
 if __name__ == "__main__":
     mode, db = sys.argv[1], Path(sys.argv[2])
-    output = generate(db, int(sys.argv[3])) if mode == "generate" else train(db)
+    output = generate(db, int(sys.argv[3])) if mode == "generate" else train(db, sys.argv[3])
     print("RESULT " + json.dumps(output))

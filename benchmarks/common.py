@@ -137,9 +137,17 @@ def local_store(rows: int = 200_000, workdir: Path | None = None) -> Iterator[Lo
     db_path = base / "fraud.db"
     if not db_path.exists():
         write_transactions(db_path, generate_frames(GeneratorConfig(rows, seed=42)))
+    lake = base / "lake"
+    if not (lake / "transactions").exists():
+        from fraudops.data import iter_transactions
+        from fraudops.lake import Lake
+        from fraudops.lake.transactions import write_transaction_frames
+
+        write_transaction_frames(Lake(Settings(lake_uri=str(lake))).transactions, iter_transactions(db_path))
     with moto_s3_server() as endpoint:
         env = {
             "FRAUDOPS_DB_PATH": str(db_path),
+            "FRAUDOPS_LAKE_URI": str(lake),
             "FRAUDOPS_STATE_DIR": str(base / "state"),
             "FRAUDOPS_S3_ENDPOINT_URL": endpoint,
             "FRAUDOPS_API_KEYS": "bench-key",

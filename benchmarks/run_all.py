@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.common import RESULTS, ROOT, machine
 
-BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "decisions"]
+BENCHMARKS = ["serving", "cold_start", "http", "batch", "training", "quality", "lake", "decisions"]
 DECISIONS_SECTION = "## Decisions on the request path"
 # Where the time goes: profiled by hand (cProfile and perf_counter around the steps, same machine), not
 # re-measured by `make bench`; update it with the code.
@@ -159,6 +159,7 @@ def render() -> str:
         "",
         "Model quality on the same kind of data: [model-quality.md](model-quality.md).",
         "",
+        *_lake_section(training),
         *decisions_section(load("decisions")),
     ]
     return "\n".join(lines)
@@ -196,6 +197,43 @@ def decisions_section(result: dict[str, Any]) -> list[str]:
 def _load(result: dict[str, Any]) -> str:
     load = result.get("load_average")
     return f"{load[0]:.1f} (1 min) / {load[1]:.1f} (5 min)" if load else "not recorded"
+
+
+def _lake_section(training: dict[str, Any]) -> list[str]:
+    if not (RESULTS / "lake.json").exists():
+        return []
+    lake = load("lake")
+    after = training.get("lake")
+    lines = [
+        "## 6. The lake",
+        "",
+        f"{lake['rows']:,} rows in SQLite and in the lake (zstd Parquet, {lake['prepared']['files']} files): "
+        f"{lake['lake_mb_per_million_rows']:.1f} MB per million rows against SQLite's "
+        f"{lake['sqlite_mb_per_million_rows']:.1f}. Each read in a fresh process; the best of two interleaved runs.",
+        "",
+        "| what | seconds | peak RSS MB |",
+        "|---|---|---|",
+        f"| training read from SQLite (before) | {lake['sqlite_read_s']:.2f} | {lake['reads']['sqlite']['peak_rss_mb']:.0f} |",
+        f"| training read from the lake, local folder | {lake['lake_read_s']:.2f} | {lake['reads']['lake_local']['peak_rss_mb']:.0f} |",
+        f"| training read from the lake in S3 (moto server, ranged GETs) | {lake['reads']['lake_s3_moto']['seconds']:.2f} | "
+        f"{lake['reads']['lake_s3_moto']['peak_rss_mb']:.0f} |",
+        f"| curation of one day of {lake['curation_decisions']:,} decisions | {lake['curation']['first']['seconds']:.1f} | "
+        f"{lake['curation']['first']['peak_rss_mb']:.0f} |",
+        f"| curation re-run, nothing new | {lake['curation']['rerun']['seconds']:.2f} | {lake['curation']['rerun']['peak_rss_mb']:.0f} |",
+        f"| monitor run over {lake['monitor_decisions']:,} decisions | {lake['monitor']['seconds']:.1f} | "
+        f"{lake['monitor']['peak_rss_mb']:.0f} |",
+        "",
+        f"Target: the lake read ≥ 10× faster than SQLite's — {mark(lake['targets']['lake_read>=10x_sqlite'])} "
+        f"({lake['read_speedup']:.1f}×).",
+    ]
+    if after:
+        lines += [
+            "",
+            f"Whole training at {training['rows']:,} rows (read → register): {training['training_seconds']:.1f} s, "
+            f"peak {max(v['peak_rss_mb'] for k, v in training['phases'].items() if k not in ('generate', 'import_into_lake')):.0f} MB reading "
+            f"SQLite; {after['training_seconds']:.1f} s, peak {after['peak_rss_mb']:.0f} MB reading the lake.",
+        ]
+    return [*lines, ""]
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # `tests.helpers` from any working directory
-for function in ("api", "train", "promote", "monitor", "batch"):
+for function in ("api", "train", "promote", "monitor", "batch", "curate"):
     sys.path.insert(0, str(ROOT / "functions" / function))
 
 from fraudops_dev.local import local_aws_environment  # noqa: E402
@@ -32,7 +33,7 @@ from fraudops_dev.local import moto_s3_server  # noqa: E402
 
 from fraudops.config import Settings  # noqa: E402
 from fraudops.data import write_transactions  # noqa: E402
-from tests.helpers.stack import fast_settings  # noqa: E402
+from tests.helpers.stack import fast_settings, lake_of  # noqa: E402
 
 # Small but learnable: 1% fraud so every out-of-time slice has enough positives to measure.
 SMALL_ROWS = 60_000
@@ -52,10 +53,22 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+def own_lake(small_db: Path, tmp_path: Path) -> str:
+    """A copy of the session's lake for one test (curation and the monitor write to it)."""
+    copy = tmp_path / "lake"
+    shutil.copytree(lake_of(small_db), copy)
+    return str(copy)
+
+
 @pytest.fixture
 def local_settings(tmp_path: Path, small_db: Path) -> Settings:
-    """Settings for one test on the local default: registry, artifacts and manifest on disk."""
-    return fast_settings(db_path=small_db, state_dir=tmp_path / "state", api_keys="key-one,key-two")
+    """Settings for one test on the local default: registry, artifacts, manifest and lake on disk."""
+    return fast_settings(
+        db_path=small_db,
+        lake_uri=own_lake(small_db, tmp_path),
+        state_dir=tmp_path / "state",
+        api_keys="key-one,key-two",
+    )
 
 
 @pytest.fixture
@@ -65,6 +78,7 @@ def settings(tmp_path: Path, small_db: Path, s3_endpoint: str) -> Settings:
     return fast_settings(
         storage="s3",
         db_path=small_db,
+        lake_uri=own_lake(small_db, tmp_path),
         state_dir=tmp_path / "state",
         s3_endpoint_url=s3_endpoint,
         model_bucket=f"test-{uuid.uuid4().hex[:12]}",

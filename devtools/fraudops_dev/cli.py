@@ -67,9 +67,11 @@ class _Progress:
 
 
 def _db(args: argparse.Namespace, settings: Settings) -> Settings:
-    """--db overrides FRAUDOPS_DB_PATH for this command."""
+    """--db overrides FRAUDOPS_DB_PATH, --lake FRAUDOPS_LAKE_URI, for this command."""
     if getattr(args, "db", None):
-        return settings.model_copy(update={"db_path": Path(args.db)})
+        settings = settings.model_copy(update={"db_path": Path(args.db)})
+    if getattr(args, "lake", None):
+        settings = settings.model_copy(update={"lake_uri": args.lake})
     return settings
 
 
@@ -90,8 +92,19 @@ def _require_state(settings: Settings) -> Settings:
 # --- commands --------------------------------------------------------------------------------------------
 
 
+def _lake_summary(settings: Settings) -> dict[str, Any]:
+    from fraudops.lake import Lake
+
+    lake = Lake(settings)
+    manifest = lake.transactions.manifest()
+    return {"lake": lake.root_uri, "table": "transactions", "table_version": manifest.version,
+            "rows_in_table": manifest.rows, "partitions": len(manifest.partitions)}  # fmt: skip
+
+
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.data import integrity_ok, write_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
     from fraudops_dev.datagen import FRAUD_RATE, GeneratorConfig, generate_frames
 
     seed = settings.seed if args.seed is None else args.seed
@@ -99,33 +112,95 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
     config = GeneratorConfig(
         n_rows=args.rows, seed=seed, fraud_rate=rate, drift=args.drift, step_offset=args.step_offset
     )
-    db = _db(args, settings).db_path
     started = time.perf_counter()
-    print(f"generating {config.n_rows:,} PaySim-schema rows (seed {config.seed}) into {db}", file=sys.stderr)
-    rows = write_transactions(db, generate_frames(config), progress=_Progress(config.n_rows, "rows written"))
-    seconds = time.perf_counter() - started
-    print(json.dumps({"db": str(db), "rows": rows, "seconds": round(seconds, 2), "integrity_ok": integrity_ok(db)}))
+    progress = _Progress(config.n_rows, "rows written")
+    if args.db:  # the way out: a SQLite file for other tools
+        db = Path(args.db)
+        print(f"generating {config.n_rows:,} PaySim-schema rows (seed {config.seed}) into {db}", file=sys.stderr)
+        rows = write_transactions(db, generate_frames(config), progress=progress)
+        summary: dict[str, Any] = {"db": str(db), "rows": rows, "integrity_ok": integrity_ok(db)}
+    else:
+        lake = Lake(settings)
+        print(f"generating {config.n_rows:,} PaySim-schema rows (seed {config.seed}) into the lake at "
+              f"{lake.root_uri}", file=sys.stderr)  # fmt: skip
+        rows = write_transaction_frames(
+            lake.transactions, generate_frames(config), append=args.append, progress=progress, source="generate"
+        )
+        summary = {"rows": rows, **_lake_summary(settings)}
+    print(json.dumps({**summary, "seconds": round(time.perf_counter() - started, 2)}))
     return 0
 
 
 def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.data import count_rows
+    from fraudops.lake import Lake
     from fraudops_dev.importer import import_csv
 
-    db = _db(args, settings).db_path
     share = 0.0 if args.strict else args.max_reject_share
-    rejects = db.with_suffix(".rejects.csv")
-    report = import_csv(Path(args.csv), db, append=args.append, max_reject_share=share, progress=_Progress(0, "rows"),
-                        rejects_path=rejects)  # fmt: skip
+    target: Any = Path(args.db) if args.db else Lake(settings).transactions
+    rejects = (Path(args.db) if args.db else settings.state_dir / "import").with_suffix(".rejects.csv")
+    report = import_csv(Path(args.csv), target, append=args.append, max_reject_share=share,
+                        progress=_Progress(0, "rows"), rejects_path=rejects)  # fmt: skip
     for line, reason in report.bad_rows[:20]:
         print(f"  line {line}: {reason}", file=sys.stderr)
     if len(report.bad_rows) > 20:
         print(f"  ... and {len(report.bad_rows) - 20} more rejected rows", file=sys.stderr)
     if report.bad_rows:
         print(f"{len(report.bad_rows)} rows rejected (not imported); all listed in {rejects}", file=sys.stderr)
-    summary = {"db": str(db), "mode": "append" if args.append else "replace", "rows_imported": report.rows_imported,
-               "rows_rejected": len(report.bad_rows), "rows_in_table": count_rows(db)}  # fmt: skip
+    summary = {"mode": "append" if args.append else "replace", "rows_imported": report.rows_imported,
+               "rows_rejected": len(report.bad_rows)}  # fmt: skip
+    if args.db:
+        summary |= {"db": args.db, "rows_in_table": count_rows(Path(args.db))}
+    else:
+        summary |= _lake_summary(settings)
     print(json.dumps(summary))
+    return 0
+
+
+def cmd_import_db(args: argparse.Namespace, settings: Settings) -> int:
+    """A SQLite fraud.db (the seed's format) into the lake, all or nothing."""
+    from fraudops.data import iter_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
+
+    rows = write_transaction_frames(
+        Lake(settings).transactions, iter_transactions(Path(args.db)), append=args.append,
+        progress=_Progress(0, "rows"), source="import", properties={"imported": Path(args.db).name},
+    )  # fmt: skip
+    print(json.dumps({"rows_imported": rows, **_lake_summary(settings)}))
+    return 0
+
+
+def cmd_export_db(args: argparse.Namespace, settings: Settings) -> int:
+    """The lake's transactions into a SQLite fraud.db (replaced only when complete)."""
+    from fraudops.data import integrity_ok, write_transactions
+    from fraudops.lake import Lake
+
+    table = Lake(settings).transactions
+    files = table.files(newest_days=args.days)
+    batches = (table.read(files=[f]).to_pandas() for f in files)
+    rows = write_transactions(Path(args.db), batches, progress=_Progress(0, "rows"))
+    print(json.dumps({"db": args.db, "rows": rows, "integrity_ok": integrity_ok(Path(args.db))}))
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.lake_sql import run_sql
+
+    columns, rows = run_sql(settings, args.query)
+    if args.format == "json":
+        print(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+    else:
+        print("\t".join(columns))
+        for row in rows:
+            print("\t".join("" if value is None else str(value) for value in row))
+    return 0
+
+
+def cmd_curate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.lake.curation import run_curation
+
+    print(json.dumps(run_curation(settings).as_dict(), indent=2))
     return 0
 
 
@@ -301,8 +376,9 @@ def cmd_import_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.data import count_rows, write_transactions
     from fraudops.labeled_traffic import labeled_rows
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
 
     settings = _db(args, settings)
     until = _when(args.until) or datetime.now(UTC)
@@ -311,8 +387,9 @@ def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
     if frame.empty:
         print(json.dumps({"appended": 0, "reason": "no labeled decisions in the window"}))
         return 0
-    written = write_transactions(settings.db_path, [frame], append=True)
-    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": count_rows(settings.db_path)}))
+    table = Lake(settings).transactions
+    written = write_transaction_frames(table, [frame], append=True, source="curated")
+    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": table.manifest().rows}))
     return 0
 
 
@@ -494,17 +571,20 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.lake import Lake
     from fraudops.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
     from fraudops_dev.local import with_running_ports
 
     settings = with_running_ports(_db(args, settings))
-    if not settings.db_path.exists():
-        from fraudops.data import write_transactions
+    lake = Lake(settings)
+    if lake.transactions.manifest().version == 0:
+        from fraudops.lake.transactions import write_transaction_frames
         from fraudops_dev.datagen import GeneratorConfig, generate_frames
 
-        print(f"no {settings.db_path}: generating 200,000 rows first", file=sys.stderr)
-        write_transactions(settings.db_path, generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed)))
+        print(f"no transactions in the lake at {lake.root_uri}: generating 200,000 rows first", file=sys.stderr)
+        frames = generate_frames(GeneratorConfig(n_rows=200_000, seed=settings.seed))
+        write_transaction_frames(lake.transactions, frames, source="generate")
     results = retrain_locally(
         settings, runs=args.runs, isolated=args.isolated, progress=lambda line: print(line, file=sys.stderr)
     )
@@ -586,19 +666,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     db_help = "SQLite database of transactions (default FRAUDOPS_DB_PATH, data/fraud.db)"
+    lake_help = "the lake's root, a folder or s3://bucket/prefix (default FRAUDOPS_LAKE_URI, <state dir>/lake)"
 
-    generate = sub.add_parser("generate", help="write a generated PaySim-schema table to SQLite")
+    generate = sub.add_parser("generate", help="write generated PaySim-schema transactions to the lake")
     generate.add_argument("--rows", type=int, default=200_000, help="rows to generate (PaySim: 6362620)")
     generate.add_argument("--seed", type=int, default=None, help="random seed (default FRAUDOPS_SEED)")
     generate.add_argument("--fraud-rate", type=float, default=None, help="fraud share (default PaySim's 0.129%%)")
     generate.add_argument("--drift", default="none", choices=DRIFT_SCENARIOS, help="a documented drift scenario")
     generate.add_argument("--step-offset", type=int, default=0, help="add this to every step (later traffic)")
-    generate.add_argument("--db", help=db_help)
+    generate.add_argument("--append", action="store_true", help="add the rows (new steps only) instead of replacing")
+    generate.add_argument("--db", help="write a SQLite file instead of the lake (the way out to other tools)")
     generate.set_defaults(func=cmd_generate)
 
-    importer = sub.add_parser("import-csv", help="import the real PaySim CSV (.csv, .csv.gz or .zip) into SQLite")
+    importer = sub.add_parser("import-csv", help="import the real PaySim CSV (.csv, .csv.gz or .zip) into the lake")
     importer.add_argument("csv", help="path to the PaySim CSV, or the .csv.gz / .zip it comes in")
-    importer.add_argument("--db", help=db_help)
+    importer.add_argument("--db", help="import into this SQLite file instead of the lake")
     importer.add_argument("--append", action="store_true", help="add the rows (new steps only) instead of replacing")
     importer.add_argument(
         "--max-reject-share", type=float, default=0.01, help="import nothing if more rows than this share are bad"
@@ -606,15 +688,33 @@ def build_parser() -> argparse.ArgumentParser:
     importer.add_argument("--strict", action="store_true", help="import nothing if any row is bad")
     importer.set_defaults(func=cmd_import_csv)
 
+    import_db = sub.add_parser("import", help="load a SQLite fraud.db (transactions table) into the lake")
+    import_db.add_argument("db", help="the SQLite file")
+    import_db.add_argument("--append", action="store_true", help="add the rows (new steps only) instead of replacing")
+    import_db.set_defaults(func=cmd_import_db)
+
+    export_db = sub.add_parser("export", help="write the lake's transactions to a SQLite fraud.db")
+    export_db.add_argument("db", help="the SQLite file to write (replaced only when complete)")
+    export_db.add_argument("--days", type=int, default=None, help="only the newest N days")
+    export_db.set_defaults(func=cmd_export_db)
+
+    sql = sub.add_parser("sql", help="run SQL (DuckDB) over the lake: transactions, decisions, labels")
+    sql.add_argument("query", help='e.g. "SELECT count(*) FROM transactions"')
+    sql.add_argument("--format", choices=["tsv", "json"], default="tsv", help="output format")
+    sql.set_defaults(func=cmd_sql)
+
+    curate = sub.add_parser("curate", help="turn matured captured decisions + labels into training rows")
+    curate.set_defaults(func=cmd_curate)
+
     train = sub.add_parser("train", help="train, log to MLflow and register a new version")
     train.add_argument("--feature-set", default="engineered", choices=list(FEATURE_SETS), help="features to use")
-    train.add_argument("--db", help=db_help)
+    train.add_argument("--lake", help=lake_help)
     train.set_defaults(func=cmd_train)
 
     key_help = "a key naming this change: running it again with the same key reports it and changes nothing"
     promote = sub.add_parser("promote", help="promote a version if it beats Production on the holdout")
     promote.add_argument("--version", help="candidate version (default: the newest)")
-    promote.add_argument("--db", help=db_help)
+    promote.add_argument("--lake", help=lake_help)
     promote.add_argument("--force", action="store_true", help="promote --version whatever the rule says (manual)")
     promote.add_argument("--reason", help="why (required with --force; recorded in the history)")
     promote.add_argument("--from", dest="from_version", help="refuse unless Production is this version now")

@@ -56,7 +56,8 @@ def _done(started: float, detail: str = "") -> None:
 
 def run_demo(settings: Settings, rows: int, seed: int) -> int:
     from fraudops.api import EXAMPLE_TRANSACTION, build_default_app
-    from fraudops.data import write_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
@@ -75,14 +76,18 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
             "db_path": database,
             "tracking_uri": None,
             "registry_s3_key": None,
+            "lake_uri": None,
             "api_keys": SecretStr(api_key),
             "model_refresh_seconds": 1.0,
         }
     )
 
-    print(f"demo state (data, registry, artifacts): {state.resolve()}; your {settings.db_path} is not touched")
-    started = _step(1, f"generate {rows:,} PaySim-schema transactions into {database}")
-    write_transactions(database, generate_frames(GeneratorConfig(n_rows=rows, seed=seed)))
+    lake = Lake(demo)
+    print(
+        f"demo state (data, registry, artifacts): {state.resolve()}; your {settings.db_path} and lake are not touched"
+    )
+    started = _step(1, f"generate {rows:,} PaySim-schema transactions into the lake at {lake.root_uri}")
+    write_transaction_frames(lake.transactions, generate_frames(GeneratorConfig(n_rows=rows, seed=seed)))
     _done(started)
 
     started = _step(2, "train XGBoost, log the run to MLflow and register a version")

@@ -3,8 +3,12 @@
 serve Production -> normal traffic, labels, monitor (baseline) -> drifted traffic ("evasive-takeover":
 fraud no longer empties the origin, mules' balances move, bigger and more TRANSFERs), labels, monitor:
 drift found -> retraining started by the monitor through the real state machine (emulated Step
-Functions), trained with the labeled traffic -> promotion on the current holdout -> the API serves the
-new version without a restart -> a second drifted window shows recall recovered.
+Functions): its Curate step turns the captured decisions and their labels into lake rows, Train learns
+from them -> promotion on the current holdout -> the API serves the new version without a restart -> a
+second drifted window shows recall recovered. No person moves data: no `append-labeled`.
+
+Labels arrive within the demo's minutes, so it sets the label maturity to 0 days (every label-less
+decision counts as matured) and curates the hour still being written.
 
 State in <state_dir>/drift-demo; nothing touches your stack's registry.
 """
@@ -71,8 +75,8 @@ def run_drift_demo(
     import json
 
     from fraudops.api import build_default_app
-    from fraudops.data import write_transactions
-    from fraudops.labeled_traffic import labeled_rows
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
     from fraudops.stages.monitor import run_monitor
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
@@ -85,14 +89,18 @@ def run_drift_demo(
     key = "drift-demo-key"
     demo = settings.model_copy(update={
         "storage": "local", "state_dir": state, "tracking_uri": None, "registry_s3_key": None,
-        "db_path": state / "fraud.db", "api_keys": SecretStr(key), "model_refresh_seconds": 0.5,
-        "drift_windows": 1, "retrain_cooldown_hours": 0.0, "capture": True,
+        "db_path": state / "fraud.db", "lake_uri": None, "api_keys": SecretStr(key), "model_refresh_seconds": 0.5,
+        "drift_windows": 1, "retrain_cooldown_hours": 0.0, "capture": True, "label_maturity_days": 0.0,
+        "curation_settle_minutes": 0.0,
     })  # fmt: skip
     figures: dict[str, Any] = {}
+    curation: dict[str, int] = {}
     started = time.perf_counter()
 
     out(f"[1/6] train and promote on {rows:,} generated rows (fraud {FRAUD_RATE:.0%})")
-    write_transactions(demo.db_path, generate_frames(GeneratorConfig(rows, seed=demo.seed, fraud_rate=FRAUD_RATE)))
+    lake = Lake(demo)
+    history = generate_frames(GeneratorConfig(rows, seed=demo.seed, fraud_rate=FRAUD_RATE))
+    write_transaction_frames(lake.transactions, history, source="generate")
     first = run_training(demo)
     out(f"      version {first.version}: {run_promotion(demo).outcome}, holdout AUPRC {first.holdout.auprc:.3f}")
 
@@ -114,14 +122,20 @@ def run_drift_demo(
             trigger = None
             if name == "drifted":
 
-                def trigger(payload: dict[str, Any], until: datetime = window_end) -> str:
-                    appended = labeled_rows(demo, datetime(2000, 1, 1, tzinfo=UTC), until)
-                    write_transactions(demo.db_path, [appended], append=True)
-                    out(f"      retraining on the training rows + {len(appended):,} labeled captured decisions")
-                    return retrain_trigger(demo, lambda line: out(f"      {line}"))(payload)
+                def trigger(payload: dict[str, Any]) -> str:
+                    before = lake.transactions.manifest().rows
+                    started = retrain_trigger(demo, lambda line: out(f"      {line}"))(payload)
+                    curated = lake.transactions.manifest().rows - before
+                    out(
+                        f"      its Curate step added {curated:,} labeled captured decisions to the lake's transactions"
+                    )
+                    curation["curated_rows"] = curated
+                    return started
 
             report = run_monitor(demo, window_start, window_end, trigger)
-            figures[name] = {"served_by": served, "versions": _summary(report), "drifted": report["drifted"]}
+            figures[name] = {"served_by": served, "versions": _summary(report), "drifted": report["drifted"],
+                             **curation}  # fmt: skip
+            curation.clear()
             out(f"      served by version {served}; monitor: {json.dumps(figures[name]['versions'])}")
             out(f"      drift at the act level: {', '.join(report['drifted']) or 'none'}; report {report['html_uri']}")
             if report.get("retraining"):

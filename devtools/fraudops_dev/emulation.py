@@ -45,8 +45,13 @@ ACCOUNT = "123456789012"
 FUNCTIONS = {
     "fraudops-train-local": ("train_function", "train"),
     "fraudops-promote-local": ("promote_function", "promote"),
+    "fraudops-curate-local": ("curate_function", "curate"),
 }
-SUBSTITUTION_TARGETS = {"TrainFunctionArn": "fraudops-train-local", "PromoteFunctionArn": "fraudops-promote-local"}
+SUBSTITUTION_TARGETS = {
+    "TrainFunctionArn": "fraudops-train-local",
+    "PromoteFunctionArn": "fraudops-promote-local",
+    "CurateFunctionArn": "fraudops-curate-local",
+}
 CONSTANT_SUBSTITUTIONS = {"Partition": "aws"}
 
 
@@ -124,8 +129,15 @@ class Emulation:
     # function name -> number of upcoming invocations to fail with Lambda.ServiceException
     service_errors: dict[str, int] = field(default_factory=dict)
 
-    def upload_data(self, db_path: Path) -> None:
-        self.s3.upload_file(str(db_path), self.data_bucket, "fraud.db")
+    def upload_data(self, source: Settings) -> None:
+        """Copy the committed transactions of ``source``'s lake into the data bucket's lake (as AWS has it)."""
+        from fraudops.lake import Lake
+        from fraudops.lake.transactions import write_transaction_frames
+
+        table = Lake(source).transactions
+        target = Lake(source.model_copy(update={"lake_uri": f"s3://{self.data_bucket}/lake", "aws": True})).transactions
+        batches = (table.read(files=[f]).to_pandas() for f in table.files())
+        write_transaction_frames(target, batches, source="import")
 
     def start(self, payload: dict[str, Any] | None = None) -> str:
         response = self.sfn.start_execution(
@@ -247,6 +259,9 @@ def _stack_environment(settings: Settings) -> dict[str, str | None]:
     return {
         "FRAUDOPS_STORAGE": settings.storage,
         "FRAUDOPS_DB_PATH": str(settings.db_path.resolve()),
+        "FRAUDOPS_LAKE_URI": settings.lake_root_uri,
+        "FRAUDOPS_LABEL_MATURITY_DAYS": str(settings.label_maturity_days),
+        "FRAUDOPS_CURATION_SETTLE_MINUTES": str(settings.curation_settle_minutes),
         "FRAUDOPS_STATE_DIR": str(settings.state_dir.resolve()),
         "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url,
         "MLFLOW_S3_ENDPOINT_URL": settings.s3_endpoint_url,
@@ -295,7 +310,8 @@ def emulated_retraining(
         "FRAUDOPS_DB_PATH": None,
         "FRAUDOPS_MODEL_BUCKET": model_bucket,
         "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db",
-        "FRAUDOPS_DATA_S3_URI": f"s3://{data_bucket}/fraud.db",
+        "FRAUDOPS_DATA_S3_URI": None,
+        "FRAUDOPS_LAKE_URI": f"s3://{data_bucket}/lake",  # as the template sets it
         "FRAUDOPS_STATE_DIR": str(workdir / "state"),
         "FRAUDOPS_AWS_REGION": REGION,
         "FRAUDOPS_STORAGE": "s3",
@@ -382,7 +398,7 @@ def retrain_locally(
     results = []
     with emulated_retraining(stack=None if isolated else settings) as emulation:
         if isolated:
-            emulation.upload_data(settings.db_path)
+            emulation.upload_data(settings)
         where = "isolated, nothing kept" if isolated else f"on the stack in {settings.state_dir}"
         progress(f"state machine {emulation.state_machine_arn.split(':')[-1]} (moto ASL engine, {where})")
         for number in range(1, runs + 1):

@@ -20,7 +20,10 @@ from typing import Any
 
 from fraudops_dev.emulation import REPO_ROOT
 
-IMAGES = {"api": ["api_function"], "train": ["train_function", "promote_function", "monitor_function"]}
+IMAGES = {
+    "api": ["api_function"],
+    "train": ["train_function", "promote_function", "monitor_function", "curate_function"],
+}
 PLATFORM = ["--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
             "--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.12",
             "--only-binary=:all:"]  # fmt: skip
@@ -114,7 +117,9 @@ def main() -> int:
     import boto3
 
     from fraudops.api.schemas import EXAMPLE_TRANSACTION
-    from fraudops.data import write_transactions
+    from fraudops.config import Settings
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
     from fraudops_dev.local import local_aws_environment, moto_s3_server
 
@@ -132,21 +137,22 @@ def main() -> int:
         print(f"    {size_mb(packages):.0f} MB of packages, {size_mb(code):.1f} MB of code "
               f"({time.perf_counter() - started:.0f}s)", flush=True)  # fmt: skip
 
-    db = work / "fraud.db"
-    write_transactions(db, generate_frames(GeneratorConfig(60_000, seed=7, fraud_rate=0.01)))
     with moto_s3_server() as endpoint:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         for bucket in ("fraudops-models", "fraudops-data"):
             s3.create_bucket(Bucket=bucket)
-        s3.upload_file(str(db), "fraudops-data", "fraud.db")
+        lake = Settings(s3_endpoint_url=endpoint, lake_uri="s3://fraudops-data/lake")
+        write_transaction_frames(
+            Lake(lake).transactions, generate_frames(GeneratorConfig(60_000, seed=7, fraud_rate=0.01))
+        )
         scratch = work / "tmp"
         scratch.mkdir()
         env = {
             "PATH": "/usr/bin:/bin", "HOME": str(scratch), "TMPDIR": str(scratch), "LANG": "C.UTF-8",
             "MPLCONFIGDIR": str(scratch / "matplotlib"), "AWS_LAMBDA_FUNCTION_NAME": "image-check",
             **local_aws_environment(endpoint), "FRAUDOPS_STORAGE": "s3", "FRAUDOPS_MODEL_BUCKET": "fraudops-models",
-            "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db", "FRAUDOPS_DATA_S3_URI": "s3://fraudops-data/fraud.db",
+            "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db", "FRAUDOPS_LAKE_URI": "s3://fraudops-data/lake",
             "FRAUDOPS_STATE_DIR": str(scratch / "fraudops"), "FRAUDOPS_N_ESTIMATORS": "60",
             "FRAUDOPS_PROMOTION_FLOOR": "0.3", "FRAUDOPS_API_KEYS": "image-check-key",
             "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "GIT_PYTHON_REFRESH": "quiet",
@@ -160,6 +166,7 @@ def main() -> int:
             # 100 rows: scored by XGBoost's C library, which the image carries without the xgboost package.
             (api, "api_function", _predict_event("/predict/batch", {"transactions": [EXAMPLE_TRANSACTION] * 100})),
             (train, "monitor_function", {}),
+            (train, "curate_function", {}),
             (train, "promote_function", {"action": "pin"}),  # the batch state machine's first step
             (api, "batch_function", {}),  # one Map batch, with the model pinned by the step before
         ]

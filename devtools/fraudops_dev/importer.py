@@ -1,4 +1,5 @@
-"""Import the real PaySim CSV (as Kaggle serves it: ``.csv``, ``.csv.gz`` or the ``.zip``) into SQLite.
+"""Import the real PaySim CSV (as Kaggle serves it: ``.csv``, ``.csv.gz`` or the ``.zip``) into the lake's
+transactions table (or a SQLite file, the way out to other tools).
 
 Every row passes the API's own value rules or is rejected with its line number and reason. The table
 is replaced (or, with ``append``, extended) only after the whole file has been read within the reject
@@ -20,9 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import pandas as pd
+
 from fraudops.data import ProgressCallback, write_transactions
 from fraudops.errors import DataError
 from fraudops.files import atomic_write
+from fraudops.lake import LakeTable
+from fraudops.lake.transactions import write_transaction_frames
 from fraudops.schema import (
     COLUMNS,
     LABEL_COLUMNS,
@@ -139,16 +144,16 @@ def _read_chunks(path: Path, report: ImportReport, chunk_rows: int) -> Iterator[
 
 def import_csv(
     csv_path: Path,
-    db_path: Path,
+    target: Path | LakeTable,
     append: bool = False,
     max_reject_share: float = 0.01,
     chunk_rows: int = 200_000,
     progress: ProgressCallback | None = None,
     rejects_path: Path | None = None,
 ) -> ImportReport:
-    """Import (or append) a PaySim CSV, all or nothing. More than ``max_reject_share`` of rows rejected
-    means a wrong file: nothing changes, and the error lists the first reasons (all of them in
-    ``rejects_path``, when given)."""
+    """Import (or append) a PaySim CSV into ``target`` (a lake table, or a SQLite file), all or nothing.
+    More than ``max_reject_share`` of rows rejected means a wrong file: nothing changes, and the error
+    lists the first reasons (all of them in ``rejects_path``, when given)."""
     report = ImportReport()
 
     def checked_chunks() -> Iterator[list[tuple[object, ...]]]:
@@ -165,7 +170,13 @@ def import_csv(
                 + (f"; all listed in {rejects_path})" if rejects_path is not None else ")")
             )
 
-    report.rows_imported = write_transactions(db_path, checked_chunks(), append=append, progress=progress)
+    if isinstance(target, LakeTable):
+        frames = (pd.DataFrame(chunk, columns=list(COLUMNS)) for chunk in checked_chunks())
+        report.rows_imported = write_transaction_frames(
+            target, frames, append=append, progress=progress, source="import", properties={"imported": csv_path.name}
+        )
+    else:
+        report.rows_imported = write_transactions(target, checked_chunks(), append=append, progress=progress)
     return report
 
 

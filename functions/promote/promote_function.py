@@ -12,7 +12,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
-from fraudops.data_sync import fetch_training_db
 from fraudops.decisions.serving import pin_policy
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
@@ -58,7 +57,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         metrics.add_metric(name="RolledBack", unit=MetricUnit.Count, value=1)
         logger.info("rollback", extra=action.as_dict())
         return action.as_dict()
-    settings = fetch_training_db(get_settings())
+    settings = get_settings()
     force_reason = request.reason if request.force else None
     decision = run_promotion(
         settings, request.version, force_reason=force_reason, actor=actor,

@@ -1,4 +1,5 @@
-"""Train Lambda: read the transactions, train XGBoost, log to MLflow (artifacts in S3), register."""
+"""Train Lambda: read the lake's transactions (a window, straight from S3), train XGBoost, log to MLflow
+(artifacts in S3), register."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
-from fraudops.data_sync import fetch_training_db
 from fraudops.events import parse_train_input
 from fraudops.observability import route_core_logs
 from fraudops.stages.train import run_training
@@ -25,7 +25,7 @@ route_core_logs(logger)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_train_input(event)
-    settings = fetch_training_db(get_settings())
+    settings = get_settings()
     result = run_training(settings, feature_set=request.feature_set, tags=request.trigger_tags())
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)

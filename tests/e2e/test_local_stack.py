@@ -29,6 +29,7 @@ def stack_env(local_settings: Settings) -> Iterator[dict[str, str]]:
         **os.environ,
         "FRAUDOPS_STATE_DIR": str(local_settings.state_dir),
         "FRAUDOPS_DB_PATH": str(local_settings.db_path),
+        "FRAUDOPS_LAKE_URI": str(local_settings.lake_uri),
         "FRAUDOPS_API_PORT": str(free_port()),
         "FRAUDOPS_MLFLOW_UI_PORT": str(free_port()),
         "FRAUDOPS_API_KEYS": "key-one",
@@ -117,7 +118,7 @@ def test_retrain_acts_on_the_stack(local_settings: Settings, stack_env: dict[str
     ("argv", "env", "expected"),
     [
         (["promote"], {"FRAUDOPS_PROMOTION_MARGIN": "-1"}, "FRAUDOPS_PROMOTION_MARGIN=-1"),
-        (["train", "--db", "/nonexistent/fraud.db"], {}, "no database at /nonexistent/fraud.db"),
+        (["train", "--lake", "/nonexistent/lake"], {}, "nonexistent/lake has no transactions"),
         (["predict"], {"FRAUDOPS_API_PORT": "9"}, "make up"),
         (["train"], {"FRAUDOPS_STORAGE": "s3", "FRAUDOPS_S3_PORT": "9"}, "error"),
     ],

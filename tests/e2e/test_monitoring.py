@@ -73,7 +73,13 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     assert section["flagged_rate"] == pytest.approx(section["expected_flagged_rate"], abs=0.02)
 
     store_labels(settings, [(f"n-{i}", bool(f)) for i, f in enumerate(normal["isFraud"])], "test")
+    fraud = int(normal["isFraud"].sum())
+    unripe = run_monitor(settings, t0, t1)  # not-fraud labels do not end the maturity window early
+    assert unripe["labeled"] == 3000 and unripe["pending"] == 3000 - fraud and unripe["label_maturity_days"] == 30
+    assert unripe["versions"]["1"]["realized"]["labeled"] == fraud
+    settings = settings.model_copy(update={"label_maturity_days": 0})  # everything before `until` has matured
     labeled = run_monitor(settings, t0, t1, trigger)  # the same window again: reported, never counted
+    assert labeled["pending"] == 0
     realized = labeled["versions"]["1"]["realized"]
     assert labeled["labeled"] == 3000 and realized["fraud"] == int(normal["isFraud"].sum())
     assert realized["recall"] > 0.7 and realized["auprc"] is not None
@@ -166,3 +172,4 @@ def test_the_drift_loop_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert recall["drifted"] < recall["normal"] - 0.2  # the model fell behind
     assert recall["after retraining"] > recall["drifted"] + 0.2  # and recovered
     assert any("the monitor started a retraining" in line for line in lines)
+    assert drifted["curated_rows"] >= 30_000 + 4_000  # the Curate step fed the labeled traffic in, no person

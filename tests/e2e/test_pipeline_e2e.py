@@ -172,13 +172,14 @@ def test_failed_training_registers_nothing(settings: Settings, monkeypatch: pyte
 def test_training_needs_fraud_in_every_slice(settings: Settings, tmp_path: Any) -> None:
     from fraudops_dev.datagen import GeneratorConfig, generate
 
-    from fraudops.data import write_transactions
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
 
     frame = generate(GeneratorConfig(5_000, seed=1, fraud_rate=0.0))
-    db = tmp_path / "nofraud.db"
-    write_transactions(db, [frame])
+    no_fraud = settings.model_copy(update={"lake_uri": str(tmp_path / "nofraud-lake")})
+    write_transaction_frames(Lake(no_fraud).transactions, [frame])
     with pytest.raises(TrainingError, match="fraud"):
-        run_training(settings.model_copy(update={"db_path": db}))
+        run_training(no_fraud)
 
 
 def test_promotion_without_versions_is_a_clear_error(settings: Settings) -> None:
@@ -195,13 +196,13 @@ def test_promotion_uses_the_same_holdout_for_both(settings: Settings) -> None:
 
 
 def test_missing_training_data_in_s3_says_so(settings: Settings) -> None:
-    """In AWS the train function copies s3://<data bucket>/fraud.db; a missing object is named as such
-    (with the template's ListBucket grant S3 answers 404, not 403, for a missing key)."""
-    from fraudops.data_sync import fetch_training_db
+    """In AWS the train function reads s3://<data bucket>/lake; an empty lake is named as such
+    (with the template's ListBucket grant S3 answers an empty listing, not 403)."""
     from fraudops.errors import DataError
+    from fraudops.stages.train import run_training
     from fraudops.store import ensure_bucket
 
     ensure_bucket(settings)
-    missing = settings.model_copy(update={"data_s3_uri": f"s3://{settings.model_bucket}/fraud.db"})
-    with pytest.raises(DataError, match=r"no training data at s3://.*/fraud\.db"):
-        fetch_training_db(missing)
+    empty = settings.model_copy(update={"lake_uri": f"s3://{settings.model_bucket}/lake"})
+    with pytest.raises(DataError, match=r"the lake at s3://.*/lake has no transactions"):
+        run_training(empty)

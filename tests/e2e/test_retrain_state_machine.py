@@ -12,8 +12,10 @@ import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate
 from fraudops_dev.emulation import Emulation, definition_substitutions, emulated_retraining, render_definition
 
-from fraudops.data import write_transactions
-from tests.helpers.stack import production_version
+from fraudops.config import Settings
+from fraudops.lake import Lake
+from fraudops.lake.transactions import write_transaction_frames
+from tests.helpers.stack import lake_of, production_version
 
 pytestmark = pytest.mark.e2e
 
@@ -23,14 +25,14 @@ FAST = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "
 @pytest.fixture
 def emulation(small_db: Path) -> Iterator[Emulation]:
     with emulated_retraining(FAST) as emulated:
-        emulated.upload_data(small_db)
+        emulated.upload_data(Settings(lake_uri=str(lake_of(small_db))))
         yield emulated
 
 
 def work(emulation: Emulation) -> list[tuple[str, str]]:
-    """(function, action) of the invocations that train or promote (the lease steps left out)."""
-    calls = [(i.function, i.event.get("action", "promote") if "promote" in i.function else "train")
-             for i in emulation.invocations]  # fmt: skip
+    """(function, action) of the invocations that curate, train or promote (the lease steps left out)."""
+    calls = [(i.function, i.event.get("action", "promote") if "promote" in i.function else
+              "curate" if "curate" in i.function else "train") for i in emulation.invocations]  # fmt: skip
     return [call for call in calls if not call[1].endswith("_lease")]
 
 
@@ -45,9 +47,21 @@ def production_alias_version(emulation: Emulation) -> str | None:
 
 
 def test_definition_uses_exactly_the_template_substitutions() -> None:
-    assert set(definition_substitutions()) == {"TrainFunctionArn", "PromoteFunctionArn", "Partition"}
+    assert set(definition_substitutions()) == {
+        "TrainFunctionArn",
+        "PromoteFunctionArn",
+        "CurateFunctionArn",
+        "Partition",
+    }
     rendered = json.loads(
-        render_definition({"TrainFunctionArn": "arn:t", "PromoteFunctionArn": "arn:p", "Partition": "aws-cn"})
+        render_definition(
+            {
+                "TrainFunctionArn": "arn:t",
+                "PromoteFunctionArn": "arn:p",
+                "CurateFunctionArn": "arn:c",
+                "Partition": "aws-cn",
+            }
+        )
     )
     assert rendered["States"]["Train"]["Resource"] == "arn:aws-cn:states:::lambda:invoke"  # no hard-coded arn:aws
     assert rendered["States"]["Train"]["Parameters"]["FunctionName"] == "arn:t"
@@ -74,15 +88,16 @@ def test_better_model_is_promoted_then_a_worse_one_is_not(
     assert first.output["promotion"]["gain"] is None  # the first model is judged against the floor alone
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "ProductionKept" for e in worse.events)
     assert production_alias_version(emulation) == "1"
-    assert [i.outcome for i in emulation.invocations] == ["ok"] * 8  # lease, train, promote, release: twice
+    # lease, curate, train, promote, release: twice
+    assert [i.outcome for i in emulation.invocations] == ["ok"] * 10
     assert lease_steps(emulation) == ["acquire_lease", "release_lease"] * 2
     assert list(tmp_path.iterdir()) == []
 
 
 def test_training_error_fails_the_execution_with_its_cause(emulation: Emulation, tmp_path: Path) -> None:
     assert emulation.run().status == "SUCCEEDED"
-    no_fraud = tmp_path / "nofraud.db"
-    write_transactions(no_fraud, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
+    no_fraud = Settings(lake_uri=str(tmp_path / "nofraud-lake"))
+    write_transaction_frames(Lake(no_fraud).transactions, [generate(GeneratorConfig(5_000, seed=3, fraud_rate=0.0))])
     emulation.upload_data(no_fraud)
     failed = emulation.run()
     assert failed.status == "FAILED"
@@ -126,6 +141,10 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     assert any(e.get("stateExitedEventDetails", {}).get("name") == "SkippedAnotherRetrainingRunning"
                for e in second_result.events)  # fmt: skip
     assert emulation.wait(first).status == "SUCCEEDED"
-    assert work(emulation) == [("fraudops-train-local", "train"), ("fraudops-promote-local", "promote")]
+    assert work(emulation) == [
+        ("fraudops-curate-local", "curate"),
+        ("fraudops-train-local", "train"),
+        ("fraudops-promote-local", "promote"),
+    ]
     third = emulation.run()  # the first released the lease: the next one trains
     assert third.status == "SUCCEEDED" and third.output["lease"]["acquired"] is True, third.output

@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -15,7 +16,23 @@ from fraudops.stages.promote import production_model_version
 from fraudops.store import ModelStore, read_manifest
 
 
+def lake_of(db_path: Path) -> Path:
+    """The lake folder holding the same rows as the SQLite file ``db_path`` (made once, beside it)."""
+    lake = db_path.with_name(db_path.name + ".lake")
+    if not (lake / "transactions" / "_manifests").exists() and db_path.exists():
+        from fraudops.data import iter_transactions
+        from fraudops.lake import Lake
+        from fraudops.lake.transactions import write_transaction_frames
+
+        table = Lake(Settings(lake_uri=str(lake))).transactions
+        write_transaction_frames(table, iter_transactions(db_path), source="generate")
+    return lake
+
+
 def fast_settings(**overrides: object) -> Settings:
+    """Small, fast training settings; a ``db_path`` brings its lake (``lake_of``) unless ``lake_uri`` is given."""
+    if isinstance(overrides.get("db_path"), Path) and "lake_uri" not in overrides:
+        overrides["lake_uri"] = str(lake_of(overrides["db_path"]))  # type: ignore[arg-type]
     values: dict[str, object] = {
         "n_estimators": 60,
         "early_stopping_rounds": 10,
@@ -75,6 +92,7 @@ def live_api(settings: Settings, feature_set: str = "engineered") -> Iterator[st
 def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
     values = {
         "FRAUDOPS_DB_PATH": str(settings.db_path),
+        "FRAUDOPS_LAKE_URI": settings.lake_uri or "",
         "FRAUDOPS_STATE_DIR": str(settings.state_dir),
         "FRAUDOPS_STORAGE": settings.storage,
         "FRAUDOPS_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",

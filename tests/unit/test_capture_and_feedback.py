@@ -92,18 +92,49 @@ def test_firehose_gzip_objects_are_read_like_local_files(local: Settings) -> Non
     assert [r["transaction_id"] for r in records] == ["t0", "t1", "t2"]
 
 
-def test_feedback_is_idempotent_and_reports_what_changed(local: Settings, loaded: LoadedModel) -> None:
+def test_feedback_is_idempotent_and_the_newest_word_wins(local: Settings, loaded: LoadedModel) -> None:
     client = app_for(local, loaded, None)
     labels = {"labels": [{"transaction_id": "a", "is_fraud": True}, {"transaction_id": "b", "is_fraud": False}]}
     first = client.post("/feedback", json=labels, headers=KEY).json()
-    assert (first["accepted"], first["new"], first["unchanged"], first["updated"]) == (2, 2, 0, 0)
-    again = client.post("/feedback", json=labels, headers=KEY).json()
-    assert (again["new"], again["unchanged"], again["updated"]) == (0, 2, 0)
+    assert (first["accepted"], first["stored"], first["repeated"]) == (2, 2, 0)
+    client.post("/feedback", json=labels, headers=KEY)
+    assert read_labels(local) == {"a": True, "b": False}  # sending twice changes nothing
     flipped = client.post("/feedback", json={"labels": [{"transaction_id": "b", "is_fraud": True}]}, headers=KEY)
-    assert flipped.json()["updated"] == 1
+    assert flipped.json()["stored"] == 1
     assert read_labels(local) == {"a": True, "b": True}
     assert client.post("/feedback", json=labels).status_code == 401
-    assert store_labels(local, [("a", True)], "file")["unchanged"] == 1
+    twice = store_labels(local, [("a", False), ("c", True), ("a", True)], "file")
+    assert twice == {"stored": 2, "repeated": 1}  # the last word inside one call wins
+    assert read_labels(local) == {"a": True, "b": True, "c": True}
+
+
+def test_a_feedback_request_costs_one_write_however_many_labels(
+    local: Settings, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One object per request, nothing read: 1,000 labels per object each were 2,000 S3 requests."""
+    from fraudops.store.blobs import LocalBlobStore
+
+    calls: list[str] = []
+
+    def counting(name: str) -> Any:
+        original = getattr(LocalBlobStore, name)
+
+        def call(self: LocalBlobStore, *args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return original(self, *args, **kwargs)
+
+        return call
+
+    for name in ("put", "get", "get_or_none"):
+        monkeypatch.setattr(LocalBlobStore, name, counting(name))
+    client = app_for(local, loaded, None)
+    body = {"labels": [{"transaction_id": f"t-{i}", "is_fraud": i % 7 == 0} for i in range(1000)]}
+    answer = client.post("/feedback", json=body, headers=KEY)
+    assert answer.status_code == 200 and answer.json()["stored"] == 1000
+    assert calls == ["put"]
+    monkeypatch.undo()
+    labels = read_labels(local)
+    assert len(labels) == 1000 and sum(labels.values()) == len(range(0, 1000, 7))
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

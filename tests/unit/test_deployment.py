@@ -128,10 +128,10 @@ def test_every_api_route_is_wired_in_api_gateway(template: dict[str, Any], small
     assert served == wired
 
 
-def test_state_machine_may_invoke_only_the_two_functions(template: dict[str, Any]) -> None:
+def test_state_machine_may_invoke_only_its_three_functions(template: dict[str, Any]) -> None:
     machine = template["Resources"]["RetrainStateMachine"]["Properties"]
     invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in machine["Policies"] if "LambdaInvokePolicy" in p]
-    assert invoked == [{"Ref": "TrainFunction"}, {"Ref": "PromoteFunction"}]
+    assert invoked == [{"Ref": "TrainFunction"}, {"Ref": "PromoteFunction"}, {"Ref": "CurateFunction"}]
     assert (ROOT / machine["DefinitionUri"]).exists()
     definition = (ROOT / machine["DefinitionUri"]).read_text()
     assert set(re.findall(r"\$\{(\w+)\}", definition)) == set(machine["DefinitionSubstitutions"])
@@ -183,6 +183,7 @@ def test_every_image_handler_resolves_to_a_callable(template: dict[str, Any]) ->
         "TrainFunction",
         "PromoteFunction",
         "MonitorFunction",
+        "CurateFunction",
         "BatchScoreFunction",
     }
     for name, (dockerfile, handler) in functions.items():

@@ -303,3 +303,8 @@ def read_captures(settings: Settings, since: datetime, until: datetime) -> list[
                     seen.add(raw)
                     records.append(record)
     return sorted(records, key=lambda r: r["time"])
+
+
+def iter_capture_lines(body: bytes) -> Iterator[dict[str, Any]]:
+    """The capture records in one file's bytes (a local .jsonl or a Firehose gzip object)."""
+    return (record for _, record in _lines(body))

@@ -26,11 +26,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_", extra="ignore", env_ignore_empty=True)
 
     # Data
-    db_path: Path = Field(Path("data/fraud.db"), description="SQLite database with the transactions table.")
-    data_s3_uri: str | None = Field(
-        None, description="s3:// URI of the SQLite snapshot the Lambdas train on (copied to /tmp); unset locally."
+    db_path: Path = Field(
+        Path("data/fraud.db"), description="A SQLite file of transactions: `fraudops import`/`export`'s default."
     )
     state_dir: Path = Field(Path(".fraudops"), description="Local working folder (tracking DB, logs, pids).")
+    lake_uri: str | None = Field(
+        None,
+        description="Root of the lake (Parquet tables transactions, decisions, labels): s3://bucket/prefix in "
+        "AWS (the template sets the data bucket's lake/), a folder locally. Unset: <state_dir>/lake.",
+    )
+    train_window_days: int = Field(
+        0, ge=0, description="Train on the newest N days (partitions) of the transactions table; 0 = all of it."
+    )
+    curation_settle_minutes: float = Field(
+        20.0,
+        ge=0,
+        description="A capture hour counts as complete this long after it ends (Firehose buffers up to 900 s).",
+    )
+    label_maturity_days: float = Field(
+        30.0,
+        ge=0,
+        description="A decision with no fraud label this long after it was made is curated as isFraud=0; "
+        "before that it is pending (not trained on, not in the holdout, not in realized metrics).",
+    )
 
     # Store: MLflow tracking/registry + artifacts
     storage: Literal["local", "s3"] = Field(
@@ -182,6 +200,11 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slashes(cls, value: str) -> str:
         return value.strip("/")
+
+    @property
+    def lake_root_uri(self) -> str:
+        """``lake_uri``, or the local folder ``<state_dir>/lake`` as a plain absolute path."""
+        return self.lake_uri.rstrip("/") if self.lake_uri else str((self.state_dir / "lake").resolve())
 
     @property
     def local_artifact_dir(self) -> Path:

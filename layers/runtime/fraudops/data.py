@@ -1,12 +1,13 @@
-"""SQLite I/O for the transactions table (write all-or-nothing, read for training), the dataset
-fingerprint and the out-of-time split. Everything that touches the database file lives here."""
+"""SQLite I/O for the transactions table (the way in and out of the lake: ``fraudops import``/``export``,
+all-or-nothing writes), the dataset fingerprint and the out-of-time split. Training reads the lake
+(``fraudops.lake``); everything that touches a SQLite file lives here."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +157,16 @@ def _connect_readonly(db_path: Path) -> sqlite3.Connection:
         conn.close()
         raise DataError(f"{db_path} has no '{TABLE}' table: run `fraudops generate` first")
     return conn
+
+
+def iter_transactions(db_path: Path, chunk_rows: int = 500_000) -> Iterator[pd.DataFrame]:
+    """Every column of the table in step order, in chunks (``fraudops import`` moves a fraud.db into the lake)."""
+    conn = _connect_readonly(db_path)
+    try:
+        query = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY step, rowid"
+        yield from pd.read_sql_query(query, conn, chunksize=chunk_rows)
+    finally:
+        conn.close()
 
 
 def load_training_frame(db_path: Path, chunk_rows: int = 500_000) -> pd.DataFrame:

@@ -150,6 +150,35 @@ def _has_dist(name: str) -> bool:
     return True
 
 
+def _log_dataset(dataset: dict[str, Any]) -> None:
+    """The training input as an MLflow dataset (``mlflow.log_input``): the lake table's URI as source, the
+    committed files' digest, and tags with the partitions, row and fraud counts; the full list of files
+    goes beside it as ``dataset.json``."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    uris = dataset["source_uris"]
+    table_uri = uris[0].rsplit("/dt=", 1)[0] if uris else ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways": file:// is local
+        source = resolve_dataset_source(table_uri if "://" in table_uri else Path(table_uri).as_uri())
+    partitions = dataset["partitions"]
+    meta = MetaDataset(source=source, name=f"lake.{dataset['table']}", digest=dataset["digest"][:32])  # type: ignore[abstract]
+    mlflow.log_input(
+        meta,
+        context="training",
+        tags={
+            "table_version": str(dataset["table_version"]),
+            "partitions": f"{partitions[0]}..{partitions[-1]} ({len(partitions)})" if partitions else "",
+            "rows": str(dataset["rows"]),
+            "fraud_rows": str(dataset["fraud_rows"]),
+            "files": str(len(uris)),
+        },
+    )
+    mlflow.log_dict(dataset, "dataset.json")
+
+
 @with_registry_retries()
 def log_and_register(
     settings: Settings,
@@ -158,6 +187,7 @@ def log_and_register(
     data: DatasetFingerprint,
     frame: pd.DataFrame,
     tags: dict[str, str] | None = None,
+    dataset: dict[str, Any] | None = None,
 ) -> tuple[str, str, str]:
     """One MLflow run with everything needed to reproduce the model, then a new registered version.
     Returns (run_id, version, model_uri). Runs in one registry session: all or nothing."""
@@ -174,7 +204,7 @@ def log_and_register(
         started: list[str] = []
         try:
             return _log_run(client, settings, experiment_id, trained, split, data, signature, example, artifacts,
-                            tags, started)  # fmt: skip
+                            tags, started, dataset)  # fmt: skip
         except BaseException:
             if started:
                 _clean_up_failed_run(client, experiment_id, started[0])
@@ -229,6 +259,7 @@ def _log_run(
     artifacts: Path,
     tags: dict[str, str] | None,
     started: list[str],
+    dataset: dict[str, Any] | None = None,
 ) -> tuple[str, str, str]:
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -245,6 +276,8 @@ def _log_run(
                 **(tags or {}),
             }
         )
+        if dataset is not None:
+            _log_dataset(dataset)
         mlflow.log_params(
             {
                 **{f"xgb_{key}": value for key, value in trained.params.items()},

@@ -233,7 +233,7 @@ def create_app(
 
     @app.post("/feedback", dependencies=[authorized], tags=["monitoring"])
     async def feedback(body: FeedbackRequest) -> FeedbackResult:
-        """Confirmed outcomes, days later: stored durably, idempotent per transaction_id."""
+        """Confirmed outcomes, days later: one durable object per request; the newest word per id wins."""
         from fraudops.labels import store_labels
 
         counts = store_labels(settings, [(label.transaction_id, bool(label.is_fraud)) for label in body.labels], "api")

@@ -184,7 +184,9 @@ class FeedbackRequest(BaseModel):
 
 class FeedbackResult(BaseModel):
     accepted: int
-    new: int
-    unchanged: int = Field(description="Already stored with the same label (sending twice is safe).")
-    updated: int = Field(description="Stored before with the other label; the newest label wins.")
+    stored: int = Field(
+        description="Label events stored (one object for the whole request); sending a label "
+        "twice is safe: the newest word per transaction wins."
+    )
+    repeated: int = Field(description="Ids given more than once in this request; the last of them was kept.")
     note: str = "labels are joined with captured decisions by the monitor; ids it never saw are listed in its report"

@@ -21,13 +21,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from fraudops.artifacts import SPEC_ARTIFACT
-from fraudops.capture import delivery_delay, read_captures
+from fraudops.capture import delivery_delay
 from fraudops.config import Settings
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.features import FeatureSpec, build_features
-from fraudops.labels import read_labels
+from fraudops.lake import Lake
+from fraudops.lake.curation import compact_labels, compact_retrying, read_lake_labels
+from fraudops.lake.decision_window import read_decision_window
 from fraudops.metrics import MetricsError
 from fraudops.profile import ACT, PROFILE_ARTIFACT, compare
 from fraudops.report import render_html
@@ -64,32 +67,37 @@ def _too_few(count: int, minimum: int, what: str, setting: str) -> str:
     return f"{count} {what}: too few to judge (at least {minimum}, {setting})"
 
 
-def _realized(records: list[dict[str, Any]], labels: dict[str, bool], minimum: int = 1) -> dict[str, Any] | None:
-    joined = [(r, labels[r["transaction_id"]]) for r in records if r.get("transaction_id") in labels]
-    if not joined:
+def _realized(
+    decisions: pd.DataFrame, label: np.ndarray, minimum: int = 1, flagged: np.ndarray | None = None
+) -> dict[str, Any] | None:
+    """Realized performance over the decisions whose label is known (``label``: 1 fraud, 0 not, -1 pending);
+    ``flagged``: each decision's review/block outcome (``_outcomes``), for the money caught."""
+    known = label >= 0
+    if not known.any():
         return None
-    if len(joined) < minimum:
-        return {"labeled": len(joined), "too_few": _too_few(len(joined), minimum, "labeled decisions",
-                                                            "FRAUDOPS_MONITOR_MIN_LABELED")}  # fmt: skip
-    y = np.array([int(label) for _, label in joined])
-    predicted = np.array([r["prediction"] >= 1.0 for r, _ in joined])
-    scores = np.array([r["probability"] for r, _ in joined])
+    labeled = int(known.sum())
+    if labeled < minimum:
+        return {"labeled": labeled, "too_few": _too_few(labeled, minimum, "labeled decisions",
+                                                         "FRAUDOPS_MONITOR_MIN_LABELED")}  # fmt: skip
+    y = label[known].astype(np.int64)
+    predicted = decisions["prediction"].to_numpy()[known] >= 1.0
+    scores = decisions["probability"].to_numpy()[known]
     tp = int(np.sum(predicted & (y == 1)))
     fp = int(np.sum(predicted & (y == 0)))
     fn = int(np.sum(~predicted & (y == 1)))
-    # Money: what the outcomes (review/block) caught of the labeled fraud, by amount. Records captured
+    # Money: what the outcomes (review/block) caught of the labeled fraud, by amount. Decisions captured
     # before outcomes existed count as flagged when their prediction was 1.
-    flagged_outcome = np.array([_flagged(r) for r, _ in joined])
-    amounts = np.array([float(r["transaction"].get("amount", 0.0)) for r, _ in joined])
+    flagged_known = (flagged if flagged is not None else _outcomes(decisions)[1])[known]
+    amounts = decisions["amount"].to_numpy(dtype=np.float64, na_value=0.0)[known]
     fraud_amount = float(amounts[y == 1].sum())
-    caught = float(amounts[(y == 1) & flagged_outcome].sum())
+    caught = float(amounts[(y == 1) & flagged_known].sum())
     auprc = None
     if 0 < y.sum() < len(y):
         from sklearn.metrics import average_precision_score
 
         auprc = float(average_precision_score(y, scores))
     return {
-        "labeled": len(joined),
+        "labeled": labeled,
         "fraud": int(y.sum()),
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
@@ -100,28 +108,41 @@ def _realized(records: list[dict[str, Any]], labels: dict[str, bool], minimum: i
     }
 
 
-def _flagged(record: dict[str, Any]) -> bool:
-    outcome = record.get("outcome")
-    return outcome in ("review", "block") if outcome is not None else record["prediction"] >= 1.0
+# The outcome rides in the capture's ``details`` (json.dumps of the fields the lake has no column for);
+# read as columns with one vectorised regex, not a million parsed JSON objects. Only the top level has an
+# "outcome" key (a rule named "outcome" appears as a value, never followed by a colon).
+_OUTCOME = r'"outcome"\s*:\s*"(approve|review|block)"'
 
 
-def _version_section(
-    settings: Settings, version: str, records: list[dict[str, Any]], labels: dict[str, bool]
-) -> dict[str, Any]:
-    section: dict[str, Any] = {"count": len(records),
-                               "realized": _realized(records, labels, settings.monitor_min_labeled)}  # fmt: skip
-    if records:  # what the outcomes asked of the team, whatever the count
-        outcomes = [r.get("outcome") for r in records]
-        section["outcomes"] = {name: outcomes.count(name) for name in ("approve", "review", "block")}
-        section["alerts_per_1000"] = 1000.0 * section["outcomes"]["review"] / len(records)
-        section["flagged_per_1000"] = 1000.0 * sum(_flagged(r) for r in records) / len(records)
-    if len(records) < settings.monitor_min_records:
+def _outcomes(decisions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each decision's outcome (None when captured before outcomes existed) and whether it was flagged:
+    review or block, or, without an outcome, a prediction of 1."""
+    if len(decisions) and "details" in decisions.columns:
+        found = decisions["details"].astype("string").str.extract(_OUTCOME, expand=False)
+        outcome = found.to_numpy(dtype=object, na_value=None)
+    else:
+        outcome = np.full(len(decisions), None, dtype=object)
+    has_outcome = np.array([o is not None for o in outcome], dtype=bool)
+    by_outcome = (outcome == "review") | (outcome == "block")
+    flagged = np.where(has_outcome, by_outcome, decisions["prediction"].to_numpy() >= 1.0)
+    return outcome, flagged.astype(bool)
+
+
+def _version_section(settings: Settings, version: str, decisions: pd.DataFrame, label: np.ndarray) -> dict[str, Any]:
+    outcome, flagged = _outcomes(decisions)
+    realized = _realized(decisions, label, settings.monitor_min_labeled, flagged)
+    section: dict[str, Any] = {"count": len(decisions), "realized": realized}
+    if len(decisions):  # what the outcomes asked of the team, whatever the count
+        section["outcomes"] = {name: int(np.sum(outcome == name)) for name in ("approve", "review", "block")}
+        section["alerts_per_1000"] = 1000.0 * section["outcomes"]["review"] / len(decisions)
+        section["flagged_per_1000"] = 1000.0 * int(flagged.sum()) / len(decisions)
+    if len(decisions) < settings.monitor_min_records:
         # PSI over 10 bins from a handful of decisions is noise (2 records gave PSI 10.7 and a flagged
         # rate of 1.0): say how many there were instead of a figure an alarm would act on.
-        section["too_few"] = _too_few(len(records), settings.monitor_min_records, "decisions",
+        section["too_few"] = _too_few(len(decisions), settings.monitor_min_records, "decisions",
                                       "FRAUDOPS_MONITOR_MIN_RECORDS")  # fmt: skip
         return section
-    section["flagged_rate"] = float(np.mean([r["prediction"] >= 1.0 for r in records]))
+    section["flagged_rate"] = float(np.mean(decisions["prediction"].to_numpy() >= 1.0))
     try:
         context = _version_context(settings, version)
     except (StoreError, MetricsError, KeyError, ValueError) as error:
@@ -129,14 +150,35 @@ def _version_section(
         return section
     if context.profile is None:
         return section
-    transactions = [r["transaction"] for r in records]
-    columns = {name: [t[name] for t in transactions] for name in RAW_FEATURE_COLUMNS}
+    columns = {name: decisions[name].to_numpy(dtype=object if name == "type" else None)
+               for name in RAW_FEATURE_COLUMNS}  # fmt: skip
     names = list(context.spec.feature_names)
     features = build_features(columns, names)
-    scores = np.array([r["probability"] for r in records])
+    scores = decisions["probability"].to_numpy()
     section["drift"] = compare(context.profile, features, names, columns["type"], scores)
     section["expected_flagged_rate"] = context.profile["expected_flagged_rate"]
     return section
+
+
+def matured_labels(settings: Settings, decisions: pd.DataFrame, until: datetime) -> tuple[np.ndarray, int, set[str]]:
+    """Each decision's label for realized metrics (1 fraud, 0 not fraud, -1 pending), how many
+    transactions are pending, and every labeled id.
+
+    New label objects are first compacted into the lake's ``labels`` table (incremental: only those
+    written since the last compaction are read), then read from it, a request per partition file. A
+    decision counts as fraud once a fraud label arrived, as not fraud once ``label_maturity_days``
+    passed without one, and is pending before that (left out of the realized metrics)."""
+    lake = Lake(settings)
+    compact_retrying(lambda: compact_labels(settings, lake, datetime.now(UTC)))
+    newest = read_lake_labels(lake)
+    horizon = pd.Timestamp(until - timedelta(days=settings.label_maturity_days))
+    ids = decisions["transaction_id"]
+    has_id = ids.notna().to_numpy()
+    fraud = ids.map(lambda tid: newest.get(tid) is True).to_numpy(dtype=bool) & has_id
+    matured = (decisions["decision_time"] <= horizon).to_numpy() & has_id
+    label = np.where(fraud, 1, np.where(matured, 0, -1)).astype(np.int8)
+    pending = int(ids[has_id & (label < 0)].nunique())
+    return label, pending, set(newest)
 
 
 def _load_state(settings: Settings) -> dict[str, Any]:
@@ -172,23 +214,29 @@ def _empty_window_report(since: datetime, until: datetime, last_until: str) -> d
             "skipped": f"nothing new to monitor: the last window ended at {last_until}"}  # fmt: skip
 
 
-def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: Trigger | None = None) -> dict[str, Any]:
-    """Monitor the window [since, until); returns the report (with the keys of its JSON and HTML)."""
+def run_monitor(
+    settings: Settings, since: datetime, until: datetime, trigger: Trigger | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Monitor the window [since, until); returns the report (with the keys of its JSON and HTML).
+    ``now`` (default: one delivery delay after ``until``, as ``monitor_window`` sets it) is when the
+    run happens, for the compaction of what has arrived."""
     state = _load_state(settings)
     if since >= until:
         return _empty_window_report(since, until, str(state.get("last_until")))
-    records = read_captures(settings, since, until)
-    labels = read_labels(settings)
-    by_version: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_version.setdefault(str(record["model_version"]), []).append(record)
-    captured_ids = {r.get("transaction_id") for r in records}
+    decisions = read_decision_window(settings, since, until, now or until + delivery_delay(settings))
+    label, pending, labeled_ids = matured_labels(settings, decisions, until)
+    versions = decisions["model_version"].to_numpy()
+    by_version = {str(v): versions == v for v in pd.unique(versions)}  # in order of first appearance
+    ids = decisions["transaction_id"]
+    captured_ids = set(ids.dropna())
     report: dict[str, Any] = {
         "since": since.isoformat(timespec="seconds"),
         "until": until.isoformat(timespec="seconds"),
-        "records": len(records),
-        "labeled": sum(1 for r in records if r.get("transaction_id") in labels),
-        "versions": {v: _version_section(settings, v, rs, labels) for v, rs in by_version.items()},
+        "records": len(decisions),
+        "labeled": int(ids.isin(labeled_ids).sum()),
+        "pending": pending,
+        "label_maturity_days": settings.label_maturity_days,
+        "versions": {v: _version_section(settings, v, decisions[mask], label[mask]) for v, mask in by_version.items()},
         "thresholds": {"watch": 0.1, "act": ACT},
     }
     drifted = sorted({
@@ -198,12 +246,12 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
     })  # fmt: skip
     report["drifted"] = drifted
     report["not_judged"] = {v: section["too_few"] for v, section in report["versions"].items() if "too_few" in section}
-    report["realized"] = _realized(records, labels, settings.monitor_min_labeled)
+    report["realized"] = _realized(decisions, label, settings.monitor_min_labeled)
     report["max_feature_psi"] = max(
         (section["drift"]["max_feature_psi"] for section in report["versions"].values() if section.get("drift")),
         default=0.0,
     )
-    report["labels_without_decision_in_window"] = len(set(labels) - captured_ids)
+    report["labels_without_decision_in_window"] = len(labeled_ids - captured_ids)
 
     judged = any("drift" in section for section in report["versions"].values())
     counted = _count_in_a_row(report, state, since, until, judged)
@@ -246,7 +294,7 @@ def run_monitor(settings: Settings, since: datetime, until: datetime, trigger: T
     store.put(report["json_key"], json.dumps(report, indent=2, default=float).encode())
     store.put(report["html_key"], render_html(report, state["trend"]).encode(), content_type="text/html")
     store.put(STATE_KEY, json.dumps(state).encode())
-    log.info("monitor %s..%s: %d records, drifted %s", report["since"], report["until"], len(records), drifted)
+    log.info("monitor %s..%s: %d records, drifted %s", report["since"], report["until"], len(decisions), drifted)
     return report
 
 

@@ -23,7 +23,7 @@ from fraudops import history
 from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
-from fraudops.data import holdout_slice, load_training_frame, raw_columns
+from fraudops.data import holdout_slice, raw_columns
 from fraudops.decisions.money import CostModel, MoneyMetrics, money_metrics
 from fraudops.decisions.policy import Bands
 from fraudops.errors import (
@@ -36,6 +36,8 @@ from fraudops.errors import (
     TrainingError,
 )
 from fraudops.history import Intent, ProductionChange
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
 from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
 from fraudops.model import FraudModel
 from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
@@ -382,7 +384,9 @@ def run_promotion(
         log.info("idempotency key already used (change %s): reporting it, changing nothing", change_id)
         return _replayed(earlier)
     try:
-        holdout = holdout_slice(load_training_frame(settings.db_path), settings)
+        # The newest matured rows of the lake (curation commits a decision only once its label matured).
+        lake = Lake(settings).transactions
+        holdout = holdout_slice(read_training_data(lake, settings.train_window_days or None).frame, settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
     request = _Request(candidate_version, force_reason, actor, change_id, from_version)

@@ -1,4 +1,5 @@
-"""The train stage: read the table, split it out of time, train, then log and register.
+"""The train stage: read the lake's transactions (a window of partitions), split them out of time, train,
+then log (with the dataset read) and register.
 
 All the slow work (reading, training, plotting) happens before the registry is opened; the registry
 writes happen together at the end, so a failure never leaves a half-registered version behind.
@@ -10,8 +11,10 @@ import logging
 import time
 
 from fraudops.config import Settings
-from fraudops.data import fingerprint, load_training_frame, split_out_of_time
+from fraudops.data import fingerprint, split_out_of_time
 from fraudops.errors import StoreError, disk_full_cause
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
 from fraudops.tracking import TrainingResult, log_and_register
 from fraudops.training import train_model
 
@@ -24,13 +27,17 @@ def run_training(
     """Read the table, train, evaluate, log and register. Raises TrainingError/DataError on bad data."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    log.info("reading transactions from %s", settings.db_path)
-    frame = load_training_frame(settings.db_path)
+    lake = Lake(settings)
+    window = settings.train_window_days or None
+    log.info("reading transactions from the lake at %s (window: %s)", lake.root_uri,
+             f"newest {window} days" if window else "all")  # fmt: skip
+    read = read_training_data(lake.transactions, window)
+    frame = read.frame
     data = fingerprint(frame)
     timings["read"] = time.perf_counter() - started
     log.info(
-        "read %d rows (%d fraud, steps %d..%d) in %.1fs",
-        data.rows, data.fraud_rows, data.min_step, data.max_step, timings["read"],
+        "read %d rows (%d fraud, steps %d..%d, %d partitions) in %.1fs",
+        data.rows, data.fraud_rows, data.min_step, data.max_step, len(read.partitions), timings["read"],
     )  # fmt: skip
     split = split_out_of_time(frame, settings.validation_fraction, settings.holdout_fraction)
     log.info(
@@ -49,7 +56,9 @@ def run_training(
     )  # fmt: skip
     started = time.perf_counter()
     try:
-        run_id, version, model_uri = log_and_register(settings, trained, split, data, frame, tags or {})
+        run_id, version, model_uri = log_and_register(
+            settings, trained, split, data, frame, tags or {}, read.describe()
+        )
     except StoreError:  # already says what failed (RegistryConflictError is one: the caller retries)
         raise
     except Exception as error:  # S3, MLflow and plotting each raise their own kinds

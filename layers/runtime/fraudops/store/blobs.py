@@ -12,6 +12,7 @@ import hashlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -74,6 +75,10 @@ class BlobStore(ABC):
     @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
+
+    @abstractmethod
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, last modified) under ``prefix``, from the listing alone (no request per object)."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -154,6 +159,23 @@ class S3BlobStore(BlobStore):
         strip = len(self.prefix) + 1 if self.prefix else 0
         return sorted(key[strip:] for key in keys)
 
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        found: list[tuple[str, datetime]] = []
+        try:
+            pages = (
+                s3_client(self._settings)
+                .get_paginator("list_objects_v2")
+                .paginate(Bucket=self.bucket, Prefix=self._key(prefix))
+            )
+            for page in pages:
+                found += [(str(item["Key"]), item["LastModified"]) for item in page.get("Contents", [])]
+        except ClientError as error:
+            if is_not_found(error):
+                return []
+            raise StoreError(f"cannot list {self.uri(prefix)}: {error}") from error
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted((key[strip:], modified) for key, modified in found)
+
     def delete(self, key: str) -> None:
         try:
             s3_client(self._settings).delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -217,6 +239,11 @@ class LocalBlobStore(BlobStore):
             return []
         files = [base] if base.is_file() else [p for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name]
         return sorted(str(p.relative_to(self.root)) for p in files)
+
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        return [
+            (key, datetime.fromtimestamp(self._path(key).stat().st_mtime, tz=UTC)) for key in self.list_keys(prefix)
+        ]
 
     def delete(self, key: str) -> None:
         path = self._path(key)
