@@ -28,9 +28,10 @@ def document(review_at: float, name: str = "p") -> dict[str, Any]:
 
 
 @pytest.fixture(params=["local", "s3"])
-def store_settings(request: pytest.FixtureRequest, local_settings: Settings) -> Settings:
-    if request.param == "local":
-        return local_settings
+def store_settings(request: pytest.FixtureRequest) -> Settings:
+    if request.param == "local":  # one of the two only: each makes its own lake in the test's folder
+        local: Settings = request.getfixturevalue("local_settings")
+        return local
     s3: Settings = request.getfixturevalue("settings")
     ensure_bucket(s3)
     return s3
