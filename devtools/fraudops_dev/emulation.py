@@ -8,8 +8,8 @@ the event Step Functions built and Lambda's error contract (``errorType``/``erro
 
 Two modes. On the stack (``make retrain``): the handlers work on your local store and data, so the new
 version and its decision appear in the stack's MLflow UI and a promoted one is served by the running
-API. Isolated (``--isolated``, and the tests): S3 is moto's too, configured as in AWS (data snapshot in
-a data bucket, registry as an S3 object), and everything is thrown away afterwards.
+API. Isolated (``--isolated``, and the tests): S3 is moto's too, configured as in AWS (the lake in a data
+bucket, registry as an S3 object), and everything is thrown away afterwards.
 
 Needs the ``local`` extra (moto). Nothing here is used in AWS.
 """
