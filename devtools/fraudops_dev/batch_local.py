@@ -170,7 +170,7 @@ def pin(settings: Settings, model_version: str | None) -> dict[str, Any]:
         get_settings.cache_clear()
         result = promote_function.handler({"action": "pin", "version": model_version}, LambdaContext("pin"))
         get_settings.cache_clear()
-    return dict(result["model"])
+    return dict(result)
 
 
 def run_batch_locally(
@@ -194,14 +194,15 @@ def run_batch_locally(
     run_id = f"local-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     output = output or str((settings.state_dir / "batch" / "results" / run_id).resolve())
     started = time.perf_counter()
-    model = pin(settings, model_version)
+    pinned = pin(settings, model_version)
+    model = pinned["model"]
     run = BatchRun(output=output, model_version=str(model["version"]))
     progress(f"batch-score: {path} ({fmt}) with model version {run.model_version} -> {output}")
     processes = max(1, min(options.max_concurrency, workers or os.cpu_count() or 1))
     environment = {**_stack_environment(settings), "FRAUDOPS_BATCH_BOOSTER_THREADS": "1" if processes > 1 else "0",
                    "POWERTOOLS_METRICS_DISABLED": "true", "POWERTOOLS_TRACE_DISABLED": "true",
                    "POWERTOOLS_LOG_LEVEL": "WARNING"}  # fmt: skip
-    batch_input = {"model": model, "format": fmt, "output": output}
+    batch_input = {"model": model, "policy": pinned["policy"], "format": fmt, "output": output}
     events = (
         {"Items": items, "BatchInput": batch_input} for items in batches(read_items(path, fmt), options.rows_per_batch)
     )

@@ -6,6 +6,7 @@
   fraudops up | down | logs            the local stack in the background (MLflow UI, API)
   fraudops retrain                     the real retraining state machine, acting on your stack
   fraudops batch-score FILE            score a CSV / JSON Lines file as the batch state machine does
+  fraudops policy publish FILE         validate and activate a decision policy (rollback, history, show)
   fraudops demo                        everything end to end, then a key-authenticated prediction
 
 Everything is local unless you ask for AWS: state lives on disk under .fraudops/ (FRAUDOPS_STATE_DIR).
@@ -278,6 +279,78 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
         interval = f"{gain['gain']:+.4f} [{gain['lower']:+.4f}, {gain['upper']:+.4f}]" if gain else ""
         print(f"{change.time[:23]:<24} {change.action:<12} {change.from_version or '-':>4} -> "
               f"{change.to_version or '-':<4} {interval:<28} {change.actor:<{width}} {change.reason}")  # fmt: skip
+    return 0
+
+
+def _policy_document(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as error:
+        raise ValueError(f"cannot read the policy file {path}: {error.strerror or error}") from None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"{path} is not JSON: {error}") from None
+
+
+def cmd_policy_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import DecisionPolicy
+
+    policy = DecisionPolicy.from_dict(_policy_document(args.file))
+    print(json.dumps({"valid": True, "sha256": policy.sha256, "policy": policy.to_dict()}, indent=2))
+    print(f"valid: {len(policy.rules)} rule(s), bands {policy.bands.to_dict() if policy.bands else 'from the model'}",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import publish_policy
+
+    activation = publish_policy(settings, _policy_document(args.file), args.reason, expected_from=args.expected_from,
+                                idempotency_key=args.idempotency_key)  # fmt: skip
+    print(json.dumps(activation.summary(), indent=2))
+    if activation.action == "unchanged":
+        print(f"unchanged: this policy already is the active version {activation.version}", file=sys.stderr)
+    else:
+        print(f"published: policy version {activation.version} is active (was {activation.from_version}); a running "
+              f"API decides with it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_policy_rollback(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import rollback_policy
+
+    activation = rollback_policy(settings, args.reason, args.expected_from, args.to,
+                                 idempotency_key=args.idempotency_key)  # fmt: skip
+    print(json.dumps(activation.summary(), indent=2))
+    print(f"rolled back: policy version {activation.version} is active again (was {activation.from_version})",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import policy_history
+
+    activations = policy_history(settings, args.limit)
+    if args.json:
+        print(json.dumps([a.summary() for a in activations], indent=2))
+        return 0
+    print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'name':<20} {'by':<24} reason")
+    for a in activations:
+        print(f"{a.time[:23]:<24} {a.action:<12} {a.from_version or '-':>4} -> {a.version:<4} "
+              f"{str(a.policy.get('name'))[:20]:<20} {a.actor[:24]:<24} {a.reason}")  # fmt: skip
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import active_policy, builtin_policy
+
+    active = active_policy(settings)
+    if active is None:
+        print(json.dumps({"version": "builtin", "policy": builtin_policy().to_dict()}, indent=2))
+        print("no policy published: the model's own bands decide", file=sys.stderr)
+        return 0
+    print(json.dumps({**active.summary(), "policy": active.policy}, indent=2))
     return 0
 
 
@@ -685,6 +758,33 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--limit", type=int, default=None, help="only the newest N events")
     hist.add_argument("--json", action="store_true", help="JSON instead of a table")
     hist.set_defaults(func=cmd_history)
+
+    policy = sub.add_parser("policy", help="decision policies: validate, publish, rollback, history, show")
+    policy_sub = policy.add_subparsers(
+        dest="policy_command", required=True, metavar="ACTION", help="validate | publish | rollback | history | show"
+    )
+    validate = policy_sub.add_parser("validate", help="check a policy file (JSON) without publishing it")
+    validate.add_argument("file", help="the policy document (JSON; - for stdin)")
+    validate.set_defaults(func=cmd_policy_validate)
+    publish = policy_sub.add_parser("publish", help="validate a policy and make it active as a new version")
+    publish.add_argument("file", help="the policy document (JSON; - for stdin)")
+    publish.add_argument("--reason", required=True, help="why (recorded in the policy history)")
+    publish.add_argument("--from", dest="expected_from", type=int,
+                         help="refuse unless this version is the active one (safe retries)")  # fmt: skip
+    publish.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")
+    publish.set_defaults(func=cmd_policy_publish)
+    policy_rollback = policy_sub.add_parser("rollback", help="re-activate the previous (or a given) policy version")
+    policy_rollback.add_argument("--to", type=int, help="the version to re-activate (default: the one before)")
+    policy_rollback.add_argument("--from", dest="expected_from", type=int, required=True,
+                                 help="refuse unless this version is active (a retry changes nothing)")  # fmt: skip
+    policy_rollback.add_argument("--reason", required=True, help="why (recorded in the policy history)")
+    policy_rollback.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")
+    policy_rollback.set_defaults(func=cmd_policy_rollback)
+    policy_history = policy_sub.add_parser("history", help="every policy change: when, from -> to, why, by whom")
+    policy_history.add_argument("--limit", type=int, default=None, help="only the newest N changes")
+    policy_history.add_argument("--json", action="store_true", help="JSON instead of a table")
+    policy_history.set_defaults(func=cmd_policy_history)
+    policy_sub.add_parser("show", help="the active policy document and its version").set_defaults(func=cmd_policy_show)
 
     monitor = sub.add_parser(
         "monitor",

@@ -12,6 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fraudops.config import get_settings
+from fraudops.decisions.serving import pin_policy
 from fraudops.events import parse_promote_input
 from fraudops.observability import route_core_logs
 from fraudops.retraining_lock import acquire, release
@@ -45,7 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if request.action == "pin":  # the batch-scoring state machine's first step
         manifest = pin_model(get_settings(), request.version)
         logger.info("pinned model for batch scoring", extra={"model_version": manifest.version})
-        return {"model": asdict(manifest)}
+        return {"model": asdict(manifest), "policy": pin_policy(get_settings())}
     if request.action == "reconcile":
         action = reconcile(get_settings(), actor, request.version, request.idempotency_key)
         metrics.add_metric(name="Reconciled", unit=MetricUnit.Count, value=int(action.action != "in_sync"))

@@ -120,6 +120,48 @@ def test_failed_batches_fail_the_run_beyond_the_tolerated_percentage(promoted: S
         run_batch_locally(promoted, tmp_path / "missing.csv", options=broken, progress=lambda _: None)
 
 
+def test_outcomes_come_from_the_policy_pinned_for_the_run_as_predict_decides(
+    promoted: Settings, tmp_path: Path
+) -> None:
+    from fraudops.api.app import build_default_app
+    from fraudops.decisions import publish_policy
+
+    rows = _transactions(promoted.db_path)[:300]
+    rows[0]["nameDest"] = "C-mule"
+    for row in rows[1:]:
+        row["nameDest"] = ""  # an empty CSV cell: no name
+    publish_policy(
+        promoted,
+        {"name": "batch", "rules": [{"name": "cash-out", "when": "type == 'CASH_OUT' and amount > 100000",
+                                     "outcome": "review"}],
+         "lists": {"deny": {"nameDest": ["C-mule"]}}},
+        "test",
+    )  # fmt: skip
+    source = tmp_path / "day.csv"
+    _write_csv(source, rows, [])
+    run = run_batch_locally(promoted, source, str(tmp_path / "out"), options=OPTIONS, workers=1,
+                            progress=lambda _: None)  # fmt: skip
+    publish_policy(promoted, {"name": "later", "bands": {"review_at": 0.0, "block_at": None}}, "after the pin")
+    output = list(results_rows(run.output))
+    assert {r["policy_version"] for r in output} == {"1"}
+    assert output[0]["outcome"] == "block" and output[0]["decided_by"] == "list:deny.nameDest"
+    assert any(r["decided_by"] == "rule:cash-out" for r in output)
+    flagged = [r for r in output if r["outcome"] != "approve"]
+    assert flagged and all(json.loads(r["reasons"]) for r in flagged)
+    assert all(r["reasons"] == "" for r in output if r["outcome"] == "approve")
+
+    from fraudops.decisions import rollback_policy
+
+    rollback_policy(promoted, "back to the pinned one", expected_from=2)
+    with TestClient(build_default_app(promoted)) as client:
+        for row, result in zip(rows, output, strict=True):
+            body = {k: v for k, v in row.items() if k not in ("isFraud", "transaction_id") and v != ""}
+            answer = client.post("/predict", json=body, headers=KEY).json()
+            assert (answer["outcome"], f"{answer['decided_by']['kind']}:{answer['decided_by']['name']}") == (
+                result["outcome"], result["decided_by"]
+            )  # fmt: skip
+
+
 def test_batch_check_is_never_recorded_as_live_traffic(promoted: Settings, tmp_path: Path) -> None:
     """Issue 18 item 3: tooling must not feed the monitor's drift, flagged rate or realized performance."""
     from datetime import UTC, datetime, timedelta

@@ -83,6 +83,17 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     realized = labeled["versions"]["1"]["realized"]
     assert labeled["labeled"] == 3000 and realized["fraud"] == int(normal["isFraud"].sum())
     assert realized["recall"] > 0.7 and realized["auprc"] is not None
+    # Money, from the captured outcomes: fraud amount caught by review/block against all labeled fraud.
+    fraud = normal[normal["isFraud"] == 1]
+    assert realized["fraud_amount"] == pytest.approx(float(fraud["amount"].sum()))
+    assert 0 < realized["fraud_amount_caught"] <= realized["fraud_amount"]
+    assert realized["amount_recall"] == pytest.approx(realized["fraud_amount_caught"] / realized["fraud_amount"])
+    outcomes = labeled["versions"]["1"]["outcomes"]
+    assert sum(outcomes.values()) == 3000
+    assert labeled["versions"]["1"]["alerts_per_1000"] == pytest.approx(1000 * outcomes["review"] / 3000)
+    assert {"RealizedFraudAmountCaught", "RealizedAmountRecall", "AlertsPer1000"} <= {
+        name for name, _, _ in metric_points(labeled)
+    }
     assert labeled["in_a_row"].startswith("not counted: this window overlaps the previous one")
 
     windows, start = [], t1

@@ -45,6 +45,11 @@ def test_round_trip_train_register_promote_serve(settings: Settings) -> None:
         spec = json.loads(read_uri(settings, model_file_uri(location, SPEC_ARTIFACT)))
         assert spec["threshold"] == pytest.approx(result.holdout.threshold)
         assert "holdout_auprc" in run.data.metrics and "validation_recall_at_1pct_fpr" in run.data.metrics
+        # Money beside every metric: the bands chosen by money and the F1 threshold, both on the holdout.
+        for name in ("fraud_amount_caught", "amount_recall", "alerts_per_1000", "savings"):
+            assert f"holdout_money_{name}" in run.data.metrics and f"holdout_f1_money_{name}" in run.data.metrics
+        bands = spec["extra"]["decision_bands"]
+        assert 0 <= bands["review_at"] <= 1 and bands["cost_model"]["review_cost"] == settings.review_cost
         artifacts = {a.path for a in client.list_artifacts(result.run_id)} | {
             a.path for a in client.list_artifacts(result.run_id, "plots")
         }
@@ -67,6 +72,10 @@ def test_round_trip_train_register_promote_serve(settings: Settings) -> None:
     response = client.post("/predict", json=EXAMPLE_TRANSACTION, headers={"x-api-key": "key-one"})
     assert response.status_code == 200, response.text
     assert response.json()["model_version"] == "1"
+    info = client.get("/model", headers={"x-api-key": "key-one"}).json()
+    assert info["metrics"]["money_fraud_amount_caught"] > 0 and "money_alerts_per_1000" in info["metrics"]
+    assert info["decision_bands"]["review_at"] == bands["review_at"]
+    assert decision.candidate_metrics is not None and decision.candidate_metrics["money_amount_recall"] > 0
 
     # The API's probabilities are the registered pyfunc model's, to 1e-6.
     frame = load_training_frame(settings.db_path).sample(300, random_state=1)

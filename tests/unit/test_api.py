@@ -301,25 +301,56 @@ def test_health_never_shows_internal_locations(api_settings: Settings) -> None:
     assert problem.startswith("StoreError") and "denied" in problem
 
 
+OUTCOME_FIELDS = st.fixed_dictionaries(
+    {
+        "outcome": st.sampled_from(["approve", "review", "block"]),
+        "decided_by": st.fixed_dictionaries(
+            {"kind": st.sampled_from(["list", "rule", "band"]), "name": st.text(min_size=1, max_size=10)}
+        ),
+        "policy_version": st.sampled_from(["builtin", "3"]),
+    },
+    optional={
+        "reasons": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "feature": st.just("amount"),
+                    "label": st.just("amount"),
+                    "value": st.floats(0, 1e6),
+                    "contribution": st.floats(-3, 3).filter(bool),
+                    "direction": st.just("raises"),
+                },
+                optional={"field": st.just("amount"), "field_value": st.floats(0, 1e6)},
+            ),
+            max_size=3,
+        )
+    },
+)
+
+
 @settings(max_examples=50, deadline=None)
 @given(
     rows=st.lists(
-        st.tuples(st.floats(0, 1), st.one_of(st.none(), st.text(min_size=1, max_size=20))), min_size=1, max_size=50
+        st.tuples(st.floats(0, 1), st.one_of(st.none(), st.text(min_size=1, max_size=20)), OUTCOME_FIELDS),
+        min_size=1,
+        max_size=50,
     ),
     threshold=st.floats(0, 1),
 )
 def test_the_batch_response_writer_gives_the_schemas_document(
-    rows: list[tuple[float, str | None]], threshold: float
+    rows: list[tuple[float, str | None, dict[str, Any]]], threshold: float
 ) -> None:
     from fraudops.api.schemas import BatchPrediction, Prediction, batch_prediction_json
 
-    probabilities = [p for p, _ in rows]
+    probabilities = [p for p, _, _ in rows]
     decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
-    ids = [i for _, i in rows]
-    written = batch_prediction_json(probabilities, decisions, ids, threshold, "4")
+    ids = [i for _, i, _ in rows]
+    order = ("outcome", "decided_by", "policy_version", "reasons")  # as decisions.serving writes them
+    outcomes = [{key: o[key] for key in order if key in o} for _, _, o in rows]
+    written = batch_prediction_json(probabilities, decisions, ids, threshold, "4", outcomes)
     expected = BatchPrediction(
-        predictions=[Prediction(probability=p, prediction=d, threshold=threshold, model_version="4", transaction_id=i)
-                     for p, d, i in zip(probabilities, decisions, ids, strict=True)],
+        predictions=[Prediction(probability=p, prediction=d, threshold=threshold, model_version="4", transaction_id=i,
+                                **o)
+                     for p, d, i, o in zip(probabilities, decisions, ids, outcomes, strict=True)],
         model_version="4",
     ).model_dump_json(exclude_none=True)  # fmt: skip
     assert json.loads(written) == json.loads(expected)

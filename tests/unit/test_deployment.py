@@ -149,6 +149,7 @@ def test_batch_state_machine_is_wired_as_declared(template: dict[str, Any]) -> N
     for state in maps:
         assert state["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
         assert state["ItemBatcher"]["BatchInput"]["model.$"] == "$.pinned.model"  # one version for the run
+        assert state["ItemBatcher"]["BatchInput"]["policy.$"] == "$.pinned.policy"  # and one decision policy
         assert {"MaxConcurrencyPath", "ToleratedFailurePercentagePath", "ItemReader", "ResultWriter"} <= set(state)
     batch_function = template["Resources"]["BatchScoreFunction"]
     assert batch_function["Metadata"]["Dockerfile"] == "functions/api/Dockerfile"  # the API image, other command

@@ -65,3 +65,32 @@ def test_promotion_does_not_import_training() -> None:
         tree = ast.parse((ROOT / "layers" / "runtime" / "fraudops" / name).read_text())
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
         assert "fraudops.training" not in modules and "fraudops.stages.train" not in modules
+
+
+# Issue 20: the API image has no scikit-learn (nor pandas, scipy, mlflow, the xgboost package); the
+# dev venv has them all, so only an import in a fresh interpreter shows what the API path pulls in.
+API_PATH_MODULES = (
+    "api_function",
+    "batch_function",
+    "fraudops.api",
+    "fraudops.decisions",
+    "fraudops.decisions.serving",
+)
+NOT_IN_THE_API_IMAGE = ("sklearn", "scipy", "pandas", "mlflow", "xgboost")
+
+
+@pytest.mark.parametrize("module", API_PATH_MODULES)
+def test_the_api_path_imports_nothing_the_api_image_lacks(module: str, tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:]\n"
+        f"import {module}\n"
+        f"print(sorted(m for m in {NOT_IN_THE_API_IMAGE!r} if m in sys.modules))\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_DEFAULT_REGION": "us-east-1",
+           "FRAUDOPS_API_KEYS": "k", "POWERTOOLS_METRICS_DISABLED": "true"}  # fmt: skip
+    handlers = [str(ROOT / "functions" / "api"), str(ROOT / "functions" / "batch")]
+    result = subprocess.run(
+        [sys.executable, "-c", code, *handlers], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[]"

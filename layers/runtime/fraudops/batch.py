@@ -5,8 +5,9 @@ A batch is the Map's ``ItemBatcher`` output: ``Items`` (each ``{"index", "row"}`
 ``ItemReader`` read it, CSV values as strings) and ``BatchInput`` (the pinned model, the input format and
 where results go). Every row is validated with the API's own rules (``api.schemas.Transaction``, lax
 about CSV strings), valid rows are scored together with the pinned model, and two part files are
-written: every valid input row with probability, decision, threshold and model version, and every bad
-row with its line number and what is wrong with it. A bad row never fails its batch.
+written: every valid input row with probability, decision, threshold, model version, outcome (with the
+rule or band that produced it, the policy version pinned for the run, and reasons for flagged rows), and
+every bad row with its line number and what is wrong with it. A bad row never fails its batch.
 
 Part names come from the batch's first index, so a retried batch overwrites its own parts (idempotent).
 """
@@ -25,6 +26,7 @@ from pydantic_core import to_json
 
 from fraudops.api.schemas import Transaction
 from fraudops.config import Settings
+from fraudops.decisions.serving import decide_rows, pinned_policy
 from fraudops.errors import InvalidInputError
 from fraudops.events import BatchEvent, BatchItem, describe_errors
 from fraudops.schema import LABEL_COLUMNS, RAW_FEATURE_COLUMNS, parse_flag
@@ -35,7 +37,8 @@ from fraudops.store import ServingManifest, write_uri
 # Columns a PaySim file carries that are not model inputs: kept in the output (a back-test needs the
 # label beside the score), checked with the importer's rule (0 or 1) when present and not empty.
 PASSTHROUGH_COLUMNS = frozenset(LABEL_COLUMNS)
-RESULT_COLUMNS = ("probability", "decision", "threshold", "model_version")
+RESULT_COLUMNS = ("probability", "decision", "threshold", "model_version", "outcome", "decided_by", "policy_version",
+                  "reasons")  # fmt: skip
 UNREADABLE = "__unreadable__"  # a line the local reader could not split into fields, and why
 _OPTIONAL = frozenset(name for name, field in Transaction.model_fields.items() if not field.is_required())
 
@@ -150,16 +153,20 @@ def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
     except TypeError as error:
         raise InvalidInputError(f"invalid batch event: BatchInput.model is not a serving manifest ({error})") from None
     model = pinned_model(settings, manifest)
+    policy = pinned_policy(settings, request.policy)
     items, transactions, errors = validate_rows(event.Items, request.format)
     probabilities: list[float] = []
+    outcomes: list[dict[str, Any]] = []
     if transactions:
         columns = {name: [getattr(t, name) for t in transactions] for name in RAW_FEATURE_COLUMNS}
         probabilities = model.predict_proba(columns).tolist()
+        rows = [t.__dict__ for t in transactions]
+        outcomes = decide_rows(model, policy, rows, probabilities, False, settings.top_reasons)
     first = event.Items[0].index
     part = f"part-{first:012d}"
     threshold, version = model.threshold, manifest.version
     results_uri = f"{request.output.rstrip('/')}/results/{part}.{request.format}"
-    write_uri(settings, results_uri, _results(items, probabilities, threshold, version, request.format))
+    write_uri(settings, results_uri, _results(items, probabilities, outcomes, threshold, version, request.format))
     errors_uri = None
     if errors:
         errors_uri = f"{request.output.rstrip('/')}/errors/{part}.csv"
@@ -168,13 +175,20 @@ def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
 
 
 def _results(
-    items: list[BatchItem], probabilities: list[float], threshold: float, version: str, input_format: str
+    items: list[BatchItem],
+    probabilities: list[float],
+    outcomes: list[dict[str, Any]],
+    threshold: float,
+    version: str,
+    input_format: str,
 ) -> bytes:
+    """Every valid row with its score and decision: outcome, what decided it (``rule:<name>``,
+    ``band:review``, ``list:deny.nameDest``), the policy version and, for flagged rows, the reasons."""
     if input_format == "jsonl":
         rows = [
             {"line": line_number(item.index, input_format), **item.row, "probability": p,
-             "decision": int(p >= threshold), "threshold": threshold, "model_version": version}
-            for item, p in zip(items, probabilities, strict=True)
+             "decision": int(p >= threshold), "threshold": threshold, "model_version": version, **o}
+            for item, p, o in zip(items, probabilities, outcomes, strict=True)
         ]  # fmt: skip
         return b"".join(to_json(row) + b"\n" for row in rows)
     columns = list(items[0].row) if items else list(RAW_FEATURE_COLUMNS)
@@ -186,9 +200,11 @@ def _results(
         [
             line_number(item.index, input_format),
             *(item.row.values() if item.row.keys() == same_columns else (item.row.get(c, "") for c in columns)),
-            p, int(p >= threshold), threshold, version,
+            p, int(p >= threshold), threshold, version, o["outcome"],
+            f"{o['decided_by']['kind']}:{o['decided_by']['name']}", o["policy_version"],
+            to_json(o["reasons"]).decode() if "reasons" in o else "",
         ]
-        for item, p in zip(items, probabilities, strict=True)
+        for item, p, o in zip(items, probabilities, outcomes, strict=True)
     )  # fmt: skip
     return buffer.getvalue().encode()
 

@@ -14,8 +14,9 @@ Two sinks behind one small base class:
   (``CaptureSink.lost``), shown by ``/health`` (degraded) and published as the ``CapturesLost`` metric.
 
 The monitor reads both layouts with ``read_captures``. A record holds the transaction as received,
-the model version, probability, decision, threshold, time, request id and the client's optional
-``transaction_id``; never an API key or anything else about the caller.
+the model version, probability, decision, threshold, outcome (with the rule or band that decided it
+and the policy version), time, request id and the client's optional ``transaction_id``; never an API
+key or anything else about the caller.
 """
 
 from __future__ import annotations
@@ -58,9 +59,12 @@ def capture_record(
     threshold: float,
     request_id: str,
     now: datetime | str | None = None,
+    decision: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``now`` may be given already formatted (``capture_time``): a batch shares one time."""
-    return {
+    """``now`` may be given already formatted (``capture_time``): a batch shares one time. ``decision``:
+    the outcome, what decided it and the policy version (the reasons are left out: the model and the
+    transaction recorded here reproduce them)."""
+    record = {
         MARKER: 1,
         "time": now if isinstance(now, str) else capture_time(now),
         "request_id": request_id,
@@ -71,6 +75,11 @@ def capture_record(
         "threshold": threshold,
         "transaction": transaction,
     }
+    if decision is not None:
+        record["outcome"] = decision["outcome"]
+        record["decided_by"] = decision["decided_by"]
+        record["policy_version"] = decision["policy_version"]
+    return record
 
 
 class CaptureWriteError(OSError):

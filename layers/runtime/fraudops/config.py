@@ -157,6 +157,19 @@ class Settings(BaseSettings):
         ge=0,
         description="Batch scoring: XGBoost threads per process (0: all cores; the local runner uses 1 per worker).",
     )
+    # Decisions (the policy itself is published data: `fraudops policy publish`)
+    top_reasons: int = Field(
+        3, ge=1, le=20, description="Reasons given with a review/block outcome (or ?explain=true)."
+    )
+    review_cost: float = Field(
+        20.0, ge=0, description="Cost model: what one review (an analyst's alert) costs, in the data's currency."
+    )
+    friction_cost: float = Field(
+        200.0, ge=0, description="Cost model: what blocking one legitimate payment costs (friction, churn)."
+    )
+    alert_budget_per_1000: float | None = Field(
+        None, gt=0, description="Most reviews per 1,000 transactions the bands may send (unset: no budget)."
+    )
     # Monitoring
     monitor_window_minutes: int = Field(
         60,

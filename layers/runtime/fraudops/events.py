@@ -174,6 +174,9 @@ class BatchItem(BaseModel):
 class BatchInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: dict[str, Any] = Field(description="The serving manifest of the version pinned for the whole run.")
+    policy: dict[str, Any] | None = Field(
+        None, description="The decision policy pinned for the run (its activation key); none: the built-in one."
+    )
     format: Literal["csv", "jsonl"] = "csv"
     output: str = Field(min_length=1, description="Where the run's part files go: s3://bucket/prefix or a folder.")
 

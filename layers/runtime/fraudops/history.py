@@ -12,16 +12,14 @@ misses a change the registry made, and a change that never reached the registry 
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import os
-import socket
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from fraudops.actor import default_actor
 from fraudops.config import Settings
 from fraudops.promotion import KEPT
 from fraudops.store import blob_store
@@ -44,19 +42,6 @@ class ProductionChange:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def default_actor() -> str:
-    """Who acts: the Step Functions execution or Lambda request in AWS, else user@host."""
-    if "FRAUDOPS_ACTOR" in os.environ:
-        return os.environ["FRAUDOPS_ACTOR"]
-    if "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
-        return f"lambda:{os.environ['AWS_LAMBDA_FUNCTION_NAME']}"
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def _prefix(settings: Settings) -> str:

@@ -16,6 +16,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,15 @@ _PREDICT_CONFIG = json.dumps(
     {"type": 0, "training": False, "iteration_begin": 0, "iteration_end": 0, "missing": float("nan"),
      "strict_shape": False, "cache_id": 0}
 ).encode()  # fmt: skip
+# Contributions (TreeSHAP, exact: type 2) need a DMatrix: in-place prediction supports values and margins
+# only ("Unsupported prediction type:2" from XGBoosterPredictFromDense).
+_CONTRIBUTIONS_CONFIG = json.dumps(
+    {"type": 2, "training": False, "iteration_begin": 0, "iteration_end": 0, "strict_shape": False}
+).encode()
+_MARGIN_CONFIG = json.dumps(
+    {"type": 1, "training": False, "iteration_begin": 0, "iteration_end": 0, "strict_shape": False}
+).encode()
+_DMATRIX_CONFIG = json.dumps({"missing": float("nan"), "nthread": 1}).encode()
 _lock = threading.Lock()
 _library: ctypes.CDLL | None = None
 
@@ -80,12 +90,7 @@ class NativeBooster:
 
     def predict(self, matrix: np.ndarray) -> np.ndarray:
         """Fraud probability (float32, as XGBoost computes it) per row of a float32 feature matrix."""
-        data = np.ascontiguousarray(matrix, dtype=np.float32)
-        if data.ndim != 2 or data.shape[1] != self.num_features:
-            raise ValueError(f"expected a rows x {self.num_features} matrix, got shape {data.shape}")
-        interface = json.dumps(
-            {"data": [data.ctypes.data, True], "shape": list(data.shape), "typestr": "<f4", "version": 3}
-        ).encode()
+        _kept, interface = self._interface(matrix)  # ``_kept`` keeps the buffer alive during the call
         shape = ctypes.POINTER(ctypes.c_uint64)()
         dims = ctypes.c_uint64()
         result = ctypes.POINTER(ctypes.c_float)()
@@ -99,6 +104,56 @@ class NativeBooster:
         rows = int(np.prod([shape[i] for i in range(dims.value)])) if dims.value else 0
         # XGBoost owns the buffer until the next call on this thread: copy it out.
         return np.ctypeslib.as_array(result, shape=(rows,)).copy() if rows else np.zeros(0, np.float32)
+
+    def contributions(self, matrix: np.ndarray) -> np.ndarray:
+        """TreeSHAP contributions, exact, as ``Booster.predict(pred_contribs=True)``: rows x (features + 1),
+        the last column the bias; each row sums to the row's margin (log-odds)."""
+        return self._from_dmatrix(matrix, _CONTRIBUTIONS_CONFIG).reshape(len(matrix), self.num_features + 1)
+
+    def margins(self, matrix: np.ndarray) -> np.ndarray:
+        """The untransformed score (log-odds) per row: what contributions add up to."""
+        return self._from_dmatrix(matrix, _MARGIN_CONFIG)
+
+    def model_json(self) -> dict[str, Any]:
+        """The model as XGBoost's JSON document (trees with covers: what ``decisions.treeshap`` tables)."""
+        length = ctypes.c_uint64()
+        raw = ctypes.POINTER(ctypes.c_char)()
+        _check(
+            self._library,
+            self._library.XGBoosterSaveModelToBuffer(
+                self._handle, b'{"format": "json"}', ctypes.byref(length), ctypes.byref(raw)
+            ),
+        )
+        document: dict[str, Any] = json.loads(ctypes.string_at(raw, length.value))
+        return document
+
+    def _interface(self, matrix: np.ndarray) -> tuple[np.ndarray, bytes]:
+        data = np.ascontiguousarray(matrix, dtype=np.float32)
+        if data.ndim != 2 or data.shape[1] != self.num_features:
+            raise ValueError(f"expected a rows x {self.num_features} matrix, got shape {data.shape}")
+        interface = json.dumps(
+            {"data": [data.ctypes.data, True], "shape": list(data.shape), "typestr": "<f4", "version": 3}
+        ).encode()
+        return data, interface
+
+    def _from_dmatrix(self, matrix: np.ndarray, config: bytes) -> np.ndarray:
+        _kept, interface = self._interface(matrix)  # ``_kept`` keeps the buffer alive during the calls
+        dmatrix = ctypes.c_void_p()
+        _check(self._library, self._library.XGDMatrixCreateFromDense(interface, _DMATRIX_CONFIG, ctypes.byref(dmatrix)))
+        try:
+            shape = ctypes.POINTER(ctypes.c_uint64)()
+            dims = ctypes.c_uint64()
+            result = ctypes.POINTER(ctypes.c_float)()
+            _check(
+                self._library,
+                self._library.XGBoosterPredictFromDMatrix(
+                    self._handle, dmatrix, config, ctypes.byref(shape), ctypes.byref(dims), ctypes.byref(result)
+                ),
+            )
+            size = int(np.prod([shape[i] for i in range(dims.value)])) if dims.value else 0
+            return np.ctypeslib.as_array(result, shape=(size,)).copy() if size else np.zeros(0, np.float32)
+        finally:
+            self._library.XGDMatrixFree(dmatrix)
 
     def __del__(self) -> None:
         handle, library = getattr(self, "_handle", None), getattr(self, "_library", None)

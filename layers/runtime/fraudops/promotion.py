@@ -9,9 +9,13 @@ moves AUPRC by several points; a rule on the point estimate alone would promote 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fraudops.config import Settings
 from fraudops.metrics import EvaluationMetrics, GainInterval
+
+if TYPE_CHECKING:
+    from fraudops.decisions.money import MoneyMetrics
 
 GUARDRAILS = ("roc_auc", "recall_at_1pct_fpr")
 
@@ -46,8 +50,11 @@ def decide(
     production: EvaluationMetrics | None,
     rules: PromotionRules,
     gain: GainInterval | None = None,
+    money: tuple[MoneyMetrics, MoneyMetrics] | None = None,
 ) -> tuple[bool, str]:
-    """(promote?, human-readable reason). ``gain`` is required when there is a Production model."""
+    """(promote?, human-readable reason). ``gain`` is required when there is a Production model.
+    ``money``: (candidate, Production) on the same holdout, each with its own bands (chosen by money
+    within the alert budget): a candidate that catches less fraud money is kept whatever its AUPRC."""
     if production is None:
         if candidate.auprc >= rules.floor:
             return True, f"no working Production model; candidate AUPRC {candidate.auprc:.4f} >= floor {rules.floor}"
@@ -67,6 +74,13 @@ def decide(
                 f"guardrail {metric}: candidate {getattr(candidate, metric):.4f} is {drop:.4f} below "
                 f"Production {getattr(production, metric):.4f} (tolerance {rules.guardrail_tolerance})"
             )
+    if money is not None and money[0].fraud_amount_caught < money[1].fraud_amount_caught:
+        caught, production_caught = money[0].fraud_amount_caught, money[1].fraud_amount_caught
+        return False, (
+            f"money guardrail: candidate catches {caught:,.0f} of fraud at its bands ({money[0].alerts_per_1000:.1f} "
+            f"alerts per 1,000) against Production's {production_caught:,.0f} ({money[1].alerts_per_1000:.1f}), "
+            f"although its AUPRC {candidate.auprc:.4f} beats {production.auprc:.4f} (gain {gain.gain:+.4f})"
+        )
     return True, (
         f"candidate AUPRC {candidate.auprc:.4f} beats Production {production.auprc:.4f}: gain {gain.gain:+.4f}, "
         f"{level} lower bound {gain.lower:+.4f} >= margin {rules.margin}; guardrails within {rules.guardrail_tolerance}"

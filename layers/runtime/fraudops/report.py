@@ -125,8 +125,12 @@ def _realized_text(realized: dict[str, Any] | None) -> str:
     if "too_few" in realized:
         return f"<p class='note'>Realized performance not judged: {html.escape(realized['too_few'])}.</p>"
     auprc = f", AUPRC {realized['auprc']:.3f}" if realized.get("auprc") is not None else ""
+    money = ""
+    if realized.get("amount_recall") is not None:
+        money = (f"; fraud money caught {realized['fraud_amount_caught']:,.0f} of {realized['fraud_amount']:,.0f} "
+                 f"(amount recall {realized['amount_recall']:.3f})")  # fmt: skip
     return (f"<p>Realized on {realized['labeled']:,} labeled decisions ({realized['fraud']:,} fraud): precision "
-            f"{realized['precision']:.3f}, recall {realized['recall']:.3f}{auprc}.</p>")  # fmt: skip
+            f"{realized['precision']:.3f}, recall {realized['recall']:.3f}{auprc}{money}.</p>")  # fmt: skip
 
 
 def _version_html(version: str, section: dict[str, Any]) -> list[str]:
@@ -138,6 +142,9 @@ def _version_html(version: str, section: dict[str, Any]) -> list[str]:
         out.append(f"<p>{section['count']:,} decisions; flagged rate {_rate(section.get('flagged_rate'))} "
                    f"(expected from training: {_rate(section.get('expected_flagged_rate'))}).</p>")  # fmt: skip
     out.append(_realized_text(section.get("realized")))
+    if "alerts_per_1000" in section:
+        out.append(f"<p>Outcomes {html.escape(str(section['outcomes']))}: {section['alerts_per_1000']:.2f} alerts "
+                   f"(reviews) and {section['flagged_per_1000']:.2f} flagged per 1,000.</p>")  # fmt: skip
     if section.get("problem"):
         out.append(f"<p class='note'>{html.escape(section['problem'])}</p>")
     drift = section.get("drift")

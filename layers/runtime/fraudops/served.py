@@ -75,7 +75,13 @@ class ServedModel:
         return np.concatenate(parts).astype(np.float64)
 
     def predict_one(self, transaction: Mapping[str, Any]) -> float:
-        row = self.features({key: [value] for key, value in transaction.items()})
+        return self.score_row(self.row_features(transaction))
+
+    def row_features(self, transaction: Mapping[str, Any]) -> np.ndarray:
+        """One transaction's feature matrix (1 x features): scored, and reused by its reasons."""
+        return self.features({key: [value] for key, value in transaction.items()})
+
+    def score_row(self, row: np.ndarray) -> float:
         if self.compiled is not None:
             return self.compiled.predict_one(row[0])
         return float(self.booster.predict(row)[0])

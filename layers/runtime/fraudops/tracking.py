@@ -323,11 +323,18 @@ def _log_run(
             {
                 **trained.validation.as_dict("validation_"),
                 **trained.holdout.as_dict("holdout_"),
+                **{f"holdout_{key}": value for key, value in trained.money.items()},
                 **{f"seconds_{key}": value for key, value in trained.seconds.items()},
             }
         )
         mlflow.log_dict(
-            {"holdout": trained.holdout.as_dict(), "validation": trained.validation.as_dict()}, "metrics.json"
+            {
+                "holdout": trained.holdout.as_dict(),
+                "validation": trained.validation.as_dict(),
+                "holdout_money": trained.money,
+                "decision_bands": trained.spec.extra.get("decision_bands"),
+            },
+            "metrics.json",
         )
         mlflow.log_artifact(str(artifacts / "pr_curve.png"), "plots")
         mlflow.log_artifact(str(artifacts / "feature_importance.png"), "plots")

@@ -13,6 +13,7 @@ import xgboost as xgb
 
 from fraudops.config import Settings
 from fraudops.data import DataSplit, raw_columns
+from fraudops.decisions.money import CostModel, choose_bands, f1_bands, money_metrics
 from fraudops.errors import MetricsError, TrainingError
 from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
 from fraudops.metrics import EvaluationMetrics, best_f1_threshold, evaluate
@@ -48,6 +49,7 @@ class TrainedModel:
     holdout_scores: np.ndarray
     seconds: dict[str, float] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)  # the training data's reference profile
+    money: dict[str, float] = field(default_factory=dict)  # holdout money metrics: chosen bands and F1 threshold
 
 
 def train_model(split: DataSplit, settings: Settings, feature_set: str = "engineered") -> TrainedModel:
@@ -91,10 +93,22 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
         holdout_metrics = evaluate(split.holdout[LABEL].to_numpy(), holdout_scores, threshold)
     except MetricsError as error:
         raise TrainingError(str(error)) from error
+    # Bands by money, chosen on validation like the threshold; both judged on the holdout in money.
+    costs = CostModel.from_settings(settings)
+    bands = choose_bands(y_valid, valid_scores, split.validation["amount"].to_numpy(), costs)
+    y_holdout, holdout_amounts = split.holdout[LABEL].to_numpy(), split.holdout["amount"].to_numpy()
+    money = {
+        **money_metrics(y_holdout, holdout_scores, holdout_amounts, bands, costs).as_dict("money_"),
+        **money_metrics(y_holdout, holdout_scores, holdout_amounts, f1_bands(threshold), costs).as_dict("f1_money_"),
+    }
     seconds["evaluate"] = time.perf_counter() - started
 
-    spec = FeatureSpec(feature_names=tuple(names), threshold=threshold, feature_set=feature_set)
+    decision_bands = {**bands.to_dict(), "cost_model": costs.as_dict(), "chosen_on": "validation"}
+    spec = FeatureSpec(
+        feature_names=tuple(names), threshold=threshold, feature_set=feature_set,
+        extra={"decision_bands": decision_bands},
+    )  # fmt: skip
     return TrainedModel(
         booster, spec, params, best_iteration, validation_metrics, holdout_metrics, holdout_scores, seconds,
-        build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold),
+        build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold), money,
     )  # fmt: skip

@@ -64,12 +64,35 @@ class Transaction(BaseModel):
         return {k: v for k, v in self.__dict__.items() if v is not None and k != "transaction_id"}
 
 
+class DecidedBy(BaseModel):
+    kind: Literal["list", "rule", "band"] = Field(description="An allow/deny list, a policy rule or a score band.")
+    name: str = Field(
+        description="deny.nameDest / allow.nameOrig, the rule's name, or the band (approve/review/block)."
+    )
+
+
+class Reason(BaseModel):
+    feature: str
+    label: str = Field(description="What the feature is, in words.")
+    value: float = Field(description="The feature's value for this transaction.")
+    contribution: float = Field(description="Exact TreeSHAP contribution to the score, in log-odds.")
+    direction: Literal["raises", "lowers"]
+    field: str | None = Field(None, description="The request field the feature comes from, if one.")
+    field_value: Any = Field(None, description="That field's value as sent.")
+
+
 class Prediction(BaseModel):
     probability: float = Field(description="Model fraud score in [0, 1] (class-weighted training).")
     prediction: float = Field(description="1.0 when probability >= the model's threshold, else 0.0.")
     threshold: float
     model_version: str
     transaction_id: str | None = Field(None, description="The transaction_id you sent, if any.")
+    outcome: Literal["approve", "review", "block"] = Field(description="What to do, from the decision policy.")
+    decided_by: DecidedBy = Field(description="The list, rule or score band that produced the outcome.")
+    policy_version: str = Field(description="The decision policy version ('builtin': none published yet).")
+    reasons: list[Reason] | None = Field(
+        None, description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true."
+    )
 
 
 class BatchRequest(BaseModel):
@@ -82,17 +105,36 @@ class BatchPrediction(BaseModel):
     model_version: str
 
 
+def prediction_json(
+    probability: float,
+    prediction: float,
+    threshold: float,
+    version: str,
+    transaction_id: str | None,
+    decision: dict[str, Any],
+) -> dict[str, Any]:
+    """One ``Prediction`` as ``model_dump(exclude_none=True)`` gives it, built directly (a test holds the
+    two equal): per-row models cost more than the model itself at 1,000 rows."""
+    body: dict[str, Any] = {"probability": probability, "prediction": prediction, "threshold": threshold,
+                            "model_version": version}  # fmt: skip
+    if transaction_id is not None:
+        body["transaction_id"] = transaction_id
+    body.update(decision)
+    return body
+
+
 def batch_prediction_json(
-    probabilities: list[float], decisions: list[float], ids: list[str | None], threshold: float, version: str
+    probabilities: list[float],
+    decisions: list[float],
+    ids: list[str | None],
+    threshold: float,
+    version: str,
+    outcomes: list[dict[str, Any]],
 ) -> bytes:
-    """``BatchPrediction(...).model_dump_json(exclude_none=True)``, written directly: the same document
-    (fields, order, values), without a model per row (a test holds the
-    two equal)."""
+    """``BatchPrediction(...).model_dump_json(exclude_none=True)``, written directly."""
     predictions = [
-        {"probability": p, "prediction": d, "threshold": threshold, "model_version": version}
-        if i is None
-        else {"probability": p, "prediction": d, "threshold": threshold, "model_version": version, "transaction_id": i}
-        for p, d, i in zip(probabilities, decisions, ids, strict=True)
+        prediction_json(p, d, threshold, version, i, o)
+        for p, d, i, o in zip(probabilities, decisions, ids, outcomes, strict=True)
     ]
     return to_json({"predictions": predictions, "model_version": version})
 
@@ -106,6 +148,10 @@ class ModelInfo(BaseModel):
     features: list[str]
     metrics: dict[str, float]
     promoted_at: str
+    decision_bands: dict[str, Any] | None = Field(
+        None, description="The score bands training chose by money on validation, with the cost model used."
+    )
+    policy: dict[str, Any] | None = Field(None, description="The active decision policy: version and document.")
 
 
 class Health(BaseModel):

@@ -30,7 +30,7 @@ from fraudops.stages.change import (
     readable_manifest,
     reporting_faults,
 )
-from fraudops.stages.promote import _load_version, _LoadedVersion, _manifest_for
+from fraudops.stages.promote import MANIFEST_METRICS, _load_version, _LoadedVersion, _manifest_for
 from fraudops.store import ModelStore, ServingManifest, read_manifest, with_registry_retries
 from fraudops.store.registry import MLFLOW_NOT_FOUND_CODES, registry_alias_version
 
@@ -71,7 +71,7 @@ def _verified(settings: Settings, client: MlflowClient, version: str) -> _Loaded
 
 def _run_metrics(client: MlflowClient, loaded: _LoadedVersion) -> dict[str, float]:
     metrics = client.get_run(str(loaded.version.run_id)).data.metrics
-    return {name: float(metrics[f"holdout_{name}"]) for name in ("auprc", "roc_auc", "recall_at_1pct_fpr")
+    return {name: float(metrics[f"holdout_{name}"]) for name in MANIFEST_METRICS
             if f"holdout_{name}" in metrics}  # fmt: skip
 
 

@@ -24,6 +24,8 @@ from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.data import holdout_slice, raw_columns
+from fraudops.decisions.money import CostModel, MoneyMetrics, money_metrics
+from fraudops.decisions.policy import Bands
 from fraudops.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
@@ -72,6 +74,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TAG_PREFIX = "fraudops.promotion."
+# What /model shows: ranking metrics and money (holdout, at the version's own bands).
+MANIFEST_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr", "money_fraud_amount_caught", "money_amount_recall",
+                    "money_alerts_per_1000", "money_savings")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,20 @@ def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
 class _Scored:
     metrics: EvaluationMetrics
     scores: np.ndarray
+    money: MoneyMetrics
+
+    def as_dict(self) -> dict[str, float]:
+        """Everything the decision records: the ranking metrics and the money at the model's bands."""
+        return {**self.metrics.as_dict(), **self.money.as_dict("money_")}
 
 
-def _score(loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+def _score(settings: Settings, loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+    """Ranking metrics, and money at the bands the version carries (chosen by money on its validation)."""
     scores = loaded.model.predict_proba(raw_columns(holdout))
-    return _Scored(evaluate(holdout[LABEL].to_numpy(), scores, loaded.model.threshold), scores)
+    labels = holdout[LABEL].to_numpy()
+    bands = Bands.from_spec(loaded.model.spec.extra, loaded.model.threshold)
+    money = money_metrics(labels, scores, holdout["amount"].to_numpy(), bands, CostModel.from_settings(settings))
+    return _Scored(evaluate(labels, scores, loaded.model.threshold), scores, money)
 
 
 def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
@@ -173,7 +187,7 @@ def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str,
         artifact_location=portable_location(settings, loaded.artifact_location),
         booster_sha256=loaded.booster_sha256,
         spec_sha256=loaded.spec_sha256,
-        metrics={k: v for k, v in metrics.items() if k in {"auprc", "roc_auc", "recall_at_1pct_fpr"}},
+        metrics={k: v for k, v in metrics.items() if k in MANIFEST_METRICS},
         promoted_at=datetime.now(UTC).isoformat(timespec="seconds"),
         compiled_key=compiled_key,
         compiled_sha256=compiled_sha256,
@@ -252,18 +266,18 @@ def _decide_and_apply(
 
         if previous == str(candidate_version.version):
             loaded = _load_version(settings, client, candidate_version)
-            metrics = _score(loaded, holdout).metrics
+            metrics = _score(settings, loaded, holdout).as_dict()
             decision = PromotionDecision(
                 name, previous, previous, previous, ALREADY_PRODUCTION,
                 f"version {previous} already holds the '{settings.production_alias}' alias",
-                metrics.as_dict(), metrics.as_dict(), rules.margin, len(holdout),
+                metrics, metrics, rules.margin, len(holdout),
             )  # fmt: skip
-            return decision, None, _manifest_for(settings, loaded, metrics.as_dict())
+            return decision, None, _manifest_for(settings, loaded, metrics)
 
         candidate: _Scored | None = None
         try:
             loaded_candidate = _load_version(settings, client, candidate_version)
-            candidate = _score(loaded_candidate, holdout)
+            candidate = _score(settings, loaded_candidate, holdout)
         except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
             if force_reason is not None:  # a person asked for this version: say why it cannot be, record nothing
                 raise PromotionError(
@@ -272,11 +286,12 @@ def _decide_and_apply(
             promote, reason = False, f"candidate refused: {error}"
         candidate_metrics = candidate.metrics if candidate else None
         production_metrics: EvaluationMetrics | None = None
+        production: _Scored | None = None
         gain: GainInterval | None = None
         if candidate is not None:
             if production_version is not None:
                 try:
-                    production = _score(_load_version(settings, client, production_version), holdout)
+                    production = _score(settings, _load_version(settings, client, production_version), holdout)
                     production_metrics = production.metrics
                     gain = paired_bootstrap_auprc_gain(
                         holdout[LABEL].to_numpy(), candidate.scores, production.scores,
@@ -286,7 +301,8 @@ def _decide_and_apply(
                     log.warning(
                         "Production version %s cannot be loaded (%s); judging the candidate alone", previous, error
                     )
-            promote, reason = decide(candidate.metrics, production_metrics, rules, gain)
+            money = (candidate.money, production.money) if production is not None else None
+            promote, reason = decide(candidate.metrics, production_metrics, rules, gain, money)
         outcome = PROMOTED if promote else KEPT
         if force_reason is not None and candidate is not None:  # a person overrules the rule, never the checks
             reason = f"{force_reason} (the rule said {outcome}: {reason})"
@@ -305,6 +321,8 @@ def _decide_and_apply(
             "gain_lower": f"{gain.lower:.6f}" if gain else "n/a",
             "gain_upper": f"{gain.upper:.6f}" if gain else "n/a",
             "confidence": str(rules.confidence),
+            "candidate_fraud_amount_caught": f"{candidate.money.fraud_amount_caught:.2f}" if candidate else "n/a",
+            "production_fraud_amount_caught": f"{production.money.fraud_amount_caught:.2f}" if production else "n/a",
             "holdout_rows": str(len(holdout)),
             "holdout_start_step": str(int(holdout["step"].min())),
         }
@@ -317,16 +335,16 @@ def _decide_and_apply(
             version if promote else previous,
             outcome,
             reason,
-            candidate_metrics.as_dict() if candidate_metrics else None,
-            production_metrics.as_dict() if production_metrics else None,
+            candidate.as_dict() if candidate else None,
+            production.as_dict() if production else None,
             rules.margin,
             len(holdout),
             gain.as_dict() if gain else None,
         )
-        if not (promote and candidate_metrics):
+        if not (promote and candidate):
             write_tags(client, settings, version_tags)
             return decision, None, None
-        manifest = _manifest_for(settings, loaded_candidate, candidate_metrics.as_dict())  # trees stored first
+        manifest = _manifest_for(settings, loaded_candidate, candidate.as_dict())  # trees stored first
         change = history.new_change(
             settings, outcome, previous, version, reason, request.actor, metrics=_decision_metrics(decision),
             gain=decision.gain, change_id=request.change_id, candidate_version=version, decision=_stored(decision),

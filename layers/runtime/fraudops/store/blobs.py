@@ -50,6 +50,15 @@ class BlobStore(ABC):
     @abstractmethod
     def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
 
+    def create(self, key: str, data: bytes) -> bool:
+        """Write ``key`` only if it does not exist (False if it does, or another writer won the race):
+        the one write that commits a change two racing writers cannot both make."""
+        try:
+            self.put_if(key, data, None)
+        except PreconditionFailed:
+            return False
+        return True
+
     @abstractmethod
     def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
         """The bytes and the etag of one version, in one call; None when absent."""

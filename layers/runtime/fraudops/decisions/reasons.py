@@ -1,0 +1,84 @@
+"""Reasons: which features pushed one transaction's score up or down, in words an analyst reads.
+
+The contributions are XGBoost's exact TreeSHAP values (``treeshap.TreeShap`` on the request path;
+XGBoost's C library through ctypes for models its tables cannot express: no xgboost package in the API
+image). Per row they add up, with the bias, to the model's margin (log-odds), so a reason's
+``contribution`` is in log-odds: +1.0 multiplies the odds of fraud by e. A feature no tree splits on
+contributes exactly 0 and is never a reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+
+from fraudops.schema import TRANSACTION_TYPES
+
+DEFAULT_TOP_REASONS: Final = 3
+
+# Feature -> (what it is, the request field it comes from, when it is one).
+FEATURE_LABELS: Final[dict[str, tuple[str, str | None]]] = {
+    **{f"type_{t}": (f"transaction type is {t}", "type") for t in TRANSACTION_TYPES},
+    "step": ("hour since the start of the data (step)", "step"),
+    "amount": ("amount", "amount"),
+    "oldbalanceOrg": ("origin balance before", "oldbalanceOrg"),
+    "newbalanceOrig": ("origin balance after", "newbalanceOrig"),
+    "oldbalanceDest": ("destination balance before", "oldbalanceDest"),
+    "newbalanceDest": ("destination balance after", "newbalanceDest"),
+    "balance_error_orig": ("money missing from the origin's balance change", None),
+    "balance_error_dest": ("money missing from the destination's balance change", None),
+    "origin_emptied": ("origin account emptied", None),
+    "dest_balances_zero": ("destination balances stay zero", None),
+    "amount_to_balance": ("amount relative to the origin balance", None),
+    "hour_of_day": ("hour of day", None),
+}
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    label: str
+    value: float  # the feature's value for this transaction
+    contribution: float  # log-odds added to the score (negative: lowers it)
+    field: str | None = None  # the request field it comes from, with the value sent
+    field_value: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "feature": self.feature,
+            "label": self.label,
+            "value": self.value,
+            "contribution": self.contribution,
+            "direction": "raises" if self.contribution > 0 else "lowers",
+        }
+        if self.field is not None:
+            body["field"], body["field_value"] = self.field, self.field_value
+        return body
+
+
+def top_reasons(
+    feature_names: tuple[str, ...],
+    features: np.ndarray,
+    contributions: np.ndarray,
+    transaction: Mapping[str, Any],
+    top: int = DEFAULT_TOP_REASONS,
+) -> list[Reason]:
+    """The ``top`` features with the largest absolute contributions to one row (``contributions``: that
+    row's values without the bias), largest first; zero contributions never count."""
+    values = np.asarray(contributions[: len(feature_names)], dtype=np.float64)
+    order = np.argsort(-np.abs(values), kind="stable")
+    reasons: list[Reason] = []
+    for index in order[:top].tolist():
+        contribution = float(values[index])
+        if contribution == 0.0:
+            break
+        name = feature_names[index]
+        label, field = FEATURE_LABELS.get(name, (name, None))
+        reasons.append(
+            Reason(name, label, float(features[index]), contribution, field,
+                   transaction.get(field) if field else None)
+        )  # fmt: skip
+    return reasons

@@ -1,0 +1,129 @@
+"""Outcomes, what decided them and reasons, through the API (FastAPI's TestClient, a real trained model,
+policies published to the local store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from fraudops.api import create_app
+from fraudops.api.schemas import EXAMPLE_TRANSACTION, Prediction
+from fraudops.capture import FileCaptureSink, read_captures
+from fraudops.config import Settings
+from fraudops.decisions import publish_policy
+from fraudops.decisions.serving import PolicyProvider
+from fraudops.serving import LoadedModel, ModelProvider
+from tests.helpers.models import train_local_model
+from tests.helpers.stack import fast_settings
+
+KEY = {"x-api-key": "key-one"}
+PAYMENT = {**EXAMPLE_TRANSACTION, "type": "PAYMENT", "amount": 120.0, "oldbalanceOrg": 5000.0,
+           "newbalanceOrig": 4880.0, "step": 14}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def loaded(small_db: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    return train_local_model(fast_settings(db_path=small_db, state_dir=tmp_path_factory.mktemp("model")))
+
+
+@pytest.fixture
+def api(local_settings: Settings, loaded: LoadedModel) -> tuple[TestClient, Settings]:
+    provider = ModelProvider(local_settings, loader=lambda _: loaded, etag_reader=lambda _: loaded.etag)
+    capture = FileCaptureSink(local_settings.local_artifact_dir)
+    app = create_app(local_settings, provider, local_settings.api_key_values(), capture, PolicyProvider(local_settings))
+    return TestClient(app), local_settings
+
+
+def test_existing_fields_stay_and_the_outcome_comes_with_what_decided_it(
+    api: tuple[TestClient, Settings], loaded: LoadedModel
+) -> None:
+    client, _ = api
+    flagged = client.post("/predict", json=EXAMPLE_TRANSACTION, headers=KEY).json()
+    assert {"probability", "prediction", "threshold", "model_version"} <= set(flagged)
+    Prediction.model_validate(flagged)
+    bands = loaded.model.spec.extra["decision_bands"]
+    expected = "block" if bands["block_at"] is not None and flagged["probability"] >= bands["block_at"] else "review"
+    assert flagged["outcome"] == expected
+    assert flagged["decided_by"] == {"kind": "band", "name": expected}
+    assert flagged["policy_version"] == "builtin"
+    assert 1 <= len(flagged["reasons"]) <= 3
+    assert flagged["reasons"][0]["contribution"] > 0
+
+    approved = client.post("/predict", json=PAYMENT, headers=KEY).json()
+    assert approved["outcome"] == "approve" and "reasons" not in approved
+    explained = client.post("/predict?explain=true", json=PAYMENT, headers=KEY).json()
+    assert explained["outcome"] == "approve" and explained["reasons"]
+
+
+def test_a_published_policy_decides_with_rules_and_lists(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    publish_policy(
+        settings,
+        {
+            "name": "ops",
+            "bands": {"review_at": 0.2, "block_at": 0.999},
+            "rules": [{"name": "small-payment", "when": "type == 'PAYMENT' and amount < 500", "outcome": "review"}],
+            "lists": {"deny": {"nameDest": ["C-mule"]}},
+        },
+        "test",
+    )
+    body = client.post("/predict", json=PAYMENT, headers=KEY).json()
+    assert (body["outcome"], body["decided_by"], body["policy_version"]) == (
+        "review", {"kind": "rule", "name": "small-payment"}, "1"
+    )  # fmt: skip
+    assert body["reasons"]  # flagged by a rule: reasons all the same
+    denied = client.post("/predict", json={**PAYMENT, "amount": 900.0, "nameDest": "C-mule"}, headers=KEY).json()
+    assert denied["outcome"] == "block" and denied["decided_by"] == {"kind": "list", "name": "deny.nameDest"}
+
+    rows = [PAYMENT, {**PAYMENT, "amount": 900.0, "nameDest": "C-mule"}, EXAMPLE_TRANSACTION,
+            {**PAYMENT, "amount": 900.0, "type": "CASH_IN"}]  # fmt: skip
+    batch = client.post("/predict/batch", json={"transactions": rows}, headers=KEY).json()["predictions"]
+    singles = [client.post("/predict", json=row, headers=KEY).json() for row in rows]
+    keys = ("outcome", "decided_by", "policy_version")
+    assert [[p[k] for k in keys] for p in batch] == [[p[k] for k in keys] for p in singles]
+    assert [bool(p.get("reasons")) for p in batch] == [p["outcome"] != "approve" for p in batch]
+    # /predict explains with the features it scored; the batch builds them per batch: the same reasons
+    assert [p.get("reasons") for p in batch] == [p.get("reasons") for p in singles]
+
+    info = client.get("/model", headers=KEY).json()
+    assert info["policy"]["version"] == "1" and info["policy"]["document"]["name"] == "ops"
+    assert info["decision_bands"]["cost_model"]["review_cost"] == settings.review_cost
+
+
+def test_captured_decisions_record_the_outcome(api: tuple[TestClient, Settings]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    client, settings = api
+    client.post("/predict", json={**EXAMPLE_TRANSACTION, "transaction_id": "t-1"}, headers=KEY)
+    now = datetime.now(UTC)
+    records = read_captures(settings, now - timedelta(minutes=5), now + timedelta(minutes=5))
+    record: dict[str, Any] = next(r for r in records if r["transaction_id"] == "t-1")
+    assert record["outcome"] in ("review", "block") and record["decided_by"]["kind"] == "band"
+    assert record["policy_version"] == "builtin"
+
+
+def test_a_policy_that_cannot_be_read_keeps_the_one_in_memory(api: tuple[TestClient, Settings]) -> None:
+    client, settings = api
+    publish_policy(settings, {"name": "ops", "bands": {"review_at": 0.0, "block_at": None}}, "everything to review")
+    assert client.post("/predict", json=PAYMENT, headers=KEY).json()["outcome"] == "review"
+    broken = settings.local_artifact_dir / "policies" / settings.model_name / "activations" / "00000002.json"
+    broken.write_text("{not json")
+    body = client.post("/predict", json=PAYMENT, headers=KEY).json()
+    assert (body["outcome"], body["policy_version"]) == ("review", "1")
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and "decision policy" in health["problem"]
+
+
+def test_explain_is_a_documented_boolean_query_parameter(api: tuple[TestClient, Settings]) -> None:
+    client, _ = api
+    assert "reasons" in client.post("/predict?explain=1", json=PAYMENT, headers=KEY).json()
+    assert "reasons" not in client.post("/predict?explain=false", json=PAYMENT, headers=KEY).json()
+    bad = client.post("/predict?explain=maybe", json=PAYMENT, headers=KEY)
+    assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "explain"
+    document = client.get("/openapi.json").json()
+    for path in ("/predict", "/predict/batch"):
+        parameters = document["paths"][path]["post"]["parameters"]
+        assert [p["name"] for p in parameters if p["in"] == "query"] == ["explain"]
