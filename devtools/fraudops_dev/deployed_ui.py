@@ -18,6 +18,7 @@ from pathlib import Path
 from fraudops.config import Settings
 from fraudops.errors import ConfigError, StoreError
 from fraudops.store.s3 import is_not_found, mlflow_s3_environment, s3_client
+from fraudops_dev.local import ONE_WORKER
 
 BUCKET_OUTPUT = "ModelBucketName"
 
@@ -57,7 +58,7 @@ def start_deployed_ui(settings: Settings, bucket: str, port: int, workdir: Path)
     copy = registry_copy(settings, bucket, workdir)
     env = {**os.environ, **mlflow_s3_environment(settings)}
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", f"sqlite:///{copy}",
-               "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+               "--host", "127.0.0.1", "--port", str(port), *ONE_WORKER]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=workdir)
 
 

@@ -37,6 +37,13 @@ class StackError(RuntimeError):
     """The local stack could not start or be reached; the message names the fix."""
 
 
+# One MLflow UI worker on a laptop. With more, uvicorn's supervisor pings each worker and kills one that
+# does not answer within 5 s (uvicorn/supervisors/multiprocess.py, keep_subprocess_alive): on a busy
+# machine a worker still importing MLflow, or holding the GIL over an S3 listing, was killed in the
+# middle of a request ("Remote end closed connection without response"). One user needs one worker.
+ONE_WORKER = ("--workers", "1")
+
+
 def _call(request: urllib.request.Request, timeout: float) -> tuple[int, Any]:
     """(status, parsed body); HTTP errors are answers, not exceptions; no answer is a StackError."""
     try:
@@ -204,6 +211,7 @@ def services(settings: Settings) -> list[Service]:
                 LOCALHOST,
                 "--port",
                 str(settings.mlflow_ui_port),
+                *ONE_WORKER,
             ],
             f"http://{LOCALHOST}:{settings.mlflow_ui_port}/health",
         ),
