@@ -96,3 +96,13 @@ def test_a_candidate_that_catches_less_money_is_kept_despite_a_better_auprc() ->
     assert promote is False and reason.startswith("money guardrail") and "100 of fraud" in reason
     assert decide(candidate, production, RULES, gain(candidate, production), (more, less))[0] is True
     assert decide(candidate, production, RULES, gain(candidate, production), (more, more))[0] is True
+
+
+def test_when_nothing_is_worth_flagging_nothing_is_reviewed_even_a_score_of_one() -> None:
+    """Hypothesis found it in CI: the fallback band was 1.0, so a legitimate row scored exactly 1.0 was
+    reviewed (333 alerts per 1,000 against a budget of 50, and a cost where approving everything saves 0)."""
+    labels, scores, amounts = [0, 0, 0], [1.0, 0.5, 0.2], [10.0, 10.0, 10.0]
+    costs = CostModel(review_cost=1.0, friction_cost=1.0, alert_budget_per_1000=50.0)
+    bands = choose_bands(labels, scores, amounts, costs)
+    money = money_metrics(labels, scores, amounts, bands, costs)
+    assert (money.reviews, money.blocks, money.savings) == (0, 0, 0.0)

@@ -93,6 +93,9 @@ def money_metrics(labels: Any, scores: Any, amounts: Any, bands: Bands, costs: C
     )  # fmt: skip
 
 
+ABOVE_EVERY_SCORE = float(np.nextafter(1.0, 2.0))  # probabilities are at most 1.0
+
+
 def choose_bands(labels: Any, scores: Any, amounts: Any, costs: CostModel) -> Bands:
     """The review and block thresholds with the largest savings on these (validation) rows whose reviews
     fit the alert budget; ties go to fewer alerts. Candidates are the scores themselves (thinned to
@@ -120,8 +123,9 @@ def choose_bands(labels: Any, scores: Any, amounts: Any, costs: CostModel) -> Ba
     ties = np.argwhere(score == best)
     review_index, block_index = min(ties.tolist(), key=lambda ij: (reviews[ij[0], ij[1]], -ij[0]))
     review_at, block_at = float(thresholds[review_index]), float(thresholds[block_index])
-    if review_at == NEVER:  # nothing worth flagging: review only what is certain
-        review_at = 1.0
+    if review_at == NEVER:  # nothing worth flagging: a band above every probability reviews nothing (1.0 would
+        # review rows scored exactly 1.0: alerts past the budget, and a cost where approving all saves more)
+        return Bands(ABOVE_EVERY_SCORE, None)
     return Bands(min(review_at, 1.0), None if block_at == NEVER else min(block_at, 1.0))
 
 
