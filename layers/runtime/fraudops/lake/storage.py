@@ -9,10 +9,7 @@ operations with conditional requests") and, in a folder, a hard link of a comple
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from fraudops.config import Settings
 from fraudops.errors import StoreError
-from fraudops.files import atomic_write, fsync_dir
+from fraudops.files import atomic_write, create_exclusively
 from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
 
 if TYPE_CHECKING:
@@ -82,23 +79,7 @@ class LocalLakeStorage(LakeStorage):
         atomic_write(self._path(key), data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            try:
-                os.link(tmp, path)  # atomic, and fails if the name exists: exactly one writer wins
-            except FileExistsError:
-                return False
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        fsync_dir(path.parent)
-        return True
+        return create_exclusively(self._path(key), data)
 
     def get(self, key: str) -> bytes | None:
         try:
