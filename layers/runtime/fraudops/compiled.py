@@ -17,7 +17,7 @@ import ctypes
 import ctypes.util
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
@@ -31,6 +31,23 @@ FORMAT_VERSION = 1
 
 class UnsupportedModelError(ValueError):
     """The booster uses something this form does not express; the API then serves the booster itself."""
+
+
+def gbtree_trees(model: Mapping[str, Any]) -> list[Any]:
+    """The trees of an XGBoost JSON model this package can walk (binary:logistic, gbtree, one output
+    group, at least one tree); anything else is an UnsupportedModelError naming what."""
+    learner = model["learner"]
+    if learner["objective"]["name"] != "binary:logistic":
+        raise UnsupportedModelError(f"objective {learner['objective']['name']}")
+    gbm = learner["gradient_booster"]
+    if gbm.get("name") != "gbtree":
+        raise UnsupportedModelError(f"booster {gbm.get('name')}")
+    trees = list(gbm["model"]["trees"])
+    if not trees:
+        raise UnsupportedModelError("no trees")
+    if any(int(t) != 0 for t in gbm["model"].get("tree_info", [])):
+        raise UnsupportedModelError("more than one output group")
+    return trees
 
 
 @dataclass(frozen=True)
@@ -53,17 +70,8 @@ class CompiledTrees:
     @classmethod
     def from_model_json(cls, model: dict[str, Any]) -> CompiledTrees:
         """From ``json.loads(booster.save_raw("json"))``: binary:logistic gbtree with numerical splits."""
+        trees = gbtree_trees(model)
         learner = model["learner"]
-        if learner["objective"]["name"] != "binary:logistic":
-            raise UnsupportedModelError(f"objective {learner['objective']['name']}")
-        gbm = learner["gradient_booster"]
-        if gbm.get("name") != "gbtree":
-            raise UnsupportedModelError(f"booster {gbm.get('name')}")
-        trees = gbm["model"]["trees"]
-        if not trees:
-            raise UnsupportedModelError("no trees")
-        if any(int(t) != 0 for t in gbm["model"].get("tree_info", [])):
-            raise UnsupportedModelError("more than one output group")
         depth = max(_tree_depth(tree["left_children"], tree["right_children"]) for tree in trees)
         if depth > 12:
             raise UnsupportedModelError(f"depth {depth}: too deep to pad into complete trees")

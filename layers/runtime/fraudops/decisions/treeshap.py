@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from fraudops.compiled import UnsupportedModelError, _base_margin
+from fraudops.compiled import UnsupportedModelError, _base_margin, gbtree_trees
 
 MAX_DEPTH = 8  # a leaf's path pattern is one byte
 MAX_TABLE_BYTES = 64 << 20  # 400 trees of depth 6 need about 40 MB; larger models use the C library
@@ -59,17 +59,8 @@ class TreeShap:
     @classmethod
     def from_model_json(cls, model: Mapping[str, Any]) -> TreeShap:
         """From XGBoost's JSON model (``NativeBooster.model_json``): binary:logistic gbtree, numerical splits."""
+        trees = gbtree_trees(model)
         learner = model["learner"]
-        if learner["objective"]["name"] != "binary:logistic":
-            raise UnsupportedModelError(f"objective {learner['objective']['name']}")
-        gbm = learner["gradient_booster"]
-        if gbm.get("name") != "gbtree":
-            raise UnsupportedModelError(f"booster {gbm.get('name')}")
-        if any(int(t) != 0 for t in gbm["model"].get("tree_info", [])):
-            raise UnsupportedModelError("more than one output group")
-        trees = gbm["model"]["trees"]
-        if not trees:
-            raise UnsupportedModelError("no trees")
         if any(int(s) != 0 for tree in trees for s in tree.get("split_type", [])):
             raise UnsupportedModelError("categorical splits")
         return _build(_Heap.of(trees), _base_margin(learner), int(learner["learner_model_param"]["num_feature"]))
