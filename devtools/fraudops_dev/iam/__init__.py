@@ -1,0 +1,1 @@
+"""What AWS would allow: IAM policy evaluation for the calls the tests record (docs/iam.md)."""

@@ -1,0 +1,198 @@
+"""A pytest plugin: every AWS call botocore makes during the run, attributed to the role whose code made
+it, is checked against that role's policy in the SAM-transformed template (docs/iam.md).
+
+moto enforces no IAM, so without this a call AWS would deny passes every test. Recording: every
+botocore client (``Session.create_client`` is wrapped) gets handlers on ``provide-client-params`` (the
+API parameters as the caller passed them; the event's ``context`` dict lives for one call) and
+``after-call`` (the HTTP status and the parsed response, also for errors: botocore emits it before
+raising ``ClientError``). Attribution is by the calling code, not by what the test intends:
+
+- a frame of a handler module (``functions/*/<name>_function.py``) -> that function's role;
+- the Spark job's code (``train_on_spark``, and the emulation's stand-in for EMR reading the window)
+  -> SparkJobRole;
+- moto's Step Functions engine running an execution -> that state machine's role (the engine's threads
+  inherit the attribution of the code that started them; so do every other thread's);
+- anything else is test setup (creating buckets, seeding data, asserting on S3), explicitly no role's:
+  counted in the summary, not checked.
+
+The Spark task (``emr-serverless:startJobRun.sync``), which moto's engine does not run, is recorded as
+the calls AWS documents Step Functions making for it (StartJobRun, GetJobRun, iam:PassRole of the job
+role, the managed EventBridge rule: https://docs.aws.amazon.com/step-functions/latest/dg/emr-serverless-iam.html).
+
+At the end of the session every attributed call is evaluated (``fraudops_dev.iam``); any denied one
+fails the run, naming the role, the action, the resource and the reason, and a per-role table is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from fraudops_dev.iam.calls import Call, check, table
+
+HANDLER_ROLES = {
+    "api_function": "ApiFunctionRole",
+    "train_function": "TrainFunctionRole",
+    "promote_function": "PromoteFunctionRole",
+    "monitor_function": "MonitorFunctionRole",
+    "curate_function": "CurateFunctionRole",
+    "batch_function": "BatchScoreFunctionRole",
+}
+SPARK_JOB_CODE = {
+    ("fraudops.spark_training.job", "train_on_spark"),
+    ("fraudops_dev.emulation", "_run_spark_training_locally"),
+}
+STATE_MACHINE_ROLES = {"retrain": "RetrainStateMachineRole", "batch-score": "BatchScoreStateMachineRole"}
+EMR_SYNC_RULE = "StepFunctionsGetEventsForEMRServerlessJobRule"
+
+RECORDED: list[Call] = []
+UNATTRIBUTED = [0]
+_ORIGIN = "_fraudops_role"
+
+
+def _state_machine_role(frame: FrameType) -> str | None:
+    owner = frame.f_locals.get("self")
+    machine = getattr(owner, "state_machine", None)
+    name = getattr(machine, "name", None)
+    if name is None or type(owner).__name__ != "Execution":
+        return None
+    for marker, role in STATE_MACHINE_ROLES.items():
+        if marker in str(name):
+            return role
+    raise KeyError(f"moto ran state machine {name}, which is none of the template's")
+
+
+def attribute(frame: FrameType | None) -> str | None:
+    """The role whose code is running at ``frame`` (None: test setup)."""
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module in HANDLER_ROLES:
+            return HANDLER_ROLES[module]
+        if (module, frame.f_code.co_name) in SPARK_JOB_CODE:
+            return "SparkJobRole"
+        if module.startswith("moto.stepfunctions"):
+            role = _state_machine_role(frame)
+            if role is not None:
+                return role
+        frame = frame.f_back
+    return getattr(threading.current_thread(), _ORIGIN, None)
+
+
+def _bucket_roles() -> dict[str, str]:
+    """Concrete bucket -> the template's bucket, as the template configures the functions: the model
+    bucket by FRAUDOPS_MODEL_BUCKET (!Ref ModelBucket), the data bucket by the lake and Spark URIs."""
+    found: dict[str, str] = {}
+    if os.environ.get("FRAUDOPS_MODEL_BUCKET"):
+        found[os.environ["FRAUDOPS_MODEL_BUCKET"]] = "ModelBucket"
+    for variable in ("FRAUDOPS_LAKE_URI", "FRAUDOPS_SPARK_OUTPUT_URI", "FRAUDOPS_DATA_S3_URI"):
+        value = os.environ.get(variable, "")
+        if value.startswith("s3://"):
+            found.setdefault(value[5:].split("/", 1)[0], "DataBucket")
+    return found
+
+
+def _on_params(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+    role = attribute(sys._getframe(1))
+    if role is None:
+        UNATTRIBUTED[0] += 1
+        return
+    call = Call(role, model.service_model.signing_name, model.name, dict(params), buckets=_bucket_roles())
+    context["fraudops_call"] = call
+    RECORDED.append(call)
+
+
+def _on_response(http_response: Any, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    call = context.get("fraudops_call")
+    if call is None:
+        return
+    call.status = getattr(http_response, "status_code", None)
+    call.error_code = str(parsed.get("Error", {}).get("Code")) if parsed.get("Error") else None
+    if call.operation == "DeleteObjects":
+        call.per_key_errors = list(parsed.get("Errors", []))
+
+
+def record_derived(role: str, service: str, operation: str, params: dict[str, Any]) -> None:
+    """A call AWS makes for us that no botocore client here makes (the Step Functions EMR integration)."""
+    RECORDED.append(Call(role, service, operation, params, status=200))
+
+
+def _install() -> None:
+    import botocore.session
+    from fraudops_dev import emulation
+
+    original_create_client = botocore.session.Session.create_client
+    if getattr(original_create_client, "_fraudops_recording", False):
+        return
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original_create_client(self, *args, **kwargs)
+        client.meta.events.register("provide-client-params", _on_params, unique_id="fraudops-record-params")
+        client.meta.events.register("after-call", _on_response, unique_id="fraudops-record-response")
+        return client
+
+    create_client._fraudops_recording = True  # type: ignore[attr-defined]
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+    original_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        setattr(self, _ORIGIN, attribute(sys._getframe(1)))
+        original_start(self)
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+
+    original_run_spark_job = emulation.Emulation.run_spark_job
+
+    def run_spark_job(self: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        role = "RetrainStateMachineRole"
+        application = "00sparkapplication"  # the template's SparkApplication (fraudops_dev.iam.roles)
+        job_role = parameters.get("ExecutionRoleArn") or parameters.get("executionRoleArn")
+        if job_role == emulation.CONSTANT_SUBSTITUTIONS["SparkJobRoleArn"]:
+            from fraudops_dev.iam.roles import ACCOUNT, STACK
+
+            job_role = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-SparkJobRole"
+        record_derived(role, "emr-serverless", "StartJobRun", {"applicationId": application})
+        record_derived(role, "iam", "PassRole", {"RoleArn": job_role, "PassedToService": "emr-serverless.amazonaws.com"})
+        for operation in ("PutTargets", "PutRule", "DescribeRule"):
+            record_derived(role, "events", operation, {"Rule": EMR_SYNC_RULE})
+        result = original_run_spark_job(self, parameters)
+        record_derived(role, "emr-serverless", "GetJobRun", {"applicationId": application, "jobRunId": result["JobRunId"]})
+        return result
+
+    emulation.Emulation.run_spark_job = run_spark_job  # type: ignore[method-assign]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RECORDED:
+        return
+    from fraudops_dev.iam.roles import all_roles
+
+    findings, checked = check(RECORDED, all_roles())
+    session.config.stash[_RESULT] = (findings, checked)
+    if findings and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_RESULT = pytest.StashKey[tuple[list[Any], dict[str, set[tuple[str, str]]]]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    result = config.stash.get(_RESULT, None)
+    if result is None:
+        return
+    findings, checked = result
+    terminalreporter.section("AWS calls checked against the template's roles (docs/iam.md)")
+    terminalreporter.write_line(table(checked, findings, UNATTRIBUTED[0]))
+    if findings:
+        terminalreporter.write_line(f"\n{len(findings)} call(s) AWS would deny:", red=True, bold=True)
+        for finding in findings:
+            terminalreporter.write_line("  DENIED " + finding.describe(), red=True)

@@ -1,0 +1,122 @@
+"""The IAM evaluator denies what AWS denies, and the template's roles resolve to real ARN shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fraudops_dev.iam.calls import Call, check, requests_for
+from fraudops_dev.iam.policy import Request, evaluate, wildcard_match
+from fraudops_dev.iam.roles import STACK, all_roles
+
+BUCKET = "arn:aws:s3:::data"
+READ_LAKE = {"Sid": "ReadLake", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/lake/*"}
+LIST_LAKE = {
+    "Sid": "ListLake",
+    "Effect": "Allow",
+    "Action": "s3:ListBucket",
+    "Resource": BUCKET,
+    "Condition": {"StringLike": {"s3:prefix": ["lake/*"]}},
+}
+
+
+def test_allow_needs_the_action_and_the_resource() -> None:
+    assert evaluate([READ_LAKE], Request("s3:GetObject", f"{BUCKET}/lake/x.parquet")).allowed
+    assert evaluate([READ_LAKE], Request("S3:getobject", f"{BUCKET}/lake/x.parquet")).allowed  # actions ignore case
+    assert not evaluate([READ_LAKE], Request("s3:PutObject", f"{BUCKET}/lake/x.parquet")).allowed  # wrong action
+    assert not evaluate([READ_LAKE], Request("s3:GetObject", f"{BUCKET}/other/x")).allowed  # wrong prefix
+    assert not evaluate([READ_LAKE], Request("s3:GetObject", f"{BUCKET}/LAKE/x")).allowed  # resources keep case
+    assert not evaluate([READ_LAKE], Request("s3:GetObject", "arn:aws:s3:::data-2/lake/x")).allowed
+
+
+def test_conditions_must_hold_and_a_missing_key_fails_them() -> None:
+    assert evaluate([LIST_LAKE], Request("s3:ListBucket", BUCKET, {"s3:prefix": "lake/t/"})).allowed
+    assert not evaluate([LIST_LAKE], Request("s3:ListBucket", BUCKET, {"s3:prefix": "mlflow/"})).allowed
+    assert not evaluate([LIST_LAKE], Request("s3:ListBucket", BUCKET)).allowed  # no s3:prefix in the request
+    if_exists = {**LIST_LAKE, "Condition": {"StringLikeIfExists": {"s3:prefix": ["lake/*"]}}}
+    assert evaluate([if_exists], Request("s3:ListBucket", BUCKET)).allowed
+    passed = {
+        "Effect": "Allow",
+        "Action": "iam:PassRole",
+        "Resource": "arn:aws:iam::1:role/job",
+        "Condition": {"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}},
+    }
+    assert evaluate([passed], Request("iam:PassRole", "arn:aws:iam::1:role/job", {"iam:PassedToService": "emr-serverless.amazonaws.com"})).allowed  # fmt: skip
+    assert not evaluate([passed], Request("iam:PassRole", "arn:aws:iam::1:role/job", {"iam:PassedToService": "ec2.amazonaws.com"})).allowed  # fmt: skip
+
+
+def test_an_explicit_deny_wins_and_not_action_not_resource_invert() -> None:
+    deny = {"Sid": "NoSecrets", "Effect": "Deny", "Action": "s3:*", "Resource": f"{BUCKET}/lake/secret/*"}
+    decision = evaluate([READ_LAKE, deny], Request("s3:GetObject", f"{BUCKET}/lake/secret/k"))
+    assert not decision.allowed and decision.reason == "explicitly denied by NoSecrets"
+    everything_but_delete = {"Effect": "Allow", "NotAction": "s3:Delete*", "Resource": "*"}
+    assert evaluate([everything_but_delete], Request("s3:PutObject", f"{BUCKET}/k")).allowed
+    assert not evaluate([everything_but_delete], Request("s3:DeleteObject", f"{BUCKET}/k")).allowed
+    outside = {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": f"{BUCKET}/private/*"}
+    assert evaluate([outside], Request("s3:GetObject", f"{BUCKET}/public/k")).allowed
+    assert not evaluate([outside], Request("s3:GetObject", f"{BUCKET}/private/k")).allowed
+    assert not evaluate([], Request("s3:GetObject", f"{BUCKET}/k")).allowed  # implicit deny
+
+
+@given(st.text(alphabet="ab/:.", max_size=8), st.text(alphabet="ab/:.", max_size=8))
+def test_wildcards_are_only_star_and_question_mark(prefix: str, rest: str) -> None:
+    assert wildcard_match(prefix, prefix + rest) == (rest == "")  # no wildcard: only itself ('.' is literal)
+    assert wildcard_match(prefix + "*", prefix + rest)  # '*' spans '/' and ':'
+    assert wildcard_match(prefix + "?", prefix + rest) == (len(rest) == 1)
+    assert not wildcard_match(prefix + "x*", prefix + rest)  # 'x' never occurs in the values
+
+
+def _call(role: str, operation: str, **params: Any) -> Call:
+    return Call(role, "s3", operation, {"Bucket": "moto-models", **params}, buckets={"moto-models": "ModelBucket"})
+
+
+def test_s3_operations_map_to_the_actions_aws_authorizes() -> None:
+    model = f"arn:aws:s3:::{STACK}-modelbucket"
+    (head,) = requests_for(_call("R", "HeadObject", Key="registry/mlflow.db"))
+    assert head[0] == Request("s3:GetObject", f"{model}/registry/mlflow.db")
+    (listing,) = requests_for(_call("R", "ListObjectsV2", Prefix="mlflow/history/"))
+    assert listing[0] == Request("s3:ListBucket", model, {"s3:prefix": "mlflow/history/"})
+    deletes = requests_for(_call("R", "DeleteObjects", Delete={"Objects": [{"Key": "a"}, {"Key": "b"}]}))
+    assert [r.action for r, _ in deletes] == ["s3:DeleteObject", "s3:DeleteObject"]
+    copy = requests_for(_call("R", "CopyObject", Key="b", CopySource={"Bucket": "moto-models", "Key": "a"}))
+    assert [(r.action, r.resource) for r, _ in copy] == [("s3:GetObject", f"{model}/a"), ("s3:PutObject", f"{model}/b")]
+    (multipart,) = requests_for(_call("R", "UploadPart", Key="mlflow/x", UploadId="u", PartNumber=1))
+    assert multipart[0].action == "s3:PutObject"
+
+
+def test_the_template_roles_deny_what_they_do_not_grant() -> None:
+    roles = all_roles()
+    assert {"ApiFunctionRole", "TrainFunctionRole", "PromoteFunctionRole", "MonitorFunctionRole",
+            "CurateFunctionRole", "BatchScoreFunctionRole", "RetrainStateMachineRole",
+            "BatchScoreStateMachineRole", "SparkJobRole", "SmokeRole"} <= set(roles)  # fmt: skip
+    api_writes_registry = _call("ApiFunctionRole", "PutObject", Key="registry/mlflow.db")
+    findings, checked = check([api_writes_registry], roles)
+    assert [f.request.action for f in findings] == ["s3:PutObject"]
+    assert checked == {"ApiFunctionRole": {("s3:PutObject", f"arn:aws:s3:::{STACK}-modelbucket/registry/mlflow.db")}}
+    reads_feedback = _call("ApiFunctionRole", "GetObject", Key="mlflow/serving/manifest.json")
+    assert check([reads_feedback], roles)[0] == []
+
+
+def test_a_missing_key_without_list_permission_is_a_403_and_unknown_buckets_are_denied() -> None:
+    roles = all_roles()
+    missing = _call("BatchScoreFunctionRole", "GetObject", Key="mlflow/serving/manifest.json")
+    missing.status = 404
+    findings, _ = check([missing], roles)
+    assert [f.request.action for f in findings] == ["s3:ListBucket"] and "403" in findings[0].note
+    stranger = Call("ApiFunctionRole", "s3", "GetObject", {"Bucket": "someone-else", "Key": "mlflow/x"})
+    assert check([stranger], roles)[0]
+
+
+def test_per_key_errors_of_a_batch_delete_are_findings() -> None:
+    delete = _call("CurateFunctionRole", "DeleteObjects", Delete={"Objects": [{"Key": "lake/x"}]})
+    delete.per_key_errors = [{"Key": "lake/x", "Code": "AccessDenied"}]
+    findings, _ = check([delete], all_roles())
+    assert any("AccessDenied" in f.decision.reason for f in findings)
+
+
+def test_an_unknown_role_is_an_error() -> None:
+    with pytest.raises(KeyError):
+        check([_call("NoSuchRole", "GetObject", Key="k")], all_roles())
