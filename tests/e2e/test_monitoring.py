@@ -173,3 +173,39 @@ def test_the_drift_loop_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
     assert recall["after retraining"] > recall["drifted"] + 0.2  # and recovered
     assert any("the monitor started a retraining" in line for line in lines)
     assert drifted["curated_rows"] >= 30_000 + 4_000  # the Curate step fed the labeled traffic in, no person
+
+
+def test_the_monitor_cleans_up_after_losing_a_commit_race_to_curate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In emulated AWS (the lake in the data bucket): Curate commits the same new label object while the
+    monitor compacts it; the monitor's commit is refused, it deletes the parts it wrote and compacts what
+    is left. Its role must allow that delete (the recorded-call IAM check, docs/iam.md), and nothing it
+    wrote may stay behind for Athena to count twice."""
+    from fraudops_dev.emulation import emulated_retraining
+
+    from fraudops.config import get_settings
+    from fraudops.lake import Lake
+    from fraudops.lake.table import TableWriter
+
+    with emulated_retraining({"FRAUDOPS_LABEL_MATURITY_DAYS": "0", "FRAUDOPS_CURATION_SETTLE_MINUTES": "0"}):
+        settings = get_settings()
+        store_labels(settings, [("t-1", True), ("t-2", False)], "feedback")
+        curate, monitor = fresh_import("curate_function"), fresh_import("monitor_function")
+        original_commit = TableWriter.commit
+        raced: list[bool] = []
+
+        def commit_after_curate(self: TableWriter, *args: Any, **kwargs: Any) -> Any:
+            if not raced:  # the monitor's first commit: Curate gets there first
+                raced.append(True)
+                curate.handler({}, lambda_context("fraudops-curate"))
+            return original_commit(self, *args, **kwargs)
+
+        monkeypatch.setattr(TableWriter, "commit", commit_after_curate)
+        now = datetime.now(UTC)
+        window = {"since": (now - timedelta(minutes=5)).isoformat(), "until": now.isoformat()}
+        monitor.handler(window, lambda_context("fraudops-monitor"))
+        assert raced
+        labels = Lake(settings).labels
+        live = {f.key for f in labels.manifest().files}
+        stored = set(labels.storage.list_keys("labels/dt="))
+        assert stored == live, f"parts left behind by the aborted commit: {sorted(stored - live)}"
+        assert sorted(labels.read(columns=["transaction_id"]).to_pandas()["transaction_id"]) == ["t-1", "t-2"]
