@@ -170,9 +170,16 @@ class S3LakeStorage(LakeStorage):
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             chunk = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
             try:
-                self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
+                response = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": chunk, "Quiet": True})
             except ClientError as error:
                 raise StoreError(f"cannot delete under {self.root_uri}: {error}") from error
+            # DeleteObjects answers 200 and reports each key it could not delete (AccessDenied, ...) in
+            # Errors; in quiet mode only those (https://docs.aws.amazon.com/AmazonS3/latest/API/API_DeleteObjects.html).
+            failed = response.get("Errors") or []
+            if failed:
+                shown = ", ".join(f"{e.get('Key')} ({e.get('Code')}: {e.get('Message', '')})" for e in failed[:5])
+                more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+                raise StoreError(f"cannot delete {len(failed)} object(s) under {self.root_uri}: {shown}{more}")
 
     def open_input(self, key: str) -> pa.NativeFile:
         import pyarrow as pa

@@ -16,9 +16,9 @@ after each replacing commit, so it sees the files of a replaced version only unt
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +32,8 @@ import pyarrow.parquet as pq
 from fraudops.errors import DataError, StoreError
 from fraudops.lake.schemas import COMPRESSION, PARTITION_COLUMN, SCHEMA_VERSION_KEY, TableSchema, partition_dir
 from fraudops.lake.storage import LakeStorage
+
+logger = logging.getLogger(__name__)
 
 MANIFESTS = "_manifests"
 _VERSION_DIGITS = 12
@@ -337,6 +339,8 @@ class TableWriter:
     def abort(self) -> None:
         """Delete the parts written so far (best effort: ``vacuum`` gets what a kill leaves)."""
         self._buffers.clear()
-        with contextlib.suppress(StoreError):
+        try:
             self.table.storage.delete([f.key for f in self.files])
+        except StoreError as error:  # the commit's own error is the one raised; say what stays behind
+            logger.warning("aborted commit left its parts behind (vacuum removes them later): %s", error)
         self.files = []
