@@ -32,7 +32,6 @@ from types import FrameType
 from typing import Any
 
 import pytest
-
 from fraudops_dev.iam.calls import Call, check, table
 
 HANDLER_ROLES = {
@@ -136,7 +135,7 @@ def _install() -> None:
         return client
 
     create_client._fraudops_recording = True  # type: ignore[attr-defined]
-    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+    botocore.session.Session.create_client = create_client
 
     original_start = threading.Thread.start
 
@@ -157,11 +156,15 @@ def _install() -> None:
 
             job_role = f"arn:aws:iam::{ACCOUNT}:role/{STACK}-SparkJobRole"
         record_derived(role, "emr-serverless", "StartJobRun", {"applicationId": application})
-        record_derived(role, "iam", "PassRole", {"RoleArn": job_role, "PassedToService": "emr-serverless.amazonaws.com"})
+        record_derived(
+            role, "iam", "PassRole", {"RoleArn": job_role, "PassedToService": "emr-serverless.amazonaws.com"}
+        )
         for operation in ("PutTargets", "PutRule", "DescribeRule"):
             record_derived(role, "events", operation, {"Rule": EMR_SYNC_RULE})
         result = original_run_spark_job(self, parameters)
-        record_derived(role, "emr-serverless", "GetJobRun", {"applicationId": application, "jobRunId": result["JobRunId"]})
+        record_derived(
+            role, "emr-serverless", "GetJobRun", {"applicationId": application, "jobRunId": result["JobRunId"]}
+        )
         return result
 
     emulation.Emulation.run_spark_job = run_spark_job  # type: ignore[method-assign]

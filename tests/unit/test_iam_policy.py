@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
-
 from fraudops_dev.iam.calls import Call, check, requests_for
 from fraudops_dev.iam.policy import Request, evaluate, wildcard_match
 from fraudops_dev.iam.roles import STACK, all_roles
+from hypothesis import given
+from hypothesis import strategies as st
 
 BUCKET = "arn:aws:s3:::data"
 READ_LAKE = {"Sid": "ReadLake", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/lake/*"}
@@ -44,8 +43,9 @@ def test_conditions_must_hold_and_a_missing_key_fails_them() -> None:
         "Resource": "arn:aws:iam::1:role/job",
         "Condition": {"StringEquals": {"iam:PassedToService": "emr-serverless.amazonaws.com"}},
     }
-    assert evaluate([passed], Request("iam:PassRole", "arn:aws:iam::1:role/job", {"iam:PassedToService": "emr-serverless.amazonaws.com"})).allowed  # fmt: skip
-    assert not evaluate([passed], Request("iam:PassRole", "arn:aws:iam::1:role/job", {"iam:PassedToService": "ec2.amazonaws.com"})).allowed  # fmt: skip
+    job, emr = "arn:aws:iam::1:role/job", "emr-serverless.amazonaws.com"
+    assert evaluate([passed], Request("iam:PassRole", job, {"iam:PassedToService": emr})).allowed
+    assert not evaluate([passed], Request("iam:PassRole", job, {"iam:PassedToService": "ec2.amazonaws.com"})).allowed
 
 
 def test_an_explicit_deny_wins_and_not_action_not_resource_invert() -> None:
@@ -120,3 +120,12 @@ def test_per_key_errors_of_a_batch_delete_are_findings() -> None:
 def test_an_unknown_role_is_an_error() -> None:
     with pytest.raises(KeyError):
         check([_call("NoSuchRole", "GetObject", Key="k")], all_roles())
+
+
+def test_only_denials_the_code_handles_are_let_through() -> None:
+    """store.s3.ensure_bucket takes a 403 on HeadBucket as "the bucket exists"; any other denial is a finding."""
+    roles = all_roles()
+    head_bucket = _call("TrainFunctionRole", "HeadBucket")
+    assert check([head_bucket], roles)[0] == []
+    writes_intent = _call("ApiFunctionRole", "PutObject", Key="mlflow/intents/fraud-detector/x.json")
+    assert [f.request.action for f in check([writes_intent], roles)[0]] == ["s3:PutObject"]

@@ -22,7 +22,7 @@ key policies are not (docs/iam.md lists what cannot be known without AWS).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -138,7 +138,7 @@ def statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
     return _conditions_hold(statement.get("Condition", {}), request.context)
 
 
-def evaluate(statements: list[Mapping[str, Any]], request: Request) -> Decision:
+def evaluate(statements: Sequence[Mapping[str, Any]], request: Request) -> Decision:
     """AWS's decision for one request against one principal's identity-based statements."""
     allowed_by = None
     for index, statement in enumerate(statements):
@@ -152,4 +152,3 @@ def evaluate(statements: list[Mapping[str, Any]], request: Request) -> Decision:
     if allowed_by is not None:
         return Decision(True, f"allowed by {allowed_by}", allowed_by)
     return Decision(False, "no statement allows it")
-

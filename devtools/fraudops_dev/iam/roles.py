@@ -47,9 +47,12 @@ MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
             "Sid": "AWSXrayWriteOnlyAccess",
             "Effect": "Allow",
             "Action": [
-                "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-                "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries",
-            ],  # fmt: skip
+                "xray:PutTraceSegments",
+                "xray:PutTelemetryRecords",
+                "xray:GetSamplingRules",
+                "xray:GetSamplingTargets",
+                "xray:GetSamplingStatisticSummaries",
+            ],
             "Resource": "*",
         }
     ],
