@@ -186,6 +186,8 @@ HANDLED_DENIALS = {
     # store.s3.ensure_bucket creates the model bucket on a fresh local setup; a role that may not list the
     # bucket gets 403 and the code takes it as "exists" (in AWS the template creates the bucket).
     "s3:HeadBucket": "store.s3.ensure_bucket treats 403 as an existing bucket",
+    # ...and creates it only after a 404, which a role without s3:ListBucket never gets in AWS (403 first).
+    "s3:CreateBucket": "store.s3.ensure_bucket creates only after HeadBucket's 404, never reached in AWS",
 }
 
 
