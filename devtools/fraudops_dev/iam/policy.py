@@ -118,22 +118,20 @@ def _conditions_hold(conditions: Mapping[str, Any], context: Mapping[str, str | 
     return True
 
 
+def _element_matches(statement: Mapping[str, Any], element: str, value: str, *, case_sensitive: bool) -> bool:
+    """``Action``/``Resource`` must match, ``NotAction``/``NotResource`` must not; a statement with neither
+    applies to nothing."""
+    if element in statement:
+        return _matches_any(_as_list(statement[element]), value, case_sensitive=case_sensitive)
+    if f"Not{element}" in statement:
+        return not _matches_any(_as_list(statement[f"Not{element}"]), value, case_sensitive=case_sensitive)
+    return False
+
+
 def statement_applies(statement: Mapping[str, Any], request: Request) -> bool:
-    if "Action" in statement:
-        if not _matches_any(_as_list(statement["Action"]), request.action, case_sensitive=False):
-            return False
-    elif "NotAction" in statement:
-        if _matches_any(_as_list(statement["NotAction"]), request.action, case_sensitive=False):
-            return False
-    else:
+    if not _element_matches(statement, "Action", request.action, case_sensitive=False):
         return False
-    if "Resource" in statement:
-        if not _matches_any(_as_list(statement["Resource"]), request.resource, case_sensitive=True):
-            return False
-    elif "NotResource" in statement:
-        if _matches_any(_as_list(statement["NotResource"]), request.resource, case_sensitive=True):
-            return False
-    else:
+    if not _element_matches(statement, "Resource", request.resource, case_sensitive=True):
         return False
     return _conditions_hold(statement.get("Condition", {}), request.context)
 
