@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT / "devtools"))
 from fraudops_dev.pipelines import (  # noqa: E402
     SamCommand,
     UndefinedVariable,
+    deployed_parameters_problems,
     doc_bootstrap_commands,
+    doc_deploy_commands,
     jenkins_sam_commands,
     workflow_sam_commands,
 )
@@ -122,10 +124,46 @@ def run(command: SamCommand, workdir: Path) -> tuple[str | None, str]:
     return None, "returned"
 
 
+def resolved_deploy(command: SamCommand, workdir: Path) -> tuple[dict[str, str], str] | str:
+    """The parameters and config env SAM CLI's own argument handling gives `sam deploy` for this command
+    line and samconfig.toml: its ``do_cli`` is replaced by a recorder, so nothing past the arguments runs."""
+    import inspect
+
+    from samcli.cli.main import cli
+    from samcli.commands.deploy import command as deploy_command
+
+    seen: dict[str, object] = {}
+    signature = inspect.signature(deploy_command.do_cli)
+
+    def record(*args: object, **kwargs: object) -> None:  # the command passes do_cli's arguments by position
+        seen.update(signature.bind(*args, **kwargs).arguments)
+
+    os.chdir(workdir)
+    with open(workdir / "sam-resolve.log", "w+", encoding="utf-8") as output:
+        try:
+            with (
+                contextlib.redirect_stdout(output),
+                contextlib.redirect_stderr(output),
+                mock.patch("sys.stdin", io.StringIO("")),
+                mock.patch.object(deploy_command, "do_cli", side_effect=record),
+            ):
+                cli.main(args=command.argv, prog_name="sam", standalone_mode=False)
+        except SystemExit as stop:
+            if stop.code not in (0, None):
+                output.seek(0)
+                return f"exited {stop.code} before deploying: {output.read()[-800:]}"
+        except Exception as error:
+            return f"refused before deploying: {error_chain(error)}"
+    if "parameter_overrides" not in seen:
+        return "SAM CLI never reached its deploy with these arguments"
+    overrides = {str(k): str(v) for k, v in dict(seen["parameter_overrides"] or {}).items()}  # type: ignore[call-overload]
+    return overrides, str(seen.get("config_env") or "default")
+
+
 def main() -> int:
     problems: list[str] = []
     commands: list[SamCommand] = []
-    for reader in (workflow_sam_commands, jenkins_sam_commands, doc_bootstrap_commands):
+    for reader in (workflow_sam_commands, jenkins_sam_commands, doc_bootstrap_commands, doc_deploy_commands):
         try:
             commands += reader()
         except UndefinedVariable as error:
@@ -142,8 +180,24 @@ def main() -> int:
             shown = "sam " + " ".join(command.argv)
             if problem:
                 problems.append(f"{command.where}: {shown}\n    {problem}")
+                continue
+            print(f"ok  {command.where}: sam {command.subcommand}, stops at: {stopped_at}")
+            if command.subcommand != "deploy":
+                continue
+            # What it would deploy: the parameters SAM CLI resolved, against what that environment must deploy.
+            resolved = resolved_deploy(command, workdir)
+            if isinstance(resolved, str):
+                problems.append(f"{command.where}: {shown}\n    {resolved}")
+                continue
+            parameters, config_env = resolved
+            wrong = deployed_parameters_problems(command, parameters, config_env)
+            if wrong:
+                problems.append(f"{command.where}: {shown}\n    deploys the wrong parameters: " + "; ".join(wrong))
             else:
-                print(f"ok  {command.where}: sam {command.subcommand}, stops at: {stopped_at}")
+                print(
+                    f"ok  {command.where}: deploys {config_env}'s {len(parameters)} parameters"
+                    + (f" with {', '.join(sorted(command.changes))} changed" if command.changes else "")
+                )
         os.chdir(ROOT)
     for problem in problems:
         print(f"FAIL {problem}", file=sys.stderr)

@@ -438,6 +438,12 @@ def cmd_smoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev import deploy_parameters
+
+    return deploy_parameters.run(args)
+
+
 def cmd_ui(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops_dev.deployed_ui import serve_deployed_ui
 
@@ -825,6 +831,13 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--stack", help="a deployed stack: URL, key and state machine from its outputs (with --aws)")
     smoke.add_argument("--retrain", action="store_true", help="also run one retraining and report its decision")
     smoke.set_defaults(func=cmd_smoke)
+
+    from fraudops_dev import deploy_parameters
+
+    deploy = sub.add_parser(
+        "deploy", help="sam deploy with some parameters changed and the rest as samconfig.toml's environment sets them"
+    )
+    deploy_parameters.build_parser(deploy).set_defaults(func=cmd_deploy)
 
     ui = sub.add_parser("ui", help="MLflow's UI on a read-only copy of a deployed stack's registry (127.0.0.1)")
     ui.add_argument("--stack", help="CloudFormation stack name (reads its ModelBucket output)")

@@ -22,7 +22,14 @@ DEPLOY_DOC_PATH = REPO_ROOT / "docs" / "deploy.md"
 ACCOUNT = "123456789012"
 SAM_SUBCOMMANDS = ("build", "package", "deploy")
 # Variables Jenkins itself sets (https://www.jenkins.io/doc/book/pipeline/jenkins-file/#using-environment-variables)
-JENKINS_BUILTINS = {"BRANCH_NAME", "BUILD_ID", "BUILD_NUMBER", "BUILD_TAG", "JOB_NAME", "WORKSPACE", "HOME", "PATH"}
+# and by its Git plugin (GIT_COMMIT: https://plugins.jenkins.io/git/#plugin-content-environment-variables)
+JENKINS_BUILTINS = {"BRANCH_NAME", "BUILD_ID", "BUILD_NUMBER", "BUILD_TAG", "JOB_NAME", "WORKSPACE", "HOME", "PATH",
+                    "GIT_COMMIT"}  # fmt: skip
+# Variables every GitHub Actions step has (https://docs.github.com/en/actions/reference/workflows-and-actions/variables)
+GITHUB_DEFAULTS = {"GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567", "GITHUB_REF": "refs/heads/main"}
+# The one command substitution a sam line may hold: the merged parameters of deploy_parameters.py
+# (`--parameter-overrides "$(python3 devtools/fraudops_dev/deploy_parameters.py --config-env E --print K=V)"`).
+DEPLOY_PARAMETERS = re.compile(r"^\$\(python3 devtools/fraudops_dev/deploy_parameters\.py (?P<args>[^()]*)\)$")
 VARIABLE = re.compile(r"\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)\}|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)")
 SECRET = re.compile(r"^\$\{\{\s*secrets\.(?P<name>[A-Za-z0-9_]+)\s*\}\}$")
 
@@ -35,6 +42,7 @@ class UndefinedVariable(ValueError):
 class SamCommand:
     where: str  # "pipeline.yml: job deploy-dev" / "Jenkinsfile: stage 'Deploy dev'"
     argv: list[str]  # after "sam", variables substituted
+    changes: dict[str, str] = field(default_factory=dict)  # parameters it sets beside samconfig's (deploy_parameters)
 
     @property
     def subcommand(self) -> str:
@@ -71,6 +79,25 @@ def substitute(text: str, variables: dict[str, str], where: str) -> str:
         return variables[name]
 
     return VARIABLE.sub(value, text)
+
+
+def sam_command(line: str, variables: dict[str, str], where: str) -> SamCommand:
+    """A sam line as the shell would run it: variables substituted, then the deploy_parameters.py
+    substitution replaced by what it prints (any other ``$(...)`` is refused: the check could not know
+    what the runner would put there)."""
+    from fraudops_dev import deploy_parameters
+
+    argv, changes = [], {}
+    for word in shlex.split(substitute(line, variables, where))[1:]:
+        match = DEPLOY_PARAMETERS.match(word)
+        if match:
+            args = deploy_parameters.build_parser().parse_args(shlex.split(match["args"]))
+            changes = dict(pair.split("=", 1) for pair in args.parameters)
+            word = deploy_parameters.render(deploy_parameters.merged_overrides(args.config_env, changes))
+        elif "$(" in word:
+            raise UndefinedVariable(f"{where}: a command substitution the check cannot evaluate: {word}")
+        argv.append(word)
+    return SamCommand(where, argv, changes)
 
 
 def sam_lines(script: str) -> list[str]:
@@ -118,13 +145,13 @@ def workflow_jobs(path: Path = WORKFLOW_PATH) -> dict[str, Job]:
 
 
 def workflow_sam_commands(path: Path = WORKFLOW_PATH) -> list[SamCommand]:
-    variables = workflow_variables(path)
+    variables = {**GITHUB_DEFAULTS, **workflow_variables(path)}
     commands = []
     for job in workflow_jobs(path).values():
         where = f"{path.name}: job {job.name}"
         for script in job.runs:
             for line in sam_lines(script):
-                commands.append(SamCommand(where, shlex.split(substitute(line, variables, where))[1:]))
+                commands.append(sam_command(line, variables, where))
     return commands
 
 
@@ -178,7 +205,7 @@ def jenkins_sam_commands(path: Path = JENKINSFILE_PATH) -> list[SamCommand]:
         where = f"{path.name}: stage '{stage}'"
         for script in jenkins_scripts(text):
             for line in sam_lines(script):
-                commands.append(SamCommand(where, shlex.split(substitute(line, variables, where))[1:]))
+                commands.append(sam_command(line, variables, where))
     return commands
 
 
@@ -191,6 +218,77 @@ def doc_bootstrap_commands(path: Path = DEPLOY_DOC_PATH) -> list[SamCommand]:
             if line.strip().startswith("sam pipeline bootstrap"):
                 commands.append(SamCommand(f"{path.name}: bootstrap", shlex.split(line.split("#")[0])[1:]))
     return commands
+
+
+DOC_PATHS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+DOC_DEPLOY = re.compile(r"^(sam deploy|fraudops deploy)\b")
+
+
+def doc_deploy_commands(paths: list[Path] | None = None) -> list[SamCommand]:
+    """Every `sam deploy` and `fraudops deploy` a user can copy from the README and docs/ (shell blocks
+    and inline code), as the `sam deploy` argv each runs. `sam deploy --guided` is left out: it prompts."""
+    from fraudops_dev import deploy_parameters
+
+    commands: list[SamCommand] = []
+    for path in paths or DOC_PATHS:
+        text = path.read_text()
+        lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S)
+                 for line in re.sub(r"\\\n\s*", " ", block).splitlines()]  # fmt: skip
+        lines += re.findall(r"`((?:sam|fraudops) deploy[^`]*)`", text)
+        for line in lines:
+            line = line.split(" #")[0].strip()
+            if not DOC_DEPLOY.match(line) or "--guided" in line:
+                continue
+            where = f"{path.name}: {line}"
+            words = shlex.split(line)
+            if words[0] == "sam":
+                commands.append(SamCommand(where, words[1:]))
+                continue
+            args = deploy_parameters.build_parser().parse_args(words[2:])
+            changes = dict(pair.split("=", 1) for pair in args.parameters)
+            argv = deploy_parameters.deploy_argv(args.config_env, changes, args.sam_arg)
+            commands.append(SamCommand(where, argv[1:], changes))
+    unique: dict[tuple[str, ...], SamCommand] = {}
+    for command in commands:
+        unique.setdefault(tuple(command.argv), command)
+    return list(unique.values())
+
+
+def config_env_of(argv: list[str]) -> str:
+    for index, word in enumerate(argv):
+        if word == "--config-env" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--config-env="):
+            return word.split("=", 1)[1]
+    return "default"
+
+
+def deployed_parameters_problems(command: SamCommand, resolved: dict[str, str], config_env: str) -> list[str]:
+    """What is wrong with the parameters a deploy command resolves to (``resolved``: what SAM CLI hands its
+    deploy, e.g. read from its ``do_cli``): every parameter the environment sets in samconfig.toml must be
+    there with that value, unless the command deliberately changes it; a pipeline deploy must name the
+    Spark image (an empty one removes the EMR application's image configuration)."""
+    from fraudops_dev import deploy_parameters
+
+    expected = {**deploy_parameters.environment_overrides(config_env), **command.changes}
+    problems = [f"{key}={resolved.get(key)!r}, but {config_env} deploys {key}={value!r}"
+                for key, value in expected.items() if resolved.get(key) != value]  # fmt: skip
+    if config_env.startswith("pipeline-") and not resolved.get("SparkImageUri"):
+        problems.append("a pipeline deploy without SparkImageUri: the Spark job would run the EMR release's "
+                        "stock image (or a stale one), not this commit's layers/runtime")  # fmt: skip
+    return problems
+
+
+def modelled_parameters(command: SamCommand) -> dict[str, str]:
+    """The parameters SAM CLI 1.170 deploys for this command, as it behaves (checked in-process by
+    `.ci/sam_commands.py`): the command line's ``--parameter-overrides`` replace samconfig's whole list."""
+    from fraudops_dev import deploy_parameters
+
+    argv = command.argv
+    for index, word in enumerate(argv):
+        if word == "--parameter-overrides" and index + 1 < len(argv):
+            return deploy_parameters.parse_overrides(argv[index + 1])
+    return deploy_parameters.environment_overrides(config_env_of(argv))
 
 
 def all_sam_commands() -> list[SamCommand]:

@@ -16,9 +16,13 @@ from fraudops_dev.pipelines import (
     JENKINSFILE_PATH,
     WORKFLOW_PATH,
     all_sam_commands,
+    config_env_of,
+    deployed_parameters_problems,
     doc_bootstrap_commands,
+    doc_deploy_commands,
     jenkins_stages,
     jenkins_undefined_variables,
+    modelled_parameters,
     workflow_jobs,
 )
 
@@ -51,7 +55,8 @@ def test_every_pipeline_package_and_deploy_uses_a_pipeline_config_env() -> None:
         config_env = command.argv[command.argv.index("--config-env") + 1]
         assert config_env in {"pipeline-dev", "pipeline-prod"}, (command.where, config_env)
         stage = config_env.removeprefix("pipeline-")
-        targets = [v for v in command.argv if not v.startswith("--") and ("artifacts" in v or "image-repository" in v)]
+        named = [v for v in command.argv if not v.startswith("--") and "=" not in v]  # not the parameter list
+        targets = [v for v in named if "artifacts" in v or "image-repository" in v]
         assert len(targets) == 2 and all(stage in value for value in targets), (command.where, targets)
 
 
@@ -217,3 +222,35 @@ def test_the_documented_bootstrap_runs_unattended_for_this_repository() -> None:
     assert argv[argv.index("--oidc-provider") + 1] == "github-actions"
     assert argv[argv.index("--cicd-provider") + 1] == "github-actions"  # else SAM CLI drops --oidc-provider
     assert argv[argv.index("--deployment-branch") + 1] == "main"
+
+
+def test_every_pipeline_deploy_keeps_its_environments_parameters_and_names_the_spark_image() -> None:
+    """Issue 26 finding 4: a pipeline deploy must deploy its samconfig environment's parameters and this
+    commit's Spark image (SAM builds Lambda images only; the pipelines build and push it themselves)."""
+    deploys = [c for c in all_sam_commands() if c.subcommand == "deploy"]
+    assert len(deploys) == 4
+    for command in deploys:
+        problems = deployed_parameters_problems(command, modelled_parameters(command), config_env_of(command.argv))
+        assert not problems, (command.where, problems)
+        image = modelled_parameters(command)["SparkImageUri"]
+        assert image.split(":")[-1].startswith("spark-"), image
+
+
+def test_every_documented_deploy_keeps_the_environments_parameters() -> None:
+    """Issue 26 finding 3: `--parameter-overrides` on SAM CLI's command line replaces samconfig's whole
+    list, so a documented deploy that changes one parameter must carry every other one of its environment
+    (`fraudops deploy` merges them); `.ci/sam_commands.py` checks the same through SAM CLI itself."""
+    commands = doc_deploy_commands()
+    assert {config_env_of(c.argv) for c in commands} == {"default", "prod"}
+    assert any(c.changes for c in commands), "the docs show how to change one parameter"
+    for command in commands:
+        problems = deployed_parameters_problems(command, modelled_parameters(command), config_env_of(command.argv))
+        assert not problems, (command.where, problems)
+
+
+def test_a_bare_parameter_override_in_the_docs_is_caught(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```bash\nsam deploy --config-env prod --parameter-overrides SparkImageUri=x\n```\n")
+    (command,) = doc_deploy_commands([page])
+    problems = deployed_parameters_problems(command, modelled_parameters(command), "prod")
+    assert any(problem.startswith("Stage=None") for problem in problems), problems
