@@ -170,3 +170,43 @@ def test_a_lost_capture_is_a_metric_and_degrades_health(
     health = json.loads(api.handler(api_gateway_event("GET", "/health"), CONTEXT)["body"])
     assert health["status"] == "degraded" and health["captures_lost"] == 3
     assert "No space left on device" in health["problem"]
+
+
+@pytest.mark.e2e
+def test_batch_scoring_steps_in_s3_mode_as_step_functions_runs_them(
+    pipeline: dict[str, Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """batch_score.asl.json's steps on the AWS code path: PinModel (the promote handler's "pin"), then one
+    Distributed Map child per batch (the batch handler, writing its part to the data bucket). The calls
+    Step Functions makes itself are recorded from AWS's documentation, so the IAM check covers the
+    BatchScore function's and the state machine's roles (tests/helpers/aws_calls.py)."""
+    import boto3
+
+    from tests.helpers.aws_calls import record_batch_run
+
+    data_bucket = f"data-{settings.model_bucket}"
+    s3 = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1")
+    s3.create_bucket(Bucket=data_bucket)
+    # The data bucket, as the template names it to the functions (the check maps buckets by these URIs).
+    monkeypatch.setenv("FRAUDOPS_SPARK_OUTPUT_URI", f"s3://{data_bucket}/spark-training")
+    header = ["step", "type", "amount", "nameOrig", "oldbalanceOrg", "newbalanceOrig", "nameDest",
+              "oldbalanceDest", "newbalanceDest"]  # fmt: skip
+    rows = [dict(zip(header, ["1", "TRANSFER", f"{100.0 + i}", f"C{i}", "500.0", "0.0", f"C9{i}", "0.0", "0.0"],
+                     strict=True)) for i in range(5)]  # fmt: skip
+    rows.append({**rows[0], "amount": "not a number"})
+    lines = [",".join(header), *(",".join(row[name] for name in header) for row in rows)]
+    s3.put_object(Bucket=data_bucket, Key="batch/input/day.csv", Body="\n".join(lines).encode())  # the user's file
+    execution = "exec-1"
+    output = f"s3://{data_bucket}/batch/results/{execution}"
+
+    pinned = fresh_import("promote_function").handler({"action": "pin", "version": None}, CONTEXT)
+    batch = fresh_import("batch_function")
+    items = [{"index": index, "row": row} for index, row in enumerate(rows)]
+    batch_input = {"model": pinned["model"], "policy": pinned["policy"], "format": "csv", "output": output}
+    results = [batch.handler({"Items": part, "BatchInput": batch_input}, CONTEXT) for part in (items[:3], items[3:])]
+    record_batch_run(data_bucket, "batch/input/day.csv", data_bucket, execution, batches=len(results))
+
+    assert [r["scored"] for r in results] == [3, 2] and [r["rejected"] for r in results] == [0, 1]
+    written = s3.list_objects_v2(Bucket=data_bucket, Prefix=f"batch/results/{execution}/")["Contents"]
+    assert sorted(o["Key"].split(f"{execution}/")[1] for o in written) == [
+        "errors/part-000000000003.csv", "results/part-000000000000.csv", "results/part-000000000003.csv"]  # fmt: skip

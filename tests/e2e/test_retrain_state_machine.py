@@ -157,3 +157,29 @@ def test_only_one_retraining_at_a_time(emulation: Emulation) -> None:
     ]
     third = emulation.run()  # the first released the lease: the next one trains
     assert third.status == "SUCCEEDED" and third.output["lease"]["acquired"] is True, third.output
+
+
+def test_the_smoke_command_finds_the_stack_and_runs_one_retraining(
+    emulation: Emulation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`fraudops --aws smoke --stack S --retrain`'s AWS half (the stack's outputs, the key's value, one
+    execution followed to its end) against emulated AWS, so the IAM check covers the pipeline's SmokeRole."""
+    import boto3
+    from fraudops_dev import smoke
+    from fraudops_dev.iam.roles import STACK
+
+    region = "us-east-1"
+    key = boto3.client("apigateway", region_name=region).create_api_key(name="smoke", enabled=True)
+    outputs = {"ApiUrl": "https://example.execute-api.us-east-1.amazonaws.com/dev", "ApiKeyId": key["id"],
+               "RetrainStateMachineArn": emulation.state_machine_arn}  # fmt: skip
+    template = {"Resources": {"Placeholder": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+                "Outputs": {name: {"Value": value} for name, value in outputs.items()}}  # fmt: skip
+    boto3.client("cloudformation", region_name=region).create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    real_sleep = time.sleep
+    monkeypatch.setattr(smoke.time, "sleep", lambda seconds: real_sleep(min(seconds, 0.2)))  # its 10 s polls
+
+    endpoints = smoke.stack_endpoints(STACK, region)
+    assert endpoints == {"url": outputs["ApiUrl"], "key": key["value"], "state_machine": emulation.state_machine_arn}
+    outcome = smoke.retrain_in_aws(endpoints["state_machine"], region, timeout=600)()
+    assert outcome["status"] == "SUCCEEDED", outcome
+    assert outcome["promotion"]["outcome"] in {"promoted", "rejected"}

@@ -8,6 +8,7 @@ API parameters as the caller passed them; the event's ``context`` dict lives for
 raising ``ClientError``). Attribution is by the calling code, not by what the test intends:
 
 - a frame of a handler module (``functions/*/<name>_function.py``) -> that function's role;
+- `fraudops smoke`'s AWS code (``fraudops_dev.smoke``) -> the pipeline's SmokeRole (infra/pipeline);
 - the Spark job's code (``train_on_spark``, and the emulation's stand-in for EMR reading the window)
   -> SparkJobRole;
 - moto's Step Functions engine running an execution -> that state machine's role (the engine's threads
@@ -18,6 +19,9 @@ raising ``ClientError``). Attribution is by the calling code, not by what the te
 The Spark task (``emr-serverless:startJobRun.sync``), which moto's engine does not run, is recorded as
 the calls AWS documents Step Functions making for it (StartJobRun, GetJobRun, iam:PassRole of the job
 role, the managed EventBridge rule: https://docs.aws.amazon.com/step-functions/latest/dg/emr-serverless-iam.html).
+Likewise the batch state machine's Distributed Map, which moto's engine does not run either
+(``record_batch_run``: its ItemReader and ResultWriter S3 calls, the Lambda invocations, the child
+executions: https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html).
 
 At the end of the session every attributed call is evaluated (``fraudops_dev.iam``); any denied one
 fails the run, naming the role, the action, the resource and the reason, and a per-role table is printed.
@@ -42,6 +46,7 @@ HANDLER_ROLES = {
     "curate_function": "CurateFunctionRole",
     "batch_function": "BatchScoreFunctionRole",
 }
+CODE_ROLES = {"fraudops_dev.smoke": "SmokeRole"}  # laptop code that runs under a role of its own in AWS
 SPARK_JOB_CODE = {
     ("fraudops.spark_training.job", "train_on_spark"),
     ("fraudops_dev.emulation", "_run_spark_training_locally"),
@@ -72,6 +77,8 @@ def attribute(frame: FrameType | None) -> str | None:
         module = frame.f_globals.get("__name__", "")
         if module in HANDLER_ROLES:
             return HANDLER_ROLES[module]
+        if module in CODE_ROLES:
+            return CODE_ROLES[module]
         if (module, frame.f_code.co_name) in SPARK_JOB_CODE:
             return "SparkJobRole"
         if module.startswith("moto.stepfunctions"):
@@ -117,7 +124,30 @@ def _on_response(http_response: Any, parsed: dict[str, Any], context: dict[str, 
 
 def record_derived(role: str, service: str, operation: str, params: dict[str, Any]) -> None:
     """A call AWS makes for us that no botocore client here makes (the Step Functions EMR integration)."""
-    RECORDED.append(Call(role, service, operation, params, status=200))
+    RECORDED.append(Call(role, service, operation, params, status=200, buckets=_bucket_roles()))
+
+
+BATCH_STATE_MACHINE = "fraudops-batch-score-local-0000"  # folded to <stack>-batch-score (fraudops_dev.iam.calls)
+
+
+def record_batch_run(input_bucket: str, input_key: str, output_bucket: str, execution: str, batches: int) -> None:
+    """What Step Functions itself calls, with the BatchScoreStateMachine's role, for one execution of
+    batch_score.asl.json: PinModel invokes the promote function; the Distributed Map's ItemReader gets the
+    input object, starts one child execution per batch (each invokes the batch function) and follows them;
+    its ResultWriter writes the map run's manifest and result files under ``map_results_prefix``
+    (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html)."""
+    role = "BatchScoreStateMachineRole"
+    machine = f"arn:aws:states:us-east-1:123456789012:stateMachine:{BATCH_STATE_MACHINE}"
+    record_derived(role, "lambda", "Invoke", {"FunctionName": "fraudops-promote-local"})
+    record_derived(role, "s3", "GetObject", {"Bucket": input_bucket, "Key": input_key})
+    prefix = f"batch/results/{execution}/map-run"
+    for number in range(batches):
+        record_derived(role, "states", "StartExecution", {"stateMachineArn": machine})
+        child = f"arn:aws:states:us-east-1:123456789012:execution:{BATCH_STATE_MACHINE}/ScoreCsv:{number:08d}"
+        record_derived(role, "states", "DescribeExecution", {"executionArn": child})
+        record_derived(role, "lambda", "Invoke", {"FunctionName": "fraudops-batch-local"})
+    for name in ("manifest.json", "SUCCEEDED_0.json"):
+        record_derived(role, "s3", "PutObject", {"Bucket": output_bucket, "Key": f"{prefix}/{name}"})
 
 
 def _install() -> None:

@@ -98,7 +98,7 @@ def bucket_arn(call: Call, bucket: str) -> str:
 
 def _state_machine_name(name: str) -> str:
     """moto's state machine and execution names -> the template's (``${AWS::StackName}-retrain``)."""
-    return re.sub(r"^fraudops-(retrain|batch-score)-local-[0-9a-f]+$", rf"{STACK}-\1", name)
+    return re.sub(r"^fraudops-(retrain|batch-score)-local-[0-9a-f]+(?=/|$)", rf"{STACK}-\1", name)
 
 
 def _states_arn(arn: str) -> str:
