@@ -207,7 +207,7 @@ def cmd_curate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     settings = _db(args, settings)
     if args.engine == "spark":
-        from fraudops.spark_training.local import run_local_spark_training
+        from fraudops_dev.spark_local import run_local_spark_training
 
         if args.workers:
             settings = settings.model_copy(update={"spark_workers": args.workers})
