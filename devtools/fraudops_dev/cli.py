@@ -965,6 +965,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"fraudops {args.command}: error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        if getattr(error, "detail", ""):  # a StackError's log tail: what the service said before it died
+            print(error.detail, file=sys.stderr)  # type: ignore[attr-defined]
         return 2
 
 

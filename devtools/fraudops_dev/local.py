@@ -34,7 +34,12 @@ LOG_BACKUPS = 3
 
 
 class StackError(RuntimeError):
-    """The local stack could not start or be reached; the message names the fix."""
+    """The local stack could not start or be reached; the message (one line) names the fix, ``detail``
+    (e.g. the end of a service's log) is printed below it."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 # One MLflow UI worker on a laptop. With more, uvicorn's supervisor pings each worker and kills one that
@@ -306,7 +311,7 @@ def start_service(settings: Settings, service: Service, env: dict[str, str]) -> 
         seconds = wait_until_ready(service, process, settings.stack_ready_timeout_seconds)
     except StackError as error:
         stop_service(settings, service.name)
-        raise StackError(f"{error}; the end of {log_path}:\n{log_tail(log_path, log_start)}") from None
+        raise StackError(f"{error}; the end of its log ({log_path}) follows", log_tail(log_path, log_start)) from None
     print(f"  {service.name:<10} http://{LOCALHOST}:{service.port}  (pid {process.pid}, ready after {seconds:.0f} s, "
           f"log {log_path})")  # fmt: skip
     return process.pid

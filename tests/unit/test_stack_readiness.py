@@ -48,10 +48,26 @@ def test_a_service_that_exits_at_once_is_reported_at_once_with_its_log(tmp_path:
     with pytest.raises(StackError) as raised:
         start_service(settings, _service("broken", free_port(), code), dict(os.environ))
     assert time.monotonic() - started < 15  # not the whole limit
-    message = str(raised.value)
-    assert "broken exited (code 3)" in message
-    assert "cannot open the backend store: disk I/O error" in message  # the log's tail, not just its path
+    assert "broken exited (code 3)" in str(raised.value) and "\n" not in str(raised.value)  # one line
+    assert "cannot open the backend store: disk I/O error" in raised.value.detail  # the log's tail, not its path
     assert running_pid(settings, "broken") is None
+
+
+def test_up_prints_the_log_tail_of_a_service_that_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As a user sees it: `fraudops up` (what `make up` runs) names the service and shows its last words."""
+    from fraudops_dev import cli, local
+
+    code = "import sys; print('Error: no such option: --workers', flush=True); sys.exit(2)"
+    monkeypatch.setattr(local, "services", lambda settings: [_service("mlflow-ui", free_port(), code)])
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(tmp_path / "state"))
+    started = time.monotonic()
+    assert cli.main(["up"]) == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert "fraudops up: error: mlflow-ui exited (code 2)" in err
+    assert "| Error: no such option: --workers" in err
 
 
 def test_a_slow_service_is_waited_for_with_progress_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,7 +92,7 @@ def test_the_limit_is_the_setting_and_a_service_past_it_is_stopped_with_its_log(
     assert time.monotonic() - started < 15
     message = str(raised.value)
     assert "stuck did not answer" in message and "within 3 s" in message
-    assert "FRAUDOPS_STACK_READY_TIMEOUT_SECONDS" in message and "importing, slowly" in message
+    assert "FRAUDOPS_STACK_READY_TIMEOUT_SECONDS" in message and "importing, slowly" in raised.value.detail
     assert running_pid(settings, "stuck") is None  # stopped, not left behind
 
 
