@@ -133,9 +133,12 @@ predict: $(STAMP) ## send an example transaction to the local API with the local
 curate: $(STAMP) ## captured decisions + matured labels -> training rows in the lake (incremental)
 	$(BIN)/fraudops curate
 
-sql: $(STAMP) ## run Q="SELECT ..." over the lake (DuckDB): transactions, decisions, labels
-	@test -n "$(Q)" || { echo 'usage: make sql Q="SELECT count(*) FROM transactions"'; exit 2; }
-	$(BIN)/fraudops sql "$(Q)"
+# Q reaches DuckDB as typed: $(value Q) is its text unexpanded (a `$` stays a `$`, e.g. the JSON path
+# '$.a'), and the shell reads it from the environment, so neither make nor the shell expands it again.
+sql: export FRAUDOPS_SQL_QUERY = $(value Q)
+sql: $(STAMP) ## run Q='SELECT ...' over the lake (DuckDB): transactions, decisions, labels
+	@test -n "$$FRAUDOPS_SQL_QUERY" || { echo "usage: make sql Q='SELECT count(*) FROM transactions'"; exit 2; }
+	$(BIN)/fraudops sql "$$FRAUDOPS_SQL_QUERY"
 
 bench: $(STAMP) ## run the benchmarks and write docs/performance.md
 	$(BIN)/python -m benchmarks.run_all

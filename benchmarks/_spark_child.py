@@ -17,7 +17,7 @@ def main(engine: str, db: str, lake: str, state: str) -> None:
     settings = Settings(db_path=Path(db), lake_uri=lake, state_dir=Path(state), storage="local")
     started = time.perf_counter()
     if engine == "spark":
-        from fraudops.spark_training.local import run_local_spark_training
+        from fraudops_dev.spark_local import run_local_spark_training
 
         result = run_local_spark_training(settings)
     else:

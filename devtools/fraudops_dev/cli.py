@@ -1,6 +1,6 @@
 """`fraudops`: the pipeline on your laptop, with the same core the Lambda functions run.
 
-  fraudops generate --rows 1000000     write data/fraud.db (replaces it only when complete)
+  fraudops generate --rows 1000000     write generated transactions to the lake (replaced only when complete)
   fraudops import-csv PS_2017.csv.zip  load the real PaySim CSV (.csv, .csv.gz or .zip; --append)
   fraudops train | promote             one training run / one promotion decision
   fraudops up | down | logs            the local stack in the background (MLflow UI, API)
@@ -207,7 +207,7 @@ def cmd_curate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     settings = _db(args, settings)
     if args.engine == "spark":
-        from fraudops.spark_training.local import run_local_spark_training
+        from fraudops_dev.spark_local import run_local_spark_training
 
         if args.workers:
             settings = settings.model_copy(update={"spark_workers": args.workers})
@@ -681,7 +681,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--aws", action="store_true", help="allow real AWS with your credentials (FRAUDOPS_AWS=true); off by default"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    db_help = "SQLite database of transactions (default FRAUDOPS_DB_PATH, data/fraud.db)"
+    # These commands read and write the lake; their old --db option is accepted so scripts keep running.
+    db_ignored = "no effect (kept for old scripts): this command works on the lake (FRAUDOPS_LAKE_URI)"
     lake_help = "the lake's root, a folder or s3://bucket/prefix (default FRAUDOPS_LAKE_URI, <state dir>/lake)"
 
     generate = sub.add_parser("generate", help="write generated PaySim-schema transactions to the lake")
@@ -817,7 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
     appended = sub.add_parser("append-labeled", help="add labeled captured decisions to the training table")
     appended.add_argument("--since", help="window start, ISO time (default: 30 days before --until)")
     appended.add_argument("--until", help="window end, ISO time (default: now)")
-    appended.add_argument("--db", help=db_help)
+    appended.add_argument("--db", help=db_ignored)
     appended.set_defaults(func=cmd_append_labeled)
 
     drift = sub.add_parser("drift-demo", help="the monitoring loop end to end: drift, labels, retraining, recovery")
@@ -872,7 +873,7 @@ def build_parser() -> argparse.ArgumentParser:
         aliases=["retrain-local"],  # the old name keeps working
         help="run the retraining state machine (moto's ASL engine) on your stack's data and registry",
     )
-    retrain.add_argument("--db", help=db_help + "; generated if missing")
+    retrain.add_argument("--db", help=db_ignored + "; 200,000 rows are generated into an empty lake")
     retrain.add_argument("--runs", type=int, default=1, help="executions to run one after another")
     retrain.add_argument(
         "--isolated", action="store_true", help="run in a throwaway copy of AWS instead (nothing kept)"
@@ -964,6 +965,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             message += "; in S3 mode the local S3 server must be up (FRAUDOPS_STORAGE=s3 make up)"
         hint = "" if args.debug else " (--debug shows the traceback)"
         print(f"fraudops {args.command}: error: {' '.join(message.split())}{hint}", file=sys.stderr)
+        if getattr(error, "detail", ""):  # a StackError's log tail: what the service said before it died
+            print(error.detail, file=sys.stderr)  # type: ignore[attr-defined]
         return 2
 
 

@@ -34,7 +34,12 @@ LOG_BACKUPS = 3
 
 
 class StackError(RuntimeError):
-    """The local stack could not start or be reached; the message names the fix."""
+    """The local stack could not start or be reached; the message (one line) names the fix, ``detail``
+    (e.g. the end of a service's log) is printed below it."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 # One MLflow UI worker on a laptop. With more, uvicorn's supervisor pings each worker and kills one that
@@ -296,18 +301,74 @@ def start_service(settings: Settings, service: Service, env: dict[str, str]) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     rotate_log(log_path)
     _pid_file(settings, service.name).parent.mkdir(parents=True, exist_ok=True)
+    log_start = log_path.stat().st_size if log_path.exists() else 0  # this start's lines begin here
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             service.command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
     _pid_file(settings, service.name).write_text(f"{process.pid} {service.port}\n")  # the port: see running_port
     try:
-        wait_for_http(service.ready_url, timeout=60, accept=service.ready_status)
-    except TimeoutError:
+        seconds = wait_until_ready(service, process, settings.stack_ready_timeout_seconds)
+    except StackError as error:
         stop_service(settings, service.name)
-        raise StackError(f"{service.name} did not start within 60 s; see {log_path}") from None
-    print(f"  {service.name:<10} http://{LOCALHOST}:{service.port}  (pid {process.pid}, log {log_path})")
+        raise StackError(f"{error}; the end of its log ({log_path}) follows", log_tail(log_path, log_start)) from None
+    print(f"  {service.name:<10} http://{LOCALHOST}:{service.port}  (pid {process.pid}, ready after {seconds:.0f} s, "
+          f"log {log_path})")  # fmt: skip
     return process.pid
+
+
+READY_PROGRESS_SECONDS = 5.0  # a "waiting for" line this often, so a slow start does not look like a hang
+
+
+def wait_until_ready(
+    service: Service, process: subprocess.Popen[bytes], limit: float, progress_every: float = READY_PROGRESS_SECONDS
+) -> float:
+    """Wait for the service's own readiness signal, its health URL answering with ``ready_status``
+    (MLflow's server has answered ``GET /health`` with 200 "OK" since mlflow/mlflow#2725,
+    https://github.com/mlflow/mlflow/pull/2725), for at most ``limit`` seconds; returns how long it took.
+    A process that exits first is reported at once, not after the whole limit."""
+    started = time.monotonic()
+    next_progress = started + progress_every
+    last: object = "no answer yet"
+    while True:
+        code = process.poll()
+        elapsed = time.monotonic() - started
+        if code is not None:
+            raise StackError(f"{service.name} exited (code {code}) after {elapsed:.0f} s, before it answered "
+                             f"{service.ready_url}")  # fmt: skip
+        try:
+            with urllib.request.urlopen(service.ready_url, timeout=2) as response:
+                if response.status in service.ready_status:
+                    return time.monotonic() - started
+                last = response.status
+        except urllib.error.HTTPError as error:
+            if error.code in service.ready_status:
+                return time.monotonic() - started
+            last = error.code
+        except (urllib.error.URLError, OSError) as error:
+            last = getattr(error, "reason", error)
+        elapsed = time.monotonic() - started
+        if elapsed >= limit:
+            raise StackError(
+                f"{service.name} did not answer {service.ready_url} within {limit:.0f} s (last: {last}) and was "
+                f"stopped: give it longer with FRAUDOPS_STACK_READY_TIMEOUT_SECONDS=<seconds> (a loaded machine)"
+            )
+        if time.monotonic() >= next_progress:
+            print(f"  waiting for {service.name} ({elapsed:.0f} s of {limit:.0f} s)", flush=True)
+            next_progress += progress_every
+        time.sleep(0.2)
+
+
+def log_tail(path: Path, start: int = 0, lines: int = 20) -> str:
+    """The last ``lines`` lines a service wrote to its log since byte ``start`` (this start's output)."""
+    try:
+        with path.open("rb") as log:
+            log.seek(start)
+            text = log.read().decode(errors="replace")
+    except OSError as error:
+        return f"  (cannot read it: {error})"
+    tail = text.splitlines()[-lines:]
+    return "\n".join(f"  | {line}" for line in tail) if tail else "  (empty)"
 
 
 def stop_services(settings: Settings, names: list[str], grace: float = 1.5) -> dict[str, bool]:

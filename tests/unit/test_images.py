@@ -94,3 +94,71 @@ def test_the_api_path_imports_nothing_the_api_image_lacks(module: str, tmp_path:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+# Issue 27 item 8: laptop tooling lives in devtools/, because the images copy the whole runtime package.
+# A runtime module that no AWS entry point reaches is laptop code shipped for nothing, unless it is
+# loaded by another way than an import statement (listed here with that way).
+AWS_ENTRY_POINTS = (*sorted((ROOT / "functions").glob("*/*_function.py")), ROOT / "infra" / "emr" / "spark_train.py")
+NOT_REACHED_BY_AN_IMPORT = {
+    "fraudops.pyfunc_entry": "MLflow runs it by file path (tracking.py, models from code)",
+    "fraudops.pyfunc": "imported by pyfunc_entry when MLflow loads a registered model",
+    "fraudops.api.redact": "uvicorn's log filter of the local API, named by string in fraudops_dev.cli",
+    "fraudops.labeled_traffic": "only `fraudops append-labeled` imports it (laptop code left for a later move)",
+}
+
+
+def _runtime_modules() -> dict[str, Path]:
+    runtime = ROOT / "layers" / "runtime"
+    modules = {}
+    for path in (runtime / "fraudops").rglob("*.py"):
+        parts = list(path.relative_to(runtime).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def _imported_names(path: Path, package: str) -> set[str]:
+    """Every module name an import statement in ``path`` may load (``from a import b``: a and a.b)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                kept = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*kept, base]).strip(".")
+            names |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+    return names
+
+
+def reached_from(entry_points: tuple[Path, ...], modules: dict[str, Path]) -> set[str]:
+    """The runtime modules the entry points load, following imports (and each module's parents)."""
+    seen: set[str] = set()
+    todo = [name for entry in entry_points for name in _imported_names(entry, "")]
+    while todo:
+        parts = todo.pop().split(".")
+        for end in range(1, len(parts) + 1):
+            name = ".".join(parts[:end])
+            if name in modules and name not in seen:
+                seen.add(name)
+                package = name if modules[name].name == "__init__.py" else name.rpartition(".")[0]
+                todo += _imported_names(modules[name], package)
+    return seen
+
+
+def test_every_runtime_module_is_reached_from_an_aws_entry_point() -> None:
+    modules = _runtime_modules()
+    assert len(AWS_ENTRY_POINTS) >= 7 and "fraudops.api" in reached_from(AWS_ENTRY_POINTS, modules)
+    laptop_only = sorted(set(modules) - reached_from(AWS_ENTRY_POINTS, modules) - set(NOT_REACHED_BY_AN_IMPORT))
+    assert laptop_only == [], f"move laptop-only code to devtools/fraudops_dev/: {laptop_only}"
+    assert not set(NOT_REACHED_BY_AN_IMPORT) - set(modules), "a listed module is gone: drop it from the list"
+
+
+def test_the_reachability_check_finds_a_module_only_the_tooling_imports(tmp_path: Path) -> None:
+    entry = tmp_path / "x_function.py"
+    entry.write_text("from fraudops.stages.train import run_training\n")
+    modules = _runtime_modules()
+    reached = reached_from((entry,), modules)
+    assert {"fraudops", "fraudops.stages.train", "fraudops.training", "fraudops.config"} <= reached
+    assert "fraudops.api" not in reached

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fraudops_dev.spark_local import run_local_spark_training
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,6 @@ from fraudops.events import parse_train_input
 from fraudops.lake import Lake, committed_files
 from fraudops.lake.transactions import read_training_data, write_transaction_frames
 from fraudops.spark_training.job import _check_slices, estimator_params, step_cut_points
-from fraudops.spark_training.local import run_local_spark_training
 from fraudops.spark_training.plan import plan_training, read_input_manifest, training_window
 from fraudops.spark_training.register import register_spark_output
 from fraudops.training import xgboost_params

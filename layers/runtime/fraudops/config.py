@@ -212,6 +212,12 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, description="Port of the local API server.")
     s3_port: int = Field(5000, description="Port of the local moto S3 server.")
     mlflow_ui_port: int = Field(5001, description="Port of the local MLflow UI.")
+    stack_ready_timeout_seconds: float = Field(
+        180.0,
+        gt=0,
+        description="`make up`: how long each service may take to answer its health URL before it is stopped "
+        "(the MLflow UI's imports take over 60 s on a loaded 2-core machine).",
+    )
 
     @field_validator("artifact_prefix")
     @classmethod

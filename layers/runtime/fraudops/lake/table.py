@@ -7,11 +7,12 @@ The commit protocol (the same on S3 and in a folder):
 2. it then creates ``<table>/_manifests/<version + 1>.json``, naming every file of the new state, with a
    create-if-absent write. That single write is the commit: before it the previous version is the
    table, exactly; after it the new one is. A crash or ``kill -9`` before it leaves orphan objects,
-   which no reader sees and ``vacuum`` deletes; a writer that lost the race to another one retries on
-   the newer version.
+   which no manifest reader sees; a writer that lost the race to another one retries on the newer version.
 
-Athena (partition projection) reads every object under a partition, not the manifest: ``vacuum`` runs
-after each replacing commit, so it sees the files of a replaced version only until then.
+Athena (partition projection) reads every object under a partition, not the manifest. ``vacuum`` runs
+only after a replacing commit (of ``transactions``: the other tables are append-only): it deletes the
+replaced version's files at once and orphans older than ``ORPHAN_GRACE_SECONDS``, so a folder reader
+sees orphans until such a vacuum (docs/lake.md says how long; the Iceberg move, issue 29, removes this).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ logger = logging.getLogger(__name__)
 MANIFESTS = "_manifests"
 _VERSION_DIGITS = 12
 FLUSH_ROWS = 1_000_000  # rows buffered across partitions before parts are written (bounds a writer's memory)
+# An object no manifest names is deleted by ``vacuum`` only once its writer started this long ago (the
+# commit id's time): until then it may be a running writer's. docs/lake.md states it (a test pins the two).
+ORPHAN_GRACE_SECONDS = 3600.0
 _COMMIT_ATTEMPTS = 8
 
 
@@ -214,7 +218,7 @@ class LakeTable:
                 return manifest
         raise StoreError(f"could not commit to the lake's {self.name} table: {_COMMIT_ATTEMPTS} concurrent commits")
 
-    def vacuum(self, keep_versions: int = 5, orphan_grace_seconds: float = 3600.0) -> int:
+    def vacuum(self, keep_versions: int = 5, orphan_grace_seconds: float = ORPHAN_GRACE_SECONDS) -> int:
         """Delete the data objects the newest manifest does not name: at once those an older manifest named
         (a replaced version), after ``orphan_grace_seconds`` those no manifest named (a crashed writer's,
         or a running writer's not yet committed); and all but the newest ``keep_versions`` manifests.

@@ -10,7 +10,8 @@ metrics under an output URI. ``register_spark_output`` (the register step) logs 
 exactly as a Lambda-trained model is registered, so promotion and serving do not know the difference.
 
 In AWS the job runs on EMR Serverless (``python -m fraudops.spark_training`` in the job image); on a laptop
-``fraudops train --engine spark`` runs the same code on PySpark in local mode.
+``fraudops train --engine spark`` runs the same code on PySpark in local mode
+(``fraudops_dev.spark_local``: laptop tooling, so it is not in the images).
 
 The register step lives in ``fraudops.spark_training.register`` (it needs MLflow, which the job image
 does not carry).

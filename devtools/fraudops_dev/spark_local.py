@@ -1,5 +1,6 @@
 """``fraudops train --engine spark`` and the emulated EMR job: the same job on PySpark in local mode,
-then the register step, in one process.
+then the register step, in one process. Laptop tooling: it lives in devtools so the images (which copy
+only ``layers/runtime/fraudops``) never carry it (issue 27 item 8).
 
 The window is planned as in AWS (the committed files of the lake's training window, frozen in an input
 manifest under the run's folder), whatever its size: ``--engine spark`` asks for Spark.
