@@ -69,6 +69,22 @@ class DecidedBy(BaseModel):
     name: str = Field(
         description="deny.nameDest / allow.nameOrig, the rule's name, or the band (approve/review/block)."
     )
+    condition: str | None = Field(
+        None,
+        description="What was met: the rule's `when`, '<field> is on the <deny|allow> list', or the band's "
+        "threshold ('score >= 0.35 (review_at)').",
+    )
+    values: dict[str, Any] | None = Field(
+        None, description="The values the condition read for this transaction (the list entry, the score)."
+    )
+    summary: str | None = Field(
+        None, description="The same in words: \"rule 'big-amount' matched: amount > 10000 with amount=25000\"."
+    )
+    score_outcome: Literal["approve", "review", "block"] | None = Field(
+        None,
+        description="Rule and list decisions: what the score bands alone would have given (context; the rule "
+        "or list decided).",
+    )
 
 
 class Reason(BaseModel):
@@ -91,7 +107,9 @@ class Prediction(BaseModel):
     decided_by: DecidedBy = Field(description="The list, rule or score band that produced the outcome.")
     policy_version: str = Field(description="The decision policy version ('builtin': none published yet).")
     reasons: list[Reason] | None = Field(
-        None, description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true."
+        None,
+        description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true. "
+        "When a rule or list decided, only those pointing the outcome's way (context, never against it).",
     )
 
 
