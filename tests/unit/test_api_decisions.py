@@ -204,3 +204,18 @@ def test_a_zero_balance_error_does_not_read_as_money_missing(local_settings: Set
     for r in body["reasons"]:
         if r["feature"].startswith("type_") and r["value"] == 0.0:
             assert " is not " in r["label"]
+
+
+def test_after_a_rollback_to_the_built_in_policy_the_api_decides_with_the_models_bands(
+    api: tuple[TestClient, Settings],
+) -> None:
+    from fraudops.decisions import rollback_policy
+
+    client, settings = api
+    publish_policy(settings, {"name": "ops", "bands": {"review_at": 0.0, "block_at": None}}, "everything to review")
+    assert client.post("/predict", json=PAYMENT, headers=KEY).json()["outcome"] == "review"
+    rollback_policy(settings, "too many alerts", expected_from=1)  # the only version: back to the built-in
+    body = client.post("/predict", json=PAYMENT, headers=KEY).json()
+    assert (body["outcome"], body["decided_by"]["kind"], body["policy_version"]) == ("approve", "band", "builtin")
+    info = client.get("/model", headers=KEY).json()["policy"]
+    assert info["version"] == "builtin" and info["document"]["bands"] == "model"

@@ -23,7 +23,7 @@ from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.decisions.policy import APPROVE, Bands, Decision, DecisionPolicy, builtin_policy
 from fraudops.decisions.reasons import Reason, top_reasons
-from fraudops.decisions.store import activation_keys, read_activation
+from fraudops.decisions.store import activation_keys, read_activation, version_name
 from fraudops.decisions.treeshap import TreeShap
 from fraudops.errors import StoreError
 from fraudops.schema import RAW_FEATURE_COLUMNS
@@ -37,7 +37,7 @@ BUILTIN_VERSION = "builtin"
 @dataclass(frozen=True)
 class ActivePolicy:
     policy: DecisionPolicy
-    version: str  # the published version, or "builtin"
+    version: str  # the published version, or "builtin" (nothing published, or rolled back to it)
     key: str | None  # the activation it came from
 
 
@@ -82,7 +82,7 @@ class PolicyProvider:
                 self.last_error = None
                 return
             activation = read_activation(self._settings, keys[-1])
-            self._current = ActivePolicy(activation.loaded(), str(activation.version), keys[-1])
+            self._current = ActivePolicy(activation.loaded(), version_name(activation.version), keys[-1])
             self.last_error = None
             log.info("decision policy version %s is active", activation.version)
         except Exception as error:  # never fail a request over the policy: keep the one in memory
@@ -101,7 +101,7 @@ def pin_policy(settings: Settings) -> dict[str, Any]:
         return {"version": BUILTIN_VERSION, "key": None}
     activation = read_activation(settings, keys[-1])
     activation.loaded()  # refuse a run with a policy this code cannot evaluate, before any row
-    return {"version": str(activation.version), "key": keys[-1], "sha256": activation.sha256}
+    return {"version": version_name(activation.version), "key": keys[-1], "sha256": activation.sha256}
 
 
 _pinned: dict[str, ActivePolicy] = {}
@@ -119,7 +119,7 @@ def pinned_policy(settings: Settings, pin: Mapping[str, Any] | None) -> ActivePo
             if pin.get("sha256") not in (None, activation.sha256):
                 raise StoreError(f"policy activation {key} does not match the checksum pinned for this run")
             _pinned.clear()
-            _pinned[key] = ActivePolicy(activation.loaded(), str(activation.version), key)
+            _pinned[key] = ActivePolicy(activation.loaded(), version_name(activation.version), key)
         return _pinned[key]
 
 
