@@ -16,6 +16,11 @@ version and its decision appear in the stack's MLflow UI and a promoted one is s
 API. Isolated (``--isolated``, and the tests): S3 is moto's too, configured as in AWS (the lake in a data
 bucket, registry as an S3 object), and everything is thrown away afterwards.
 
+Logs: each handler is imported with the ``POWERTOOLS_SERVICE_NAME`` its function has in the template
+(``fraudops-train``, ``fraudops-promote``, ...) and routes the core ``fraudops`` loggers to its own
+Powertools logger when invoked, as in its Lambda; when the emulation ends they are put back as they
+were, so a process that also serves the API (``make drift-demo``) logs the API's lines as before.
+
 Needs the ``local`` extra (moto). Nothing here is used in AWS.
 """
 
