@@ -262,7 +262,8 @@ def _band_outcome(score: float, bands: Bands) -> str:
 @functools.lru_cache(maxsize=64)
 def _band_conditions(bands: Bands) -> dict[str, tuple[str, str]]:
     """Each band's condition, exact and short (4 significant digits, for the summary)."""
-    return {band: (_band_condition(band, bands), _band_condition(band, bands, short=True)) for band in OUTCOMES}
+    bands_met = [band for band in OUTCOMES if band != BLOCK or bands.block_at is not None]
+    return {band: (_band_condition(band, bands), _band_condition(band, bands, short=True)) for band in bands_met}
 
 
 def _band_condition(band: str, bands: Bands, short: bool = False) -> str:
