@@ -303,8 +303,24 @@ def cmd_policy_validate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _policy_version(text: str) -> int:
+    """``--to`` / ``--from``: a published version number, or ``builtin`` (the model's bands only)."""
+    from fraudops.decisions.store import BUILTIN_NAME, BUILTIN_POLICY_VERSION
+
+    if text.strip().lower() == BUILTIN_NAME:
+        return BUILTIN_POLICY_VERSION
+    try:
+        version = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a policy version (a number, or builtin)") from None
+    if version < 1:
+        raise argparse.ArgumentTypeError(f"policy versions count from 1 ({version}); say builtin for the built-in one")
+    return version
+
+
 def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import publish_policy
+    from fraudops.decisions.store import describe_version
 
     activation = publish_policy(settings, _policy_document(args.file), args.reason, expected_from=args.expected_from,
                                 idempotency_key=args.idempotency_key)  # fmt: skip
@@ -312,19 +328,23 @@ def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
     if activation.action == "unchanged":
         print(f"unchanged: this policy already is the active version {activation.version}", file=sys.stderr)
     else:
-        print(f"published: policy version {activation.version} is active (was {activation.from_version}); a running "
-              f"API decides with it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
+        was = describe_version(activation.from_version)
+        print(f"published: policy version {activation.version} is active (was {was}); a running API decides with "
+              f"it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
     return 0
 
 
 def cmd_policy_rollback(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import rollback_policy
+    from fraudops.decisions.store import describe_version
 
     activation = rollback_policy(settings, args.reason, args.expected_from, args.to,
                                  idempotency_key=args.idempotency_key)  # fmt: skip
     print(json.dumps(activation.summary(), indent=2))
-    print(f"rolled back: policy version {activation.version} is active again (was {activation.from_version})",
-          file=sys.stderr)  # fmt: skip
+    now = "the built-in policy (the model's bands, no rules, no lists) is" if activation.builtin else (
+        f"policy version {activation.version} is")  # fmt: skip
+    print(f"rolled back: {now} active again (was {describe_version(activation.from_version)}); a running API "
+          f"decides with it within {settings.model_refresh_seconds:g} s", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -337,7 +357,8 @@ def cmd_policy_history(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'time (UTC)':<24} {'action':<12} {'from':>4} -> {'to':<4} {'name':<20} {'by':<24} reason")
     for a in activations:
-        print(f"{a.time[:23]:<24} {a.action:<12} {a.from_version or '-':>4} -> {a.version:<4} "
+        row = a.summary()
+        print(f"{a.time[:23]:<24} {a.action:<12} {row['from_version'] or '-':>4} -> {row['version']:<4} "
               f"{str(a.policy.get('name'))[:20]:<20} {a.actor[:24]:<24} {a.reason}")  # fmt: skip
     return 0
 
@@ -351,6 +372,8 @@ def cmd_policy_show(args: argparse.Namespace, settings: Settings) -> int:
         print("no policy published: the model's own bands decide", file=sys.stderr)
         return 0
     print(json.dumps({**active.summary(), "policy": active.policy}, indent=2))
+    if active.builtin:
+        print("rolled back to the built-in policy: the model's own bands decide", file=sys.stderr)
     return 0
 
 
@@ -776,13 +799,16 @@ def build_parser() -> argparse.ArgumentParser:
     publish = policy_sub.add_parser("publish", help="validate a policy and make it active as a new version")
     publish.add_argument("file", help="the policy document (JSON; - for stdin)")
     publish.add_argument("--reason", required=True, help="why (recorded in the policy history)")
-    publish.add_argument("--from", dest="expected_from", type=int,
-                         help="refuse unless this version is the active one (safe retries)")  # fmt: skip
+    publish.add_argument("--from", dest="expected_from", type=_policy_version, metavar="N|builtin",
+                         help="refuse unless this version (or builtin) is the active one (safe retries)")  # fmt: skip
     publish.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")
     publish.set_defaults(func=cmd_policy_publish)
     policy_rollback = policy_sub.add_parser("rollback", help="re-activate the previous (or a given) policy version")
-    policy_rollback.add_argument("--to", type=int, help="the version to re-activate (default: the one before)")
-    policy_rollback.add_argument("--from", dest="expected_from", type=int, required=True,
+    policy_rollback.add_argument("--to", type=_policy_version, metavar="N|builtin",
+                                 help="the version to re-activate, or builtin (the model's bands only); default: the "
+                                      "one before (the built-in policy before the first version)")  # fmt: skip
+    policy_rollback.add_argument("--from", dest="expected_from", type=_policy_version, required=True,
+                                 metavar="N|builtin",
                                  help="refuse unless this version is active (a retry changes nothing)")  # fmt: skip
     policy_rollback.add_argument("--reason", required=True, help="why (recorded in the policy history)")
     policy_rollback.add_argument("--idempotency-key", help="a retry with the same key reports the first attempt")

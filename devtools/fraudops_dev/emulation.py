@@ -16,18 +16,26 @@ version and its decision appear in the stack's MLflow UI and a promoted one is s
 API. Isolated (``--isolated``, and the tests): S3 is moto's too, configured as in AWS (the lake in a data
 bucket, registry as an S3 object), and everything is thrown away afterwards.
 
+Logs: each handler is imported with the ``POWERTOOLS_SERVICE_NAME`` its function has in the template
+(``fraudops-train``, ``fraudops-promote``, ...) and routes the core ``fraudops`` loggers to its own
+Powertools logger when invoked, as in its Lambda; when the emulation ends they are put back as they
+were, so a process that also serves the API (``make drift-demo``) logs the API's lines as before.
+
 Needs the ``local`` extra (moto). Nothing here is used in AWS.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
 import json
+import logging
 import os
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import uuid
@@ -113,6 +121,56 @@ def definition_substitutions(template_path: Path = TEMPLATE_PATH) -> dict[str, A
         raise ValueError(f"cannot parse {template_path}: {errors}")
     properties = template["Resources"]["RetrainStateMachine"]["Properties"]
     return dict(properties["DefinitionSubstitutions"])
+
+
+@functools.cache
+def function_service_names(template_path: Path = TEMPLATE_PATH) -> dict[str, str]:
+    """Handler module -> the ``POWERTOOLS_SERVICE_NAME`` its function has in template.yaml (each
+    function's logs carry its own service name, locally as in AWS)."""
+    from cfnlint.decode import decode
+
+    template, errors = decode(str(template_path))
+    if errors or template is None:
+        raise ValueError(f"cannot parse {template_path}: {errors}")
+    names: dict[str, str] = {}
+    for resource in template["Resources"].values():
+        properties = resource.get("Properties", {})
+        command = properties.get("ImageConfig", {}).get("Command") or []
+        service = properties.get("Environment", {}).get("Variables", {}).get("POWERTOOLS_SERVICE_NAME")
+        if command and isinstance(service, str):
+            names[str(command[0]).split(".")[0]] = service
+    return names
+
+
+_handler_lock = threading.Lock()
+
+
+def _handler_module(module_name: str) -> Any:
+    """A handler's module, imported as its Lambda would be: ``POWERTOOLS_SERVICE_NAME`` from the
+    template while its ``Logger()`` is made, and the core ``fraudops`` loggers routed to that logger
+    for the invocation (another handler imported since may have taken them). ``emulated_retraining``
+    puts the core loggers back as they were when it ends: in AWS each function is its own process;
+    here the API may share this one (``make drift-demo``), and its lines came out as the last imported
+    handler's JSON ever after."""
+    from fraudops.observability import route_core_logs
+
+    service = function_service_names().get(module_name)
+    with _handler_lock:  # executions run in threads: one import and routing at a time
+        with _environment({"POWERTOOLS_SERVICE_NAME": service} if service else {}):
+            module = importlib.import_module(module_name)
+        route_core_logs(module.logger)
+    return module
+
+
+@contextlib.contextmanager
+def _core_logging_restored() -> Iterator[None]:
+    core = logging.getLogger("fraudops")
+    handlers, level, propagate = list(core.handlers), core.level, core.propagate
+    try:
+        yield
+    finally:
+        core.handlers, core.propagate = handlers, propagate
+        core.setLevel(level)
 
 
 def render_definition(arns: dict[str, str], template_path: Path = TEMPLATE_PATH) -> str:
@@ -204,7 +262,7 @@ class Emulation:
             self.service_errors[name] -= 1
             self.invocations.append(Invocation(name, event, "service_error"))
             raise _LambdaServiceError(f"injected Lambda service failure for {name}")
-        module = importlib.import_module(FUNCTIONS[name][0])
+        module = _handler_module(FUNCTIONS[name][0])
         try:
             result = module.handler(event, LambdaContext(function_name=name))
         except Exception as error:  # the Lambda runtime's contract for an unhandled error
@@ -464,7 +522,7 @@ def emulated_retraining(
         **(settings_env or {}),
     }
     config = {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}}
-    with _environment(env), mock_aws(config=config):  # type: ignore[call-overload]
+    with _core_logging_restored(), _environment(env), mock_aws(config=config):  # type: ignore[call-overload]
         _reset_cached_clients()
         try:
             s3 = boto3.client("s3", region_name=REGION)

@@ -18,6 +18,7 @@ from fraudops_dev.emulation import (
     render_definition,
 )
 
+from fraudops.api.schemas import EXAMPLE_TRANSACTION
 from fraudops.config import Settings
 from fraudops.lake import Lake
 from fraudops.lake.transactions import write_transaction_frames
@@ -183,3 +184,56 @@ def test_the_smoke_command_finds_the_stack_and_runs_one_retraining(
     outcome = smoke.retrain_in_aws(endpoints["state_machine"], region, timeout=600)()
     assert outcome["status"] == "SUCCEEDED", outcome
     assert outcome["promotion"]["outcome"] in {"promoted", "rejected"}
+
+
+def test_after_an_emulated_retrain_the_api_logs_as_itself_and_each_function_as_its_own_service(
+    small_db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 27: the drift demo serves the API in the process that runs the emulated retraining; the
+    handlers' modules routed the core ``fraudops`` loggers to their own Powertools handler for good, so
+    the API's lines came out as the promote function's JSON. Each function keeps the service name the
+    template gives it, and only while it runs."""
+    import logging
+    import sys
+
+    from cfnlint.decode import decode
+    from fastapi.testclient import TestClient
+    from fraudops_dev.emulation import FUNCTIONS, TEMPLATE_PATH, function_service_names
+
+    from fraudops.api import create_app
+    from fraudops.decisions import publish_policy
+    from fraudops.decisions.serving import PolicyProvider
+    from fraudops.serving import ModelProvider
+    from tests.helpers.models import train_local_model
+    from tests.helpers.stack import fast_settings
+
+    api_settings = fast_settings(db_path=small_db, state_dir=tmp_path / "api", api_keys="k")
+    loaded = train_local_model(api_settings)
+    provider = ModelProvider(api_settings, loader=lambda _: loaded, etag_reader=lambda _: loaded.etag)
+    client = TestClient(create_app(api_settings, provider, ["k"], None, PolicyProvider(api_settings)))
+    core = logging.getLogger("fraudops")
+    before = (list(core.handlers), core.propagate, core.level)
+    for module, _ in FUNCTIONS.values():  # imported by this run, as in a fresh `make drift-demo`
+        sys.modules.pop(module, None)
+
+    with emulated_retraining(FAST) as emulation:
+        emulation.upload_data(Settings(lake_uri=str(lake_of(small_db))))
+        assert emulation.run().status == "SUCCEEDED"
+
+    template, _ = decode(str(TEMPLATE_PATH))
+    assert template is not None
+    services = {
+        resource["Properties"]["ImageConfig"]["Command"][0].split(".")[0]:
+            resource["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+        for resource in template["Resources"].values()
+        if "Command" in resource.get("Properties", {}).get("ImageConfig", {})
+    }  # fmt: skip
+    assert services["promote_function"] == "fraudops-promote" and function_service_names() == services
+    for module, _ in FUNCTIONS.values():
+        assert sys.modules[module].logger.service == services[module]
+    assert (list(core.handlers), core.propagate, core.level) == before
+    caplog.set_level(logging.INFO)
+    publish_policy(api_settings, {"name": "ops"}, "after the retraining")
+    assert client.post("/predict", json=EXAMPLE_TRANSACTION, headers={"x-api-key": "k"}).status_code == 200
+    lines = [r for r in caplog.records if r.name == "fraudops.decisions.serving"]
+    assert "decision policy version 1 is active" in [r.getMessage() for r in lines]  # reached this process's logging

@@ -176,10 +176,55 @@ def test_oversized_batch_and_body(client: TestClient) -> None:
 
 
 def test_bad_row_in_batch_is_named_with_its_index(client: TestClient) -> None:
+    # issue 27: the bad row is answered beside the good one instead of failing the request (was a 422)
     rows = [EXAMPLE_TRANSACTION, {**EXAMPLE_TRANSACTION, "amount": -5}]
     response = client.post("/predict/batch", json={"transactions": rows}, headers=KEY)
-    assert response.status_code == 422
-    assert field_names(response) == ["transactions.1.amount"]
+    assert response.status_code == 200
+    assert [f["field"] for f in response.json()["errors"][0]["fields"]] == ["transactions.1.amount"]
+
+
+def test_one_bad_row_fails_only_itself_and_the_others_are_scored(client: TestClient) -> None:
+    from fraudops.api.schemas import BatchPrediction
+
+    good = [{**EXAMPLE_TRANSACTION, "transaction_id": "t-0"}, {**EXAMPLE_TRANSACTION, "type": "CASH_IN", "step": 3}]
+    rows = [good[0], {**EXAMPLE_TRANSACTION, "amount": -5, "transaction_id": "t-bad"}, "not a row",
+            {**EXAMPLE_TRANSACTION, "isFraud": 1}, good[1]]  # fmt: skip
+    response = client.post("/predict/batch", json={"transactions": rows}, headers=KEY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    BatchPrediction.model_validate(body)
+    alone = client.post("/predict/batch", json={"transactions": good}, headers=KEY).json()
+    assert alone["errors"] == [] and len(alone["predictions"]) == 2
+    assert [p is None for p in body["predictions"]] == [False, True, True, True, False]
+    assert [body["predictions"][0], body["predictions"][4]] == alone["predictions"]  # the same answers
+    assert [(e["index"], e.get("transaction_id")) for e in body["errors"]] == [(1, "t-bad"), (2, None), (3, None)]
+    assert body["errors"][0]["message"] == "amount: Input should be greater than or equal to 0"
+    assert body["errors"][0]["fields"] == [
+        {"field": "transactions.1.amount", "message": "Input should be greater than or equal to 0"}
+    ]
+    assert body["errors"][1]["message"].startswith("row: ")
+    assert [f["field"] for f in body["errors"][2]["fields"]] == ["transactions.3.isFraud"]
+    every_row_bad = client.post("/predict/batch", json={"transactions": [1, {}]}, headers=KEY)
+    assert every_row_bad.status_code == 200
+    assert every_row_bad.json()["predictions"] == [None, None] and len(every_row_bad.json()["errors"]) == 2
+
+
+@pytest.mark.parametrize(
+    "body", [{"transactions": "abc"}, {"transactions": {"0": EXAMPLE_TRANSACTION}}, {}, {"rows": []}, [1]]
+)
+def test_a_batch_that_is_not_a_list_of_rows_is_still_a_whole_request_error(client: TestClient, body: Any) -> None:
+    response = client.post("/predict/batch", json=body, headers=KEY)
+    assert response.status_code == 422 and response.json()["error"] == "validation_error"
+    assert response.json()["fields"]
+    bad_row_no_key = client.post("/predict/batch", json={"transactions": [{"amount": -5}]})
+    assert bad_row_no_key.status_code == 401
+
+
+def test_the_batch_document_still_says_each_row_is_a_transaction(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    items = document["components"]["schemas"]["BatchRequest"]["properties"]["transactions"]["items"]
+    assert items == {"$ref": "#/components/schemas/Transaction"}
+    assert "Transaction" in document["components"]["schemas"]
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:
@@ -355,3 +400,15 @@ def test_the_batch_response_writer_gives_the_schemas_document(
     ).model_dump_json(exclude_none=True)  # fmt: skip
     assert json.loads(written) == json.loads(expected)
     assert list(json.loads(written)["predictions"][0]) == list(json.loads(expected)["predictions"][0])
+
+
+def test_the_batch_response_writer_puts_errors_where_the_schema_says() -> None:
+    from fraudops.api.schemas import BatchPrediction, batch_prediction_json
+
+    outcome = {"outcome": "approve", "decided_by": {"kind": "band", "name": "approve"}, "policy_version": "builtin"}
+    error = {"index": 1, "message": "amount: bad", "fields": [{"field": "transactions.1.amount", "message": "bad"}]}
+    written = json.loads(batch_prediction_json([0.1, 0.2], [0.0, 0.0], [None, "b"], 0.5, "4", [outcome, outcome],
+                                               [error], [0, 2], 3))  # fmt: skip
+    assert [p and p["probability"] for p in written["predictions"]] == [0.1, None, 0.2]
+    assert written["errors"] == [error]
+    assert written == json.loads(BatchPrediction.model_validate(written).model_dump_json(exclude_none=True))

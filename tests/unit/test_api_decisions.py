@@ -47,7 +47,12 @@ def test_existing_fields_stay_and_the_outcome_comes_with_what_decided_it(
     bands = loaded.model.spec.extra["decision_bands"]
     expected = "block" if bands["block_at"] is not None and flagged["probability"] >= bands["block_at"] else "review"
     assert flagged["outcome"] == expected
-    assert flagged["decided_by"] == {"kind": "band", "name": expected}
+    threshold = bands["block_at"] if expected == "block" else bands["review_at"]
+    assert flagged["decided_by"] == {
+        "kind": "band", "name": expected, "condition": flagged["decided_by"]["condition"],
+        "values": {"score": flagged["probability"]}, "summary": flagged["decided_by"]["summary"],
+    }  # fmt: skip
+    assert flagged["decided_by"]["condition"].startswith(f"score >= {threshold!r} ")
     assert flagged["policy_version"] == "builtin"
     assert 1 <= len(flagged["reasons"]) <= 3
     assert flagged["reasons"][0]["contribution"] > 0
@@ -71,12 +76,14 @@ def test_a_published_policy_decides_with_rules_and_lists(api: tuple[TestClient, 
         "test",
     )
     body = client.post("/predict", json=PAYMENT, headers=KEY).json()
-    assert (body["outcome"], body["decided_by"], body["policy_version"]) == (
-        "review", {"kind": "rule", "name": "small-payment"}, "1"
+    assert (body["outcome"], body["decided_by"]["kind"], body["decided_by"]["name"], body["policy_version"]) == (
+        "review", "rule", "small-payment", "1"
     )  # fmt: skip
+    assert body["decided_by"]["values"] == {"type": "PAYMENT", "amount": 120.0}
     assert body["reasons"]  # flagged by a rule: reasons all the same
     denied = client.post("/predict", json={**PAYMENT, "amount": 900.0, "nameDest": "C-mule"}, headers=KEY).json()
-    assert denied["outcome"] == "block" and denied["decided_by"] == {"kind": "list", "name": "deny.nameDest"}
+    assert denied["outcome"] == "block" and denied["decided_by"]["name"] == "deny.nameDest"
+    assert denied["decided_by"]["kind"] == "list" and denied["decided_by"]["values"] == {"nameDest": "C-mule"}
 
     rows = [PAYMENT, {**PAYMENT, "amount": 900.0, "nameDest": "C-mule"}, EXAMPLE_TRANSACTION,
             {**PAYMENT, "amount": 900.0, "type": "CASH_IN"}]  # fmt: skip
@@ -127,3 +134,88 @@ def test_explain_is_a_documented_boolean_query_parameter(api: tuple[TestClient, 
     for path in ("/predict", "/predict/batch"):
         parameters = document["paths"][path]["post"]["parameters"]
         assert [p["name"] for p in parameters if p["in"] == "query"] == ["explain"]
+
+
+# --- what decided it, and reasons that never argue against it (issue 27, item 2) ------------------------
+
+LOW_SCORE = {**PAYMENT, "nameDest": "C-mule"}  # a small payment: the model lowers its score
+
+
+def _explained_api(local_settings: Settings, loaded: LoadedModel) -> TestClient:
+    """The app with every non-zero contribution as a reason, so a test sees all of them."""
+    settings = local_settings.model_copy(update={"top_reasons": 30})
+    provider = ModelProvider(settings, loader=lambda _: loaded, etag_reader=lambda _: loaded.etag)
+    return TestClient(create_app(settings, provider, settings.api_key_values(), None, PolicyProvider(settings)))
+
+
+def test_a_deny_list_block_says_which_entry_and_no_reason_argues_against_it(
+    local_settings: Settings, loaded: LoadedModel
+) -> None:
+    client = _explained_api(local_settings, loaded)
+    approved = client.post("/predict?explain=true", json=LOW_SCORE, headers=KEY).json()
+    assert approved["outcome"] == "approve"
+    assert any(r["direction"] == "lowers" for r in approved["reasons"])  # the model argues for approving it
+    publish_policy(local_settings, {"name": "ops", "lists": {"deny": {"nameDest": ["C-mule"]}}}, "mule")
+    batch = client.post("/predict/batch", json={"transactions": [PAYMENT, LOW_SCORE]}, headers=KEY).json()
+    for body in (client.post("/predict", json=LOW_SCORE, headers=KEY).json(), batch["predictions"][1]):
+        Prediction.model_validate(body)
+        assert body["outcome"] == "block"
+        assert body["decided_by"] == {
+            "kind": "list", "name": "deny.nameDest", "condition": "nameDest is on the deny list",
+            "values": {"nameDest": "C-mule"}, "summary": "nameDest 'C-mule' is on the deny list",
+            "score_outcome": "approve",
+        }  # fmt: skip
+        assert all(r["direction"] == "raises" for r in body["reasons"]), body["reasons"]
+
+
+def test_a_rule_decision_shows_its_condition_with_the_values_that_met_it(
+    local_settings: Settings, loaded: LoadedModel
+) -> None:
+    client = _explained_api(local_settings, loaded)
+    rules = [
+        {"name": "big-payment", "when": "amount > 10000 and type == 'PAYMENT'", "outcome": "review"},
+        {"name": "trusted-transfer", "when": "type == 'TRANSFER' and score > 0.0", "outcome": "approve"},
+    ]
+    publish_policy(local_settings, {"name": "ops", "rules": rules}, "rules")
+    big = {**PAYMENT, "amount": 25000.0, "oldbalanceOrg": 30000.0, "newbalanceOrig": 5000.0}
+    body = client.post("/predict", json=big, headers=KEY).json()
+    assert body["outcome"] == "review"
+    assert body["decided_by"]["kind"] == "rule" and body["decided_by"]["name"] == "big-payment"
+    assert body["decided_by"]["condition"] == "amount > 10000 and type == 'PAYMENT'"
+    assert body["decided_by"]["values"] == {"amount": 25000.0, "type": "PAYMENT"}
+    assert body["decided_by"]["summary"] == (
+        "rule 'big-payment' matched: amount > 10000 and type == 'PAYMENT' with amount=25000, type='PAYMENT'"
+    )
+    assert all(r["direction"] == "raises" for r in body["reasons"])
+    # an approval by a rule (the model would flag it) shows only what lowers the score, with ?explain
+    takeover = client.post("/predict?explain=true", json=EXAMPLE_TRANSACTION, headers=KEY).json()
+    assert takeover["outcome"] == "approve" and takeover["decided_by"]["score_outcome"] in ("review", "block")
+    assert takeover["decided_by"]["values"] == {"type": "TRANSFER", "score": takeover["probability"]}
+    assert all(r["direction"] == "lowers" for r in takeover["reasons"])
+
+
+def test_a_zero_balance_error_does_not_read_as_money_missing(local_settings: Settings, loaded: LoadedModel) -> None:
+    client = _explained_api(local_settings, loaded)
+    exact = {**PAYMENT, "amount": 120.0, "oldbalanceOrg": 5000.0, "newbalanceOrig": 4880.0}  # 4880 + 120 - 5000
+    body = client.post("/predict?explain=true", json=exact, headers=KEY).json()
+    reason = next(r for r in body["reasons"] if r["feature"] == "balance_error_orig")
+    assert reason["value"] == 0.0
+    assert "missing" not in reason["label"] and reason["label"] == "origin's balance fell by exactly the amount"
+    for r in body["reasons"]:
+        if r["feature"].startswith("type_") and r["value"] == 0.0:
+            assert " is not " in r["label"]
+
+
+def test_after_a_rollback_to_the_built_in_policy_the_api_decides_with_the_models_bands(
+    api: tuple[TestClient, Settings],
+) -> None:
+    from fraudops.decisions import rollback_policy
+
+    client, settings = api
+    publish_policy(settings, {"name": "ops", "bands": {"review_at": 0.0, "block_at": None}}, "everything to review")
+    assert client.post("/predict", json=PAYMENT, headers=KEY).json()["outcome"] == "review"
+    rollback_policy(settings, "too many alerts", expected_from=1)  # the only version: back to the built-in
+    body = client.post("/predict", json=PAYMENT, headers=KEY).json()
+    assert (body["outcome"], body["decided_by"]["kind"], body["policy_version"]) == ("approve", "band", "builtin")
+    info = client.get("/model", headers=KEY).json()["policy"]
+    assert info["version"] == "builtin" and info["document"]["bands"] == "model"

@@ -105,10 +105,12 @@ def test_rollback_needs_something_to_roll_back_to(store_settings: Settings) -> N
     with pytest.raises(PolicyChangeError, match="no policy has been published"):
         rollback_policy(store_settings, "why", expected_from=1)
     publish_policy(store_settings, document(0.3), "v1")
-    with pytest.raises(PolicyChangeError, match="first policy"):
-        rollback_policy(store_settings, "why", expected_from=1)
     with pytest.raises(PolicyChangeError, match="no policy version 9"):
         rollback_policy(store_settings, "why", expected_from=1, to_version=9)
+    # the version before the first is the built-in policy (issue 27: it used to be refused)
+    assert rollback_policy(store_settings, "why", expected_from=1).summary()["version"] == "builtin"
+    with pytest.raises(PolicyChangeError, match="the built-in policy is already active"):
+        rollback_policy(store_settings, "why", expected_from=0, to_version=0)
 
 
 def test_the_cli_publishes_rolls_back_and_refuses_with_one_line(
@@ -135,3 +137,45 @@ def test_the_cli_publishes_rolls_back_and_refuses_with_one_line(
     assert [(h["action"], h["version"]) for h in history] == [("published", 1), ("published", 2), ("rolled_back", 1)]
     assert main(["policy", "show"]) == 0
     assert json.loads(capsys.readouterr().out)["policy"]["bands"]["review_at"] == 0.3
+
+
+def test_the_cli_rolls_back_to_the_built_in_policy_and_says_what_was_active(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudops_dev.cli import main
+
+    from fraudops.decisions import builtin_policy
+
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(tmp_path / "state"))
+    first, second = tmp_path / "p1.json", tmp_path / "p2.json"
+    first.write_text(json.dumps(document(0.3)))
+    second.write_text(json.dumps(document(0.6)))
+    assert main(["policy", "publish", str(first), "--reason", "v1"]) == 0
+    err = capsys.readouterr().err
+    assert "(was the built-in policy)" in err and "None" not in err
+    # the only published version rolls back to the built-in policy
+    assert main(["policy", "rollback", "--from", "1", "--reason", "start over"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["version"] == "builtin" and "built-in policy" in err and "(was version 1)" in err
+    assert main(["policy", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == "builtin" and shown["policy"] == builtin_policy().to_dict()
+    assert main(["policy", "publish", str(second), "--reason", "v2", "--from", "builtin"]) == 0
+    assert "policy version 2 is active (was the built-in policy)" in capsys.readouterr().err
+    # an explicit --to builtin from any version, refused once it is done (a retry changes nothing)
+    assert main(["policy", "rollback", "--from", "2", "--to", "builtin", "--reason", "incident"]) == 0
+    assert main(["policy", "rollback", "--from", "2", "--to", "builtin", "--reason", "incident (retry)"]) == 2
+    assert "the active policy is the built-in policy, not 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["policy", "rollback", "--from", "builtin", "--to", "nope", "--reason", "x"])
+    assert usage.value.code == 2
+    assert "'nope' is not a policy version" in capsys.readouterr().err
+    assert main(["policy", "history", "--json"]) == 0
+    history = json.loads(capsys.readouterr().out)
+    assert [(h["action"], h["from_version"], h["version"]) for h in history] == [
+        ("published", None, 1), ("rolled_back", 1, "builtin"), ("published", "builtin", 2),
+        ("rolled_back", 2, "builtin"),
+    ]  # fmt: skip
+    assert main(["policy", "history"]) == 0
+    assert "builtin" in capsys.readouterr().out
+    assert [a.version for a in policy_history(Settings())] == [1, 0, 2, 0]

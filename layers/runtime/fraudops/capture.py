@@ -77,7 +77,8 @@ def capture_record(
     }
     if decision is not None:
         record["outcome"] = decision["outcome"]
-        record["decided_by"] = decision["decided_by"]
+        decided_by = decision["decided_by"]  # kind and name: the transaction here reproduces the evidence
+        record["decided_by"] = {"kind": decided_by["kind"], "name": decided_by["name"]}
         record["policy_version"] = decision["policy_version"]
     return record
 

@@ -32,6 +32,7 @@ from fraudops.api.schemas import (
     Transaction,
     batch_prediction_json,
     prediction_json,
+    validate_batch_rows,
 )
 from fraudops.capture import CaptureSink, capture_record, capture_sink, capture_time
 from fraudops.config import Settings, get_settings
@@ -205,30 +206,38 @@ def create_app(
         openapi_extra={"parameters": [EXPLAIN_PARAMETER]},
     )  # fmt: skip
     async def predict_batch(batch: BatchRequest, request: Request) -> Response:
-        """Scores the validated rows as columns in one call and writes the response without building a
-        Prediction per row (the per-row objects cost more than the model itself at 1,000 rows)."""
-        transactions = batch.transactions
-        if len(transactions) > settings.max_batch_size:
+        """Scores the valid rows as columns in one call and writes the response without building a
+        Prediction per row (the per-row objects cost more than the model itself at 1,000 rows). A bad
+        row is answered in ``errors`` beside the others' predictions; only the request itself (not a
+        list, empty, too many rows, no key) fails as a whole."""
+        if len(batch.transactions) > settings.max_batch_size:
             raise RequestValidationError(
                 [
                     {
                         "loc": ("body", "transactions"),
-                        "msg": f"at most {settings.max_batch_size} transactions per batch, got {len(transactions)}",
+                        "msg": f"at most {settings.max_batch_size} transactions per batch, "
+                        f"got {len(batch.transactions)}",
                         "type": "too_long",
                     }
                 ]
             )
+        explain = _explain(request)
+        positions, transactions, errors = validate_batch_rows(batch.transactions)
         loaded = provider.get()
-        rows = [t.__dict__ for t in transactions]  # validated fields, no model_dump copy per row
-        columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
-        probabilities = loaded.model.predict_proba(columns).tolist()
         threshold, version = loaded.model.threshold, loaded.manifest.version
-        decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
-        outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, _explain(request),
-                               settings.top_reasons)  # fmt: skip
-        _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version, outcomes)
+        probabilities: list[float] = []
+        decisions: list[float] = []
+        outcomes: list[dict[str, Any]] = []
+        rows = [t.__dict__ for t in transactions]  # validated fields, no model_dump copy per row
+        if rows:
+            columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
+            probabilities = loaded.model.predict_proba(columns).tolist()
+            decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
+            outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, explain, settings.top_reasons)
+            _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version, outcomes)
         ids = [row["transaction_id"] for row in rows]
-        body = batch_prediction_json(probabilities, decisions, ids, threshold, version, outcomes)
+        body = batch_prediction_json(probabilities, decisions, ids, threshold, version, outcomes, errors, positions,
+                                     len(batch.transactions))  # fmt: skip
         return Response(body, media_type="application/json")
 
     @app.post("/feedback", dependencies=[authorized], tags=["monitoring"])

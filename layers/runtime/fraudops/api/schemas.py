@@ -3,12 +3,13 @@ document and the tests. Field rules come from ``fraudops.schema`` (the importer 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import Annotated, Any, Final, Literal, cast, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.config import JsonDict
 from pydantic_core import to_json
 
+from fraudops.events import describe_errors
 from fraudops.schema import MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 
 Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
@@ -69,6 +70,22 @@ class DecidedBy(BaseModel):
     name: str = Field(
         description="deny.nameDest / allow.nameOrig, the rule's name, or the band (approve/review/block)."
     )
+    condition: str | None = Field(
+        None,
+        description="What was met: the rule's `when`, '<field> is on the <deny|allow> list', or the band's "
+        "threshold ('score >= 0.35 (review_at)').",
+    )
+    values: dict[str, Any] | None = Field(
+        None, description="The values the condition read for this transaction (the list entry, the score)."
+    )
+    summary: str | None = Field(
+        None, description="The same in words: \"rule 'big-amount' matched: amount > 10000 with amount=25000\"."
+    )
+    score_outcome: Literal["approve", "review", "block"] | None = Field(
+        None,
+        description="Rule and list decisions: what the score bands alone would have given (context; the rule "
+        "or list decided).",
+    )
 
 
 class Reason(BaseModel):
@@ -91,18 +108,73 @@ class Prediction(BaseModel):
     decided_by: DecidedBy = Field(description="The list, rule or score band that produced the outcome.")
     policy_version: str = Field(description="The decision policy version ('builtin': none published yet).")
     reasons: list[Reason] | None = Field(
-        None, description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true."
+        None,
+        description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true. "
+        "When a rule or list decided, only those pointing the outcome's way (context, never against it).",
     )
 
 
 class BatchRequest(BaseModel):
+    """The rows are validated one by one in the route (``validate_batch_rows``): a bad row gets its
+    entry in the response's ``errors`` and the others are scored, as batch scoring does. The document
+    still says each row is a Transaction."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
-    transactions: list[Transaction] = Field(min_length=1)
+    transactions: list[Any] = Field(
+        min_length=1,
+        description="Transactions, each as /predict takes it; one that is not valid gets an entry in `errors` "
+        "(and `null` in `predictions`) and fails nothing else.",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/Transaction"}},
+    )
+
+
+class RowError(BaseModel):
+    """One row of a batch that was not scored, and why (batch scoring writes the same per line)."""
+
+    index: int = Field(description="The row's position in `transactions` (0-based); `predictions[index]` is null.")
+    transaction_id: str | None = Field(None, description="The row's transaction_id, when it sent a valid one.")
+    message: str = Field(description="What is wrong: `field: problem; ...`.")
+    fields: list[dict[str, str]] = Field(description="Each problem as {field, message}, as a 422 names it.")
 
 
 class BatchPrediction(BaseModel):
-    predictions: list[Prediction]
+    predictions: list[Prediction | None] = Field(
+        description="One per row, in order: the row's prediction, or null for a row listed in `errors`."
+    )
     model_version: str
+    errors: list[RowError] = Field(default_factory=list, description="The rows that were not scored (empty: none).")
+
+
+_ROWS: Final = TypeAdapter(list[Transaction])
+
+
+def validate_batch_rows(rows: list[Any]) -> tuple[list[int], list[Transaction], list[dict[str, Any]]]:
+    """(positions of the valid rows, their transactions, one error per bad row). One validation of the
+    whole list first (the usual case: no bad row costs no per-row work), row by row only when it fails."""
+    try:
+        return list(range(len(rows))), _ROWS.validate_python(rows), []
+    except ValidationError:
+        pass
+    positions: list[int] = []
+    transactions: list[Transaction] = []
+    errors: list[dict[str, Any]] = []
+    for index, row in enumerate(rows):
+        try:
+            transactions.append(Transaction.model_validate(row))
+            positions.append(index)
+        except ValidationError as error:
+            problems = error.errors()
+            entry: dict[str, Any] = {"index": index}
+            given = row.get("transaction_id") if isinstance(row, dict) else None
+            if isinstance(given, str) and not any(p["loc"][:1] == ("transaction_id",) for p in problems):
+                entry["transaction_id"] = given
+            entry["message"] = describe_errors(error, whole="row")  # batch scoring's words for a bad row
+            entry["fields"] = [
+                {"field": ".".join(str(x) for x in ("transactions", index, *p["loc"])), "message": p["msg"]}
+                for p in problems
+            ]
+            errors.append(entry)
+    return positions, transactions, errors
 
 
 def prediction_json(
@@ -130,13 +202,22 @@ def batch_prediction_json(
     threshold: float,
     version: str,
     outcomes: list[dict[str, Any]],
+    errors: list[dict[str, Any]] | None = None,
+    positions: list[int] | None = None,
+    rows: int | None = None,
 ) -> bytes:
-    """``BatchPrediction(...).model_dump_json(exclude_none=True)``, written directly."""
-    predictions = [
+    """``BatchPrediction(...).model_dump_json(exclude_none=True)``, written directly; with ``errors``,
+    the scored rows go to their ``positions`` among ``rows`` and the bad ones are null."""
+    predictions: list[dict[str, Any] | None] = [
         prediction_json(p, d, threshold, version, i, o)
         for p, d, i, o in zip(probabilities, decisions, ids, outcomes, strict=True)
     ]
-    return to_json({"predictions": predictions, "model_version": version})
+    if errors:
+        aligned: list[dict[str, Any] | None] = [None] * (rows if rows is not None else len(predictions) + len(errors))
+        for position, prediction in zip(positions or [], predictions, strict=True):
+            aligned[position] = prediction
+        predictions = aligned
+    return to_json({"predictions": predictions, "model_version": version, "errors": errors or []})
 
 
 class ModelInfo(BaseModel):

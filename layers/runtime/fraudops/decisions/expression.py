@@ -570,6 +570,11 @@ class Condition:
     def names(self) -> set[str]:
         return self.tree.names()
 
+    @cached_property
+    def fields(self) -> tuple[str, ...]:
+        """The names the condition reads, in the order they first appear (what a decision shows)."""
+        return tuple(dict.fromkeys(t.text for t in _tokens(self.source) if t.kind == "name"))
+
 
 def parse_condition(source: str) -> Condition:
     """Parse and type-check a rule's condition; ExpressionError says what and where."""

@@ -21,11 +21,13 @@ published; a policy that loaded is safe to evaluate on any valid transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final
 
 import numpy as np
@@ -164,6 +166,39 @@ class DecisionPolicy:
 
     # -- deciding ----------------------------------------------------------------------------------------
 
+    @cached_property
+    def _rules_by_name(self) -> dict[str, Rule]:
+        return {rule.name: rule for rule in self.rules}
+
+    def evidence(
+        self, decided_by: DecidedBy, outcome: str, transaction: Mapping[str, Any], score: float, model_bands: Bands
+    ) -> dict[str, Any]:
+        """``decided_by`` with what met it: the condition (a rule's ``when``, the list, the band's
+        threshold) and the values it read for this transaction, in words too (``summary``). A rule or list
+        decision also says what the score bands alone would have given (``score_outcome``): context,
+        never what decided."""
+        bands = self.bands or model_bands
+        if decided_by.kind == "band":  # most rows: the texts are made once per bands (~1 us a row)
+            condition, short = _band_conditions(bands)[decided_by.name]
+            return {"kind": "band", "name": decided_by.name, "condition": condition, "values": {"score": score},
+                    "summary": f"score {score:.4g}: {short}"}  # fmt: skip
+        body: dict[str, Any] = decided_by.as_dict()
+        if decided_by.kind == "list":
+            kind, field_name = decided_by.name.split(".", 1)
+            value = transaction.get(field_name)
+            body["condition"] = f"{field_name} is on the {kind} list"
+            body["values"] = {field_name: value}
+            body["summary"] = f"{field_name} {_show(value)} is on the {kind} list"
+        else:
+            rule = self._rules_by_name[decided_by.name]
+            read = {**transaction, "score": score}
+            body["condition"] = rule.condition.source
+            body["values"] = {name: read.get(name) for name in rule.condition.fields}
+            shown = ", ".join(f"{name}={_show(value)}" for name, value in body["values"].items())
+            body["summary"] = f"rule {rule.name!r} matched: {rule.condition.source} with {shown}"
+        body["score_outcome"] = _band_outcome(score, bands)
+        return body
+
     def effective_bands(self, model_bands: Bands) -> Bands:
         return self.bands or model_bands
 
@@ -216,6 +251,43 @@ class DecisionPolicy:
                 hit = np.fromiter((value in names for value in columns[field_name]), dtype=bool, count=n)
                 chosen[hit] = len(table) - 1
         return [table[i] for i in chosen.tolist()]
+
+
+def _band_outcome(score: float, bands: Bands) -> str:
+    if bands.block_at is not None and score >= bands.block_at:
+        return BLOCK
+    return REVIEW if score >= bands.review_at else APPROVE
+
+
+@functools.lru_cache(maxsize=64)
+def _band_conditions(bands: Bands) -> dict[str, tuple[str, str]]:
+    """Each band's condition, exact and short (4 significant digits, for the summary)."""
+    bands_met = [band for band in OUTCOMES if band != BLOCK or bands.block_at is not None]
+    return {band: (_band_condition(band, bands), _band_condition(band, bands, short=True)) for band in bands_met}
+
+
+def _band_condition(band: str, bands: Bands, short: bool = False) -> str:
+    """The threshold a band decision met, as a condition in the rule language's terms (``short``: 4
+    significant digits, for the summary; the condition itself is exact)."""
+
+    def show(value: float | None) -> str:
+        return f"{value:.4g}" if short else repr(value)
+
+    if band == BLOCK:
+        return f"score >= {show(bands.block_at)} (block_at)"
+    if band == REVIEW:
+        below = f" and score < {show(bands.block_at)} (block_at)" if bands.block_at is not None else ""
+        return f"score >= {show(bands.review_at)} (review_at){below}"
+    return f"score < {show(bands.review_at)} (review_at)"
+
+
+def _show(value: Any) -> str:
+    """A value as an analyst reads it: 25000 not 25000.0, strings quoted, a missing name as missing."""
+    if value is None:
+        return "missing"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
 
 
 def _array(values: Sequence[Any] | None, n: int, name: str) -> np.ndarray:

@@ -37,6 +37,41 @@ FEATURE_LABELS: Final[dict[str, tuple[str, str | None]]] = {
 }
 
 
+# Features whose label depends on the value: (zero or false, positive or true, negative). A balance change
+# of exactly the amount is no "money missing"; a type indicator of 0 says the type is *not* that one.
+_SIGNED_LABELS: Final[dict[str, tuple[str, str, str]]] = {
+    "balance_error_orig": (
+        "origin's balance fell by exactly the amount",
+        "money missing from the origin's balance change",
+        "origin's balance fell by more than the amount",
+    ),
+    "balance_error_dest": (
+        "destination's balance rose by exactly the amount",
+        "money missing from the destination's balance change",
+        "destination's balance rose by more than the amount",
+    ),
+}
+_FLAG_LABELS: Final[dict[str, str]] = {
+    **{f"type_{t}": f"transaction type is not {t}" for t in TRANSACTION_TYPES},
+    "origin_emptied": "origin account not emptied",
+    "dest_balances_zero": "destination balances not both zero",
+}
+
+
+def feature_label(feature: str, value: float) -> str:
+    """The words for ``feature`` at ``value``: a reason must read true for the value it shows (a balance
+    error of 0.0 is not "money missing", a type flag of 0 is "type is not ...")."""
+    if feature in _SIGNED_LABELS:
+        zero, positive, negative = _SIGNED_LABELS[feature]
+        if value == 0:
+            return zero
+        if value > 0 or value < 0:  # NaN (no valid request gives one) keeps the plain label
+            return positive if value > 0 else negative
+    if feature in _FLAG_LABELS and value == 0:
+        return _FLAG_LABELS[feature]
+    return FEATURE_LABELS.get(feature, (feature, None))[0]
+
+
 @dataclass(frozen=True)
 class Reason:
     feature: str
@@ -65,20 +100,24 @@ def top_reasons(
     contributions: np.ndarray,
     transaction: Mapping[str, Any],
     top: int = DEFAULT_TOP_REASONS,
+    direction: int = 0,
 ) -> list[Reason]:
     """The ``top`` features with the largest absolute contributions to one row (``contributions``: that
-    row's values without the bias), largest first; zero contributions never count."""
+    row's values without the bias), largest first; zero contributions never count. ``direction`` +1 or
+    -1: only contributions that raise (lower) the score, for outcomes a rule or list decided."""
     values = np.asarray(contributions[: len(feature_names)], dtype=np.float64)
-    order = np.argsort(-np.abs(values), kind="stable")
+    eligible = values if direction == 0 else np.where(values * direction > 0, values, 0.0)
+    order = np.argsort(-np.abs(eligible), kind="stable")
     reasons: list[Reason] = []
     for index in order[:top].tolist():
         contribution = float(values[index])
-        if contribution == 0.0:
+        if eligible[index] == 0.0:
             break
         name = feature_names[index]
-        label, field = FEATURE_LABELS.get(name, (name, None))
+        field = FEATURE_LABELS.get(name, (name, None))[1]
+        value = float(features[index])
         reasons.append(
-            Reason(name, label, float(features[index]), contribution, field,
+            Reason(name, feature_label(name, value), value, contribution, field,
                    transaction.get(field) if field else None)
         )  # fmt: skip
     return reasons

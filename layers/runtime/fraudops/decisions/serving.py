@@ -23,7 +23,7 @@ from fraudops.compiled import UnsupportedModelError
 from fraudops.config import Settings
 from fraudops.decisions.policy import APPROVE, Bands, Decision, DecisionPolicy, builtin_policy
 from fraudops.decisions.reasons import Reason, top_reasons
-from fraudops.decisions.store import activation_keys, read_activation
+from fraudops.decisions.store import activation_keys, read_activation, version_name
 from fraudops.decisions.treeshap import TreeShap
 from fraudops.errors import StoreError
 from fraudops.schema import RAW_FEATURE_COLUMNS
@@ -37,7 +37,7 @@ BUILTIN_VERSION = "builtin"
 @dataclass(frozen=True)
 class ActivePolicy:
     policy: DecisionPolicy
-    version: str  # the published version, or "builtin"
+    version: str  # the published version, or "builtin" (nothing published, or rolled back to it)
     key: str | None  # the activation it came from
 
 
@@ -82,7 +82,7 @@ class PolicyProvider:
                 self.last_error = None
                 return
             activation = read_activation(self._settings, keys[-1])
-            self._current = ActivePolicy(activation.loaded(), str(activation.version), keys[-1])
+            self._current = ActivePolicy(activation.loaded(), version_name(activation.version), keys[-1])
             self.last_error = None
             log.info("decision policy version %s is active", activation.version)
         except Exception as error:  # never fail a request over the policy: keep the one in memory
@@ -101,7 +101,7 @@ def pin_policy(settings: Settings) -> dict[str, Any]:
         return {"version": BUILTIN_VERSION, "key": None}
     activation = read_activation(settings, keys[-1])
     activation.loaded()  # refuse a run with a policy this code cannot evaluate, before any row
-    return {"version": str(activation.version), "key": keys[-1], "sha256": activation.sha256}
+    return {"version": version_name(activation.version), "key": keys[-1], "sha256": activation.sha256}
 
 
 _pinned: dict[str, ActivePolicy] = {}
@@ -119,7 +119,7 @@ def pinned_policy(settings: Settings, pin: Mapping[str, Any] | None) -> ActivePo
             if pin.get("sha256") not in (None, activation.sha256):
                 raise StoreError(f"policy activation {key} does not match the checksum pinned for this run")
             _pinned.clear()
-            _pinned[key] = ActivePolicy(activation.loaded(), str(activation.version), key)
+            _pinned[key] = ActivePolicy(activation.loaded(), version_name(activation.version), key)
         return _pinned[key]
 
 
@@ -167,24 +167,42 @@ def contributions(model: ServedModel, features: np.ndarray) -> np.ndarray:
 
 
 def explain(
-    model: ServedModel, rows: Sequence[Mapping[str, Any]], top: int, features: np.ndarray | None = None
+    model: ServedModel,
+    rows: Sequence[Mapping[str, Any]],
+    top: int,
+    features: np.ndarray | None = None,
+    directions: Sequence[int] | None = None,
 ) -> list[list[Reason]]:
     """Top reasons for each of ``rows`` (transactions as received) from exact TreeSHAP contributions;
-    ``features``: their feature matrix when the caller has it already."""
+    ``features``: their feature matrix when the caller has it already; ``directions``: per row, only
+    contributions of that sign (+1, -1) or all (0)."""
     if not rows:
         return []
     if features is None:
         features = model.features({name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS})
     found = contributions(model, features)
     names = model.spec.feature_names
-    return [top_reasons(names, features[i], found[i], rows[i], top) for i in range(len(rows))]
+    signs = directions or [0] * len(rows)
+    return [top_reasons(names, features[i], found[i], rows[i], top, signs[i]) for i in range(len(rows))]
 
 
-def decision_fields(decision: Decision, version: str, reasons: list[Reason] | None) -> dict[str, Any]:
-    """The fields a response and a capture record add beside the probability."""
+def reason_direction(decision: Decision) -> int:
+    """Which contributions may stand beside a decision. The score decided a band outcome: its largest
+    contributions either way are what made it. A rule or list decided the others: the model's reasons
+    are context and only those pointing the outcome's way are shown (raises for review and block,
+    lowers for approve), never one arguing against what was done (docs/decisions.md)."""
+    if decision.decided_by.kind == "band":
+        return 0
+    return -1 if decision.outcome == APPROVE else 1
+
+
+def decision_fields(decision: Decision, version: str, reasons: list[Reason] | None,
+                    decided_by: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """The fields a response and a capture record add beside the probability (``decided_by``: with
+    its evidence, ``DecisionPolicy.evidence``)."""
     body: dict[str, Any] = {
         "outcome": decision.outcome,
-        "decided_by": decision.decided_by.as_dict(),
+        "decided_by": decided_by if decided_by is not None else decision.decided_by.as_dict(),
         "policy_version": version,
     }
     if reasons is not None:
@@ -201,21 +219,31 @@ def decide_rows(
     top: int,
     features: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Outcome, what decided it and (flagged rows, or every row with ``explain_all``) the reasons;
-    ``features``: the rows' feature matrix, when the caller built it to score them."""
+    """Outcome, what decided it (with the condition and values that met it) and (flagged rows, or every
+    row with ``explain_all``) the reasons; ``features``: the rows' feature matrix, when the caller built
+    it to score them."""
     bands = model_bands(model)
+    policy = active.policy
     if len(rows) == 1:  # /predict: an approval does nothing more than decide
-        decision = active.policy.decide(rows[0], probabilities[0], bands)
+        decision = policy.decide(rows[0], probabilities[0], bands)
+        evidence = policy.evidence(decision.decided_by, decision.outcome, rows[0], probabilities[0], bands)
         if decision.outcome == APPROVE and not explain_all:
-            return [decision_fields(decision, active.version, None)]
-        return [decision_fields(decision, active.version, explain(model, rows, top, features)[0])]
+            return [decision_fields(decision, active.version, None, evidence)]
+        found = explain(model, rows, top, features, [reason_direction(decision)])[0]
+        return [decision_fields(decision, active.version, found, evidence)]
     fields = {*RAW_FEATURE_COLUMNS, "nameOrig", "nameDest"}
     columns = {name: [row.get(name) for row in rows] for name in fields}
-    decisions = active.policy.decide_columns(columns, np.asarray(probabilities), bands)
+    decisions = policy.decide_columns(columns, np.asarray(probabilities), bands)
     wanted = [i for i, d in enumerate(decisions) if explain_all or d.outcome != APPROVE]
     reasons: dict[int, list[Reason]] = {}
     if wanted:
         subset = features[wanted] if features is not None else None
-        for index, found in zip(wanted, explain(model, [rows[i] for i in wanted], top, subset), strict=True):
+        directions = [reason_direction(decisions[i]) for i in wanted]
+        explained = explain(model, [rows[i] for i in wanted], top, subset, directions)
+        for index, found in zip(wanted, explained, strict=True):
             reasons[index] = found
-    return [decision_fields(d, active.version, reasons.get(i)) for i, d in enumerate(decisions)]
+    return [
+        decision_fields(d, active.version, reasons.get(i),
+                        policy.evidence(d.decided_by, d.outcome, rows[i], probabilities[i], bands))
+        for i, d in enumerate(decisions)
+    ]  # fmt: skip

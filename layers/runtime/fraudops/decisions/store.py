@@ -13,6 +13,10 @@ is already active changes nothing; a rollback names the version it rolls back fr
 refused once another one is active; a publish may name it too; and an idempotency key makes a retry
 report what the first attempt did and change nothing.
 
+**The built-in policy** (the model's bands, no rules, no lists: what decides before anything is
+published) is version ``0`` in the history: ``rollback --to builtin``, or a rollback of the first
+published version, re-activates it with an activation like any other change.
+
 No retraining, no registry: a policy is data beside the model, in the same store (local folder or S3).
 """
 
@@ -26,11 +30,25 @@ from typing import Any
 
 from fraudops.actor import default_actor
 from fraudops.config import Settings
-from fraudops.decisions.policy import DecisionPolicy, PolicyError
+from fraudops.decisions.policy import DecisionPolicy, PolicyError, builtin_policy
 from fraudops.errors import FraudopsError, StoreError
 from fraudops.store import blob_store
 
 PUBLISHED, ROLLED_BACK, UNCHANGED = "published", "rolled_back", "unchanged"
+BUILTIN_POLICY_VERSION = 0  # the built-in policy's number in the history (published versions count from 1)
+BUILTIN_NAME = "builtin"  # how it is named to users: `--to builtin`, policy_version "builtin"
+
+
+def version_name(version: int | None) -> str:
+    """A version as users see it: "3", or "builtin" (``None``: nothing was published before)."""
+    return BUILTIN_NAME if version in (None, BUILTIN_POLICY_VERSION) else str(version)
+
+
+def describe_version(version: int | None) -> str:
+    """For a sentence: "version 3" or "the built-in policy"."""
+    return "the built-in policy" if version in (None, BUILTIN_POLICY_VERSION) else f"version {version}"
+
+
 _SEQUENCE = re.compile(r"activations/(\d{8})\.json$")
 
 
@@ -53,11 +71,19 @@ class Activation:
     policy: dict[str, Any]
     idempotency_key: str | None = None  # a retry with the same key gets this activation back
 
+    @property
+    def builtin(self) -> bool:
+        return self.version == BUILTIN_POLICY_VERSION
+
     def summary(self) -> dict[str, Any]:
-        """The history row: everything but the policy document itself."""
+        """The history row: everything but the policy document itself (the built-in policy's version
+        as "builtin")."""
         body = asdict(self)
         body.pop("policy")
         body["name"] = self.policy.get("name")
+        for key in ("version", "from_version"):
+            if body[key] == BUILTIN_POLICY_VERSION:
+                body[key] = BUILTIN_NAME
         return body
 
     def loaded(self) -> DecisionPolicy:
@@ -133,9 +159,10 @@ def publish_policy(
     if current is not None and current.sha256 == policy.sha256:
         return Activation(**{**asdict(current), "action": UNCHANGED})
     current_version = current.version if current else None
-    if expected_from is not None and current_version != expected_from:
+    active = BUILTIN_POLICY_VERSION if current_version is None else current_version
+    if expected_from is not None and active != expected_from:
         raise PolicyChangeError(
-            f"the active policy is version {current_version}, not {expected_from}; nothing was changed"
+            f"the active policy is {describe_version(active)}, not {version_name(expected_from)}; nothing was changed"
         )
     version = 1 + max((a.version for a in history), default=0)
     activation = Activation(
@@ -155,8 +182,10 @@ def rollback_policy(
     actor: str | None = None,
     idempotency_key: str | None = None,
 ) -> Activation:
-    """Re-activate ``to_version`` (default: the version active before ``expected_from``), only while
-    ``expected_from`` is the active version: a retried or doubled rollback rolls back once."""
+    """Re-activate ``to_version`` (default: the version active before ``expected_from``; for the first
+    published version, the built-in policy), only while ``expected_from`` is the active version: a
+    retried or doubled rollback rolls back once. ``to_version`` ``BUILTIN_POLICY_VERSION`` (0)
+    re-activates the built-in policy."""
     if not reason.strip():
         raise PolicyChangeError("a policy rollback needs a reason (--reason)")
     history = policy_history(settings)
@@ -164,34 +193,39 @@ def rollback_policy(
     if replayed is not None:
         return replayed
     if not history:
-        raise PolicyChangeError("no policy has been published: nothing to roll back")
+        raise PolicyChangeError("no policy has been published: the built-in policy is active, nothing to roll back")
     current = history[-1]
     if current.version != expected_from:
         raise PolicyChangeError(
-            f"the active policy is version {current.version}, not {expected_from} (already rolled back?); "
-            "nothing was changed"
+            f"the active policy is {describe_version(current.version)}, not {version_name(expected_from)} "
+            "(already rolled back?); nothing was changed"
         )
     if to_version is None:
-        if current.from_version is None:
-            raise PolicyChangeError(f"version {current.version} was the first policy: say which version with --to")
         if current.action == ROLLED_BACK:
+            previous = version_name(current.from_version)
             raise PolicyChangeError(
-                f"the last change already rolled version {current.from_version} back to {current.version}; "
-                f"rolling back again would restore it: say --to {current.from_version} if that is what you want"
+                f"the last change already rolled {describe_version(current.from_version)} back to "
+                f"{describe_version(current.version)}; rolling back again would restore it: say --to {previous} "
+                "if that is what you want"
             )
-        to_version = current.from_version
+        to_version = BUILTIN_POLICY_VERSION if current.from_version is None else current.from_version
     if to_version == current.version:
-        raise PolicyChangeError(f"policy version {to_version} is already active; nothing was changed")
-    target = next((a for a in reversed(history) if a.version == to_version), None)
-    if target is None:
-        raise PolicyChangeError(f"there is no policy version {to_version} (see `fraudops policy history`)")
-    try:
-        target.loaded()  # still valid under this code
-    except PolicyError as error:
-        raise PolicyChangeError(f"policy version {to_version} no longer validates: {error}") from error
+        raise PolicyChangeError(f"{describe_version(to_version)} is already active; nothing was changed")
+    if to_version == BUILTIN_POLICY_VERSION:
+        builtin = builtin_policy()
+        document, sha256 = builtin.to_dict(), builtin.sha256
+    else:
+        target = next((a for a in reversed(history) if a.version == to_version), None)
+        if target is None:
+            raise PolicyChangeError(f"there is no policy version {to_version} (see `fraudops policy history`)")
+        try:
+            target.loaded()  # still valid under this code
+        except PolicyError as error:
+            raise PolicyChangeError(f"policy version {to_version} no longer validates: {error}") from error
+        document, sha256 = target.policy, target.sha256
     activation = Activation(
-        sequence=current.sequence + 1, version=target.version, action=ROLLED_BACK, from_version=current.version,
-        sha256=target.sha256, reason=reason, actor=actor or default_actor(), time=_now(), policy=target.policy,
+        sequence=current.sequence + 1, version=to_version, action=ROLLED_BACK, from_version=current.version,
+        sha256=sha256, reason=reason, actor=actor or default_actor(), time=_now(), policy=document,
         idempotency_key=idempotency_key,
     )  # fmt: skip
     _commit(settings, activation)
