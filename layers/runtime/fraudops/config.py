@@ -167,8 +167,18 @@ class Settings(BaseSettings):
     friction_cost: float = Field(
         200.0, ge=0, description="Cost model: what blocking one legitimate payment costs (friction, churn)."
     )
-    alert_budget_per_1000: float | None = Field(
-        None, gt=0, description="Most reviews per 1,000 transactions the bands may send (unset: no budget)."
+    alert_budget_per_1000: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        description="Most transactions per 1,000 the bands training chooses may flag (reviews and blocks), "
+        "on validation; 1000 = no budget. docs/decisions.md says why 10.",
+    )
+    min_validation_frauds: int = Field(
+        100,
+        ge=0,
+        description="Fewest validation frauds for bands chosen by savings; below it, review from the F1 "
+        "threshold within the budget and block nothing. docs/decisions.md says why 100.",
     )
     # Monitoring
     monitor_window_minutes: int = Field(
