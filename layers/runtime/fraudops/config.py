@@ -174,11 +174,18 @@ class Settings(BaseSettings):
         description="Most transactions per 1,000 the bands training chooses may flag (reviews and blocks), "
         "on validation; 1000 = no budget. docs/decisions.md says why 10.",
     )
+    alert_budget_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the alert budget the bands may flag on validation; the rest is room for later "
+        "traffic, which flags more (docs/decisions.md: a cut at the full budget flagged 11.5 per 1,000 next).",
+    )
     min_validation_frauds: int = Field(
         100,
         ge=0,
-        description="Fewest validation frauds for bands chosen by savings; below it, review from the F1 "
-        "threshold within the budget and block nothing. docs/decisions.md says why 100.",
+        description="Fewest validation frauds for bands chosen by savings; below it, review the top of the "
+        "validation scores within the budget and block nothing. docs/decisions.md says why 100.",
     )
     # Monitoring
     monitor_window_minutes: int = Field(

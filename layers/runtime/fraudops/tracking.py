@@ -151,7 +151,8 @@ def _band_params(bands: Any) -> dict[str, Any]:
     so a run in the MLflow UI says why its queue is the size it is."""
     if not isinstance(bands, dict):
         return {}
-    keys = ("rule", "validation_frauds", "min_validation_frauds", "alert_budget_per_1000", "review_at", "block_at")
+    keys = ("rule", "validation_frauds", "min_validation_frauds", "alert_budget_per_1000", "target_per_1000",
+            "review_at", "block_at")  # fmt: skip
     return {f"bands_{key}": bands.get(key) for key in keys}
 
 

@@ -96,7 +96,7 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
     # Bands by money, chosen on validation like the threshold; both judged on the holdout in money.
     costs = CostModel.from_settings(settings)
     bands = choose_bands(y_valid, valid_scores, split.validation["amount"].to_numpy(), costs,
-                         settings.min_validation_frauds, threshold)  # fmt: skip
+                         settings.min_validation_frauds, settings.alert_budget_share)  # fmt: skip
     y_holdout, holdout_amounts = split.holdout[LABEL].to_numpy(), split.holdout["amount"].to_numpy()
     money = {
         **money_metrics(y_holdout, holdout_scores, holdout_amounts, bands, costs).as_dict("money_"),
