@@ -210,3 +210,17 @@ def test_the_budget_cut_flags_the_most_rows_that_fit_whatever_the_ties(scores: l
     lower = s[s < cut]
     if len(lower):  # the next lower score would not fit: the cut is as low as it can be
         assert int((s >= lower.max()).sum()) > allowed
+
+
+def test_a_top_score_tied_over_more_rows_than_the_share_takes_the_headroom_and_never_the_budget() -> None:
+    """A coarse model (the tests' 60-tree one) scores 66 of 6,089 validation rows exactly alike at the top:
+    more than half the budget allows. The fallback then uses the whole budget, and past it flags nothing."""
+    labels = np.zeros(6089, dtype=bool)
+    labels[:62] = True
+    scores = np.concatenate([np.full(66, 0.67), np.linspace(0.6, 0.0, 6089 - 66)])
+    amounts = np.full(6089, 1000.0)
+    within = choose_bands(labels, scores, amounts, CostModel(20.0, 200.0, 20.0), min_frauds=100, budget_share=0.5)
+    assert within.review_at < 0.67 and 1000 * 66 / 6089 < within.flagged_per_1000 <= 20.0  # the tie fits in 20
+    assert "ties over 66 rows, more than the share, so the whole budget" in within.reason
+    over = choose_bands(labels, scores, amounts, CostModel(20.0, 200.0, 10.0), min_frauds=100, budget_share=0.5)
+    assert over.flagged_per_1000 == 0.0 and "more than the budget: nothing is reviewed by band" in over.reason

@@ -171,8 +171,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=1000,
-        description="Most transactions per 1,000 the bands training chooses may flag (reviews and blocks), "
-        "on validation; 1000 = no budget. docs/decisions.md says why 10.",
+        description="The alert budget: most transactions per 1,000 (reviews and blocks) the bands training "
+        "chooses may flag; 1000 = no budget. docs/decisions.md says why 10.",
     )
     alert_budget_share: float = Field(
         0.5,

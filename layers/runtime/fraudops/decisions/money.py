@@ -148,11 +148,19 @@ def choose_bands(
         bands = savings_bands(y, s, a, replace(costs, alert_budget_per_1000=target))
         rule = SAVINGS_RULE
         reason = f"{frauds} validation frauds, at least {min_frauds}: the most savings flagging at most {within}"
-    elif target is not None:
-        bands = Bands(budget_cut(s, target), None)
+    elif target is not None and budget is not None:
+        cut = budget_cut(s, target)
         rule = FALLBACK_RULE
         reason = (f"{frauds} validation frauds, fewer than {min_frauds}: review the top {within} of validation "
                   f"scores, block nothing")  # fmt: skip
+        if cut > s.max():  # the highest score ties over more rows than the share: the headroom may take them
+            cut = budget_cut(s, budget)
+            top = int((s == s.max()).sum())
+            reason += (f"; the highest score ties over {top} rows, more than the share, so the whole budget"
+                       if cut <= s.max() else
+                       f"; the highest score ties over {top} rows, more than the budget: nothing is reviewed by "
+                       "band (raise FRAUDOPS_ALERT_BUDGET_PER_1000, or train a finer model)")  # fmt: skip
+        bands = Bands(cut, None)
     else:
         from fraudops.metrics import best_f1_threshold  # sklearn: only where training runs
 
