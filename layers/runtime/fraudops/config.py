@@ -179,7 +179,7 @@ class Settings(BaseSettings):
         gt=0,
         le=1,
         description="Share of the alert budget the bands may flag on validation; the rest is room for later "
-        "traffic, which flags more (docs/decisions.md: a cut at the full budget flagged 11.5 per 1,000 next).",
+        "traffic, which flags more (docs/decisions.md: a cut at the full budget flagged 11.5-15.6 per 1,000 next).",
     )
     min_validation_frauds: int = Field(
         100,
