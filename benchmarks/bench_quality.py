@@ -110,7 +110,7 @@ def main() -> dict[str, Any]:
 
 MONEY_HEADERS = ["decision", "review at", "block at", "fraud caught", "amount recall", "alerts/1000", "flagged/1000",
                  "legit blocked", "savings"]  # fmt: skip
-ALERT_BUDGET = 1.0  # reviews per 1,000 transactions, for the budgeted row
+ALERT_BUDGET = 1.0  # flagged (reviews and blocks) per 1,000 transactions, for the budgeted row
 
 
 def money_table(trained: Any, split: Any, settings: Any) -> list[list[Any]]:
@@ -133,7 +133,7 @@ def money_table(trained: Any, split: Any, settings: Any) -> list[list[Any]]:
     for label, bands in (
         ("F1 threshold (review from it)", f1_bands(trained.spec.threshold)),
         ("bands by money", chosen),
-        (f"bands by money, at most {ALERT_BUDGET:g} review per 1,000", budgeted),
+        (f"bands by money, flagging at most {ALERT_BUDGET:g} per 1,000", budgeted),
     ):
         m = money_metrics(split.holdout[LABEL].to_numpy(), trained.holdout_scores, split.holdout["amount"].to_numpy(),
                           bands, costs)  # fmt: skip
@@ -165,7 +165,7 @@ The bands by money save {chosen[8] - f1[8]:,.0f} more than reviewing from the F1
 weighs a 10-unit fraud like a 1,000,000-unit one, money does not. Under the alert budget the bands
 review {budgeted[5]:.2f} per 1,000 and block {budgeted[6] - budgeted[5]:.2f}: {budgeted[7]:,} legitimate payments
 blocked (friction {budgeted[7] * settings.friction_cost:,.0f}) and {budgeted[8]:,.0f} saved. The budget bounds
-reviews only; raise `FRAUDOPS_FRICTION_COST` if blocking a customer costs more than that.
+reviews and blocks together (docs/decisions.md#how-training-chooses-the-bands).
 """
 
 

@@ -61,7 +61,7 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
-    from fraudops_dev.local import free_port, post_json, serve_in_thread
+    from fraudops_dev.local import free_port, get_json, post_json, serve_in_thread
 
     check_demo_rows(rows)
     total = time.perf_counter()
@@ -112,9 +112,13 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
         _step(5, "send key-authenticated predictions over HTTP")
         for label, body in (("account takeover", EXAMPLE_TRANSACTION), ("ordinary payment", LEGIT_PAYMENT)):
             status, answer = post_json(f"{base}/predict", body, api_key)
-            print(f"      POST /predict ({label}) -> {status} {json.dumps(answer)}")
+            print(f"      POST /predict ({label}) -> {status} {json.dumps(_shown(answer))}")
             if status != 200:
                 return 1
+        status, info = get_json(f"{base}/model", api_key)
+        print(f"      GET /model -> {status} {bands_line(info)}")
+        if status != 200:
+            return 1
         status, answer = post_json(f"{base}/predict", EXAMPLE_TRANSACTION, None)
         print(f"      POST /predict without a key -> {status} {json.dumps(answer)}")
         if status != 401:
@@ -124,6 +128,33 @@ def run_demo(settings: Settings, rows: int, seed: int) -> int:
         f"in the demo's own state, {state.resolve()} (`make clean` removes it)."
     )
     return 0
+
+
+def _shown(answer: object) -> object:
+    """A /predict answer as the demo prints it: every field, the reasons by label and direction only (the
+    full reasons, with values and contributions, are in the API's answer; docs/decisions.md)."""
+    if not isinstance(answer, dict) or "reasons" not in answer:
+        return answer
+    reasons = [f"{r.get('label', r.get('feature'))} ({r.get('direction')})" for r in answer["reasons"]]
+    return {**answer, "reasons": reasons}
+
+
+def bands_line(info: object) -> str:
+    """The served bands, the rule that chose them and what they flag: why the review queue is its size."""
+    if not isinstance(info, dict) or not isinstance(info.get("decision_bands"), dict):
+        return json.dumps(info)
+    bands, metrics = info["decision_bands"], info.get("metrics", {})
+    block = "never" if bands.get("block_at") is None else f"{bands['block_at']:.6g}"
+    line = f"bands review_at {bands['review_at']:.6g}, block_at {block}"
+    if "rule" in bands:
+        line += (f"; rule {bands['rule']} ({bands.get('reason', '')}); validation: "
+                 f"{bands['alerts_per_1000']:.2f} alerts and {bands['flagged_per_1000']:.2f} flagged per 1,000 "
+                 f"(budget {bands['alert_budget_per_1000']:g})")  # fmt: skip
+    if "money_alerts_per_1000" in metrics:
+        line += f"; holdout: {metrics['money_alerts_per_1000']:.2f} alerts per 1,000"
+        if "money_flagged_per_1000" in metrics:
+            line += f", {metrics['money_flagged_per_1000']:.2f} flagged"
+    return line
 
 
 def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> list[dict[str, object]]:

@@ -167,8 +167,25 @@ class Settings(BaseSettings):
     friction_cost: float = Field(
         200.0, ge=0, description="Cost model: what blocking one legitimate payment costs (friction, churn)."
     )
-    alert_budget_per_1000: float | None = Field(
-        None, gt=0, description="Most reviews per 1,000 transactions the bands may send (unset: no budget)."
+    alert_budget_per_1000: float = Field(
+        10.0,
+        gt=0,
+        le=1000,
+        description="The alert budget: most transactions per 1,000 (reviews and blocks) the bands training "
+        "chooses may flag; 1000 = no budget. docs/decisions.md says why 10.",
+    )
+    alert_budget_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Share of the alert budget the bands may flag on validation; the rest is room for later "
+        "traffic, which flags more (docs/decisions.md: a cut at the full budget flagged 11.5-15.6 per 1,000 next).",
+    )
+    min_validation_frauds: int = Field(
+        100,
+        ge=0,
+        description="Fewest validation frauds for bands chosen by savings; below it, review the top of the "
+        "validation scores within the budget and block nothing. docs/decisions.md says why 100.",
     )
     # Monitoring
     monitor_window_minutes: int = Field(

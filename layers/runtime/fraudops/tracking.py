@@ -146,6 +146,16 @@ def _artifact_dir(trained: TrainedModel, split: SplitRecord) -> Iterator[Path]:
         yield directory
 
 
+def _band_params(bands: Any) -> dict[str, Any]:
+    """Which rule chose the served bands and on how many frauds, as run params (and the rule as a tag),
+    so a run in the MLflow UI says why its queue is the size it is."""
+    if not isinstance(bands, dict):
+        return {}
+    keys = ("rule", "validation_frauds", "min_validation_frauds", "alert_budget_per_1000", "target_per_1000",
+            "review_at", "block_at")  # fmt: skip
+    return {f"bands_{key}": bands.get(key) for key in keys}
+
+
 def _pip_requirements() -> list[str]:
     from importlib.metadata import version
 
@@ -295,6 +305,7 @@ def _log_run(
             {
                 "fraudops.feature_set": trained.spec.feature_set,
                 "fraudops.data_sha256": data.sha256,
+                "fraudops.bands_rule": str(_band_params(trained.spec.extra.get("decision_bands")).get("bands_rule")),
                 "mlflow.note.content": "XGBoost fraud classifier trained by fraudops on PaySim-schema data.",
                 **(tags or {}),
             }
@@ -314,6 +325,7 @@ def _log_run(
                 "train_rows": split.train_rows,
                 "validation_rows": split.validation_rows,
                 "holdout_rows": split.holdout_rows,
+                **_band_params(trained.spec.extra.get("decision_bands")),
                 "xgboost_version": xgb.__version__,
                 "python_version": platform.python_version(),
                 **data.as_params(),

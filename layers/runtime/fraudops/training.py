@@ -95,7 +95,8 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
         raise TrainingError(str(error)) from error
     # Bands by money, chosen on validation like the threshold; both judged on the holdout in money.
     costs = CostModel.from_settings(settings)
-    bands = choose_bands(y_valid, valid_scores, split.validation["amount"].to_numpy(), costs)
+    bands = choose_bands(y_valid, valid_scores, split.validation["amount"].to_numpy(), costs,
+                         settings.min_validation_frauds, settings.alert_budget_share)  # fmt: skip
     y_holdout, holdout_amounts = split.holdout[LABEL].to_numpy(), split.holdout["amount"].to_numpy()
     money = {
         **money_metrics(y_holdout, holdout_scores, holdout_amounts, bands, costs).as_dict("money_"),
@@ -103,7 +104,8 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
     }
     seconds["evaluate"] = time.perf_counter() - started
 
-    decision_bands = {**bands.to_dict(), "cost_model": costs.as_dict(), "chosen_on": "validation"}
+    # The rule that chose them and what they flag on validation travel with the bands (/model shows them).
+    decision_bands = {**bands.as_dict(), "cost_model": costs.as_dict(), "chosen_on": "validation"}
     spec = FeatureSpec(
         feature_names=tuple(names), threshold=threshold, feature_set=feature_set,
         extra={"decision_bands": decision_bands},

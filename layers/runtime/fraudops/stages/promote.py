@@ -76,7 +76,7 @@ log = logging.getLogger(__name__)
 TAG_PREFIX = "fraudops.promotion."
 # What /model shows: ranking metrics and money (holdout, at the version's own bands).
 MANIFEST_METRICS = ("auprc", "roc_auc", "recall_at_1pct_fpr", "money_fraud_amount_caught", "money_amount_recall",
-                    "money_alerts_per_1000", "money_savings")  # fmt: skip
+                    "money_alerts_per_1000", "money_flagged_per_1000", "money_savings")  # fmt: skip
 
 
 @dataclass(frozen=True)
