@@ -288,9 +288,10 @@ def run_monitor(
         "records": len(decisions),
         "labels": label_status(label, received),  # "labeled" and "pending" below are two of its counts
         "label_maturity_days": settings.label_maturity_days,
-        "versions": {v: _version_section(settings, v, decisions[mask], label[mask], received[mask])
-                     for v, mask in by_version.items()},  # fmt: skip
         "thresholds": {"watch": 0.1, "act": ACT},
+    }
+    report["versions"] = {
+        v: _version_section(settings, v, decisions[mask], label[mask], received[mask]) for v, mask in by_version.items()
     }
     report["labeled"], report["pending"] = report["labels"]["labels_received"], report["labels"]["pending"]
     flagged = _outcomes(decisions)[1]
