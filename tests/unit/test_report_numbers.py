@@ -18,7 +18,7 @@ from fraudops.config import Settings
 from fraudops.errors import StoreError
 from fraudops.labels import store_labels
 from fraudops.stages import monitor as monitor_stage
-from fraudops.stages.monitor import run_monitor
+from fraudops.stages.monitor import metric_points, run_monitor
 from fraudops.store import blob_store
 from tests.helpers.report_figures import contradictions, read
 
@@ -82,6 +82,9 @@ def test_a_go_live_window_counts_labels_once_and_shows_what_is_known(tmp_path: P
     assert figures["confirmed-flagged"] == ["7", "7"] and figures["confirmed-flagged-of"] == ["10", "10"]
     assert figures["confirmed-flagged-share"] == ["70.0%", "70.0%"] and figures["pending-share"] == ["99.0%"]
     assert figures["realized-settled"] == ["10"] and figures["settled"] == ["10"]
+    points = {name: value for name, value, _ in metric_points(report)}
+    assert points["ConfirmedFraudsFlaggedShare"] == pytest.approx(0.7) and points["PendingShare"] == 0.99
+    assert points["ConfirmedFraudAmountCaught"] == pytest.approx(caught)
 
 
 def test_a_normal_window_has_one_flagged_numerator_and_realized_metrics_on_the_settled(tmp_path: Path) -> None:

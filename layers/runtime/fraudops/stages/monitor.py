@@ -403,6 +403,13 @@ def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, st
                 points.append(("RealizedAmountRecall", realized["amount_recall"], dims))
         if "alerts_per_1000" in section:
             points.append(("AlertsPer1000", section["alerts_per_1000"], dims))
+        # Known before anything matures (go-live): the shares of confirmed frauds flagged, and pending.
+        known = section.get("go_live") or {}
+        if known.get("flagged_share_of_confirmed_frauds") is not None:
+            points += [("ConfirmedFraudsFlaggedShare", known["flagged_share_of_confirmed_frauds"], dims),
+                       ("ConfirmedFraudAmountCaught", known["confirmed_fraud_amount_caught"], dims)]  # fmt: skip
+        if (section.get("labels") or {}).get("pending_share") is not None:
+            points.append(("PendingShare", section["labels"]["pending_share"], dims))
     # Window-wide figures without a version dimension: what the alarms watch.
     if report.get("consecutive_act_windows") is not None:
         points.append(("DriftActWindows", float(report["consecutive_act_windows"]), {}))
