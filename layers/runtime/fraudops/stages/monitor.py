@@ -192,6 +192,8 @@ def _version_section(
                                       "FRAUDOPS_MONITOR_MIN_RECORDS")  # fmt: skip
         return section
     section["flagged_rate"] = section["flagged"] / len(decisions)  # review or block: flagged_per_1000 / 1000
+    # The model's own view, apart from the outcomes: scores at or above its F1 threshold (``prediction``).
+    section["threshold_rate"] = float(np.mean(decisions["prediction"].to_numpy() >= 1.0))
     try:
         context = _version_context(settings, version)
     except (StoreError, MetricsError, KeyError, ValueError) as error:
@@ -208,6 +210,8 @@ def _version_section(
     section["expected_flagged_rate"] = context.profile["expected_flagged_rate"]
     # The score the training share counts from (profiles before ``flagged_at`` counted from the threshold).
     section["expected_flagged_at"] = float(context.profile.get("flagged_at", context.spec.threshold))
+    section["expected_threshold_rate"] = context.profile.get("expected_threshold_rate",
+                                                             context.profile["expected_flagged_rate"])  # fmt: skip
     return section
 
 
