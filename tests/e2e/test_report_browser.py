@@ -4,6 +4,7 @@ labelled axes, bin labels and values; the screenshot is kept beside the test's f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,7 +23,6 @@ from fraudops.config import Settings
 from fraudops.labels import store_labels
 from fraudops.profile import build_profile, compare
 from fraudops.report import bin_labels, render_html
-from fraudops.stages.monitor import run_monitor
 from fraudops.store import blob_store
 from tests.helpers.report_figures import contradictions, read
 from tests.helpers.stack import train_and_promote
@@ -151,10 +151,10 @@ def test_the_console_check_catches_an_error(tmp_path: Path) -> None:
 FIELDS = ["step", "type", "amount", "oldbalanceOrg", "newbalanceOrig", "oldbalanceDest", "newbalanceDest"]
 
 
-def page_of(report: dict[str, Any], settings: Settings, tmp_path: Path, name: str) -> tuple[dict[str, list[str]], str]:
-    """The figures and visible text of the report's HTML as chromium's DOM has them."""
+def page_of(uri: str, settings: Settings, tmp_path: Path, name: str) -> tuple[dict[str, list[str]], str]:
+    """The figures and visible text of the report at ``uri`` as chromium's DOM has them."""
     page = tmp_path / f"{name}.html"
-    page.write_bytes(blob_store(settings).get(report["html_key"]))
+    page.write_bytes(blob_store(settings).get("monitoring/" + uri.split("/monitoring/", 1)[1]))
     dom = render(page, tmp_path, "--dump-dom")
     assert dom.returncode == 0 and console_errors(dom.stderr) == [], dom.stderr[-2000:]
     figures, text = read(dom.stdout)
@@ -164,9 +164,30 @@ def page_of(report: dict[str, Any], settings: Settings, tmp_path: Path, name: st
     return figures, text
 
 
-def test_a_go_live_week_and_a_normal_window_render_without_contradiction(local_settings: Settings,
-                                                                         tmp_path: Path) -> None:  # fmt: skip
-    """Issue 27 item 3, through the API and the monitor as a team runs them: real traffic scored by a real
+def monitor_cli(settings: Settings, since: datetime, until: datetime, capsys: pytest.CaptureFixture[str],
+                monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:  # fmt: skip
+    """``fraudops monitor --since --until --no-retrain`` as a team runs it; its printed summary."""
+    from fraudops_dev.cli import main
+
+    from fraudops.config import get_settings
+
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(settings.state_dir))
+    monkeypatch.setenv("FRAUDOPS_LAKE_URI", str(settings.lake_uri))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    capsys.readouterr()
+    try:
+        assert main(["monitor", "--since", since.isoformat(), "--until", until.isoformat(), "--no-retrain"]) == 0
+    finally:
+        get_settings.cache_clear()
+    printed: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return printed
+
+
+def test_a_go_live_week_and_a_normal_window_render_without_contradiction(
+    local_settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 3, through the API and the CLI as a team runs them: real traffic scored by a real
     model, fraud labels only (nothing matured), then every label with maturity reached."""
     settings = local_settings
     train_and_promote(settings)
@@ -183,24 +204,30 @@ def test_a_go_live_week_and_a_normal_window_render_without_contradiction(local_s
     fraud = [(tid, True) for tid, is_fraud in zip(ids, rows["isFraud"], strict=True) if is_fraud]
 
     store_labels(settings, fraud, "chargebacks")  # the go-live week: chargebacks only, nothing matured
-    week = run_monitor(settings, since, until)
-    figures, text = page_of(week, settings, tmp_path, "go-live")
+    week = monitor_cli(settings, since, until, capsys, monkeypatch)
+    figures, text = page_of(week["report"], settings, tmp_path, "go-live")
     assert contradictions(figures, text) == []
     assert figures["decisions"] == ["3,000"] and figures["labels-received"] == figures["fraud-labels"]
     assert figures["settled"] == figures["realized-settled"] == figures["fraud-labels"] == [f"{len(fraud):,}"]
     assert figures["confirmed-flagged-of"] == [f"{len(fraud):,}"] * 2  # the window's and the version's
     assert figures["pending"] == [f"{3000 - len(fraud):,}"]
     assert "Realized performance not judged" in text and "too few to judge" in text
-    assert week["go_live"]["confirmed_frauds"] == len(fraud) and week["labels"]["pending"] == 3000 - len(fraud)
+    # The CLI's summary carries the same counts, from the same source.
+    assert week["labels"]["fraud_labels"] == week["go_live"]["confirmed_frauds"] == len(fraud)
+    assert week["labeled"] == len(fraud) and week["pending"] == week["labels"]["pending"] == 3000 - len(fraud)
     assert 0 < week["go_live"]["confirmed_frauds_flagged"] <= len(fraud)
+    assert figures["confirmed-flagged"][0] == f"{week['go_live']['confirmed_frauds_flagged']:,}"
 
     store_labels(settings, [(tid, bool(f)) for tid, f in zip(ids, rows["isFraud"], strict=True)], "investigations")
-    window = run_monitor(settings.model_copy(update={"label_maturity_days": 0}), since, until)
-    figures, text = page_of(window, settings, tmp_path, "normal")
+    window = monitor_cli(settings, since, until, capsys, monkeypatch, FRAUDOPS_LABEL_MATURITY_DAYS="0")
+    figures, text = page_of(window["report"], settings, tmp_path, "normal")
     assert contradictions(figures, text) == []
     assert figures["labels-received"] == figures["settled"] == figures["realized-settled"] == ["3,000"]
     assert figures["pending"] == ["0"] and len(figures["flagged-rate"]) == len(figures["flagged-per-1000"]) == 1
-    section = window["versions"]["1"]
+    assert window["labels"]["settled"] == 3000 and window["labels"]["not_fraud_labels"] == 3000 - len(fraud)
+    report = json.loads(blob_store(settings).get("monitoring/" + window["report"].split("/monitoring/", 1)[1]
+                                                 .replace("report.html", "report.json")))  # fmt: skip
+    section = report["versions"]["1"]
     assert float(figures["flagged-per-1000"][0]) == pytest.approx(section["flagged_per_1000"], abs=0.05)
     assert section["realized"]["recall"] == pytest.approx(
         section["go_live"]["confirmed_frauds_flagged"] / section["go_live"]["confirmed_frauds"]

@@ -442,13 +442,15 @@ def start_retraining_execution(settings: Settings) -> Trigger:
     return start
 
 
-SUMMARY_KEYS = ("since", "until", "records", "labeled", "drifted", "not_judged", "consecutive_act_windows")
+SUMMARY_KEYS = ("since", "until", "records", "labeled", "pending", "drifted", "not_judged", "consecutive_act_windows")
+# Printed whole when present: what every label count counts, and what is known before anything matures.
+SUMMARY_SECTIONS = ("labels", "go_live", "in_a_row", "skipped", "retraining")
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The few lines a person or a log reads: the window, what was (not) judged, what happened."""
     lines = {key: report.get(key) for key in SUMMARY_KEYS}
-    for key in ("in_a_row", "skipped", "retraining"):
+    for key in SUMMARY_SECTIONS:
         if report.get(key) is not None:
             lines[key] = report[key]
     return lines
