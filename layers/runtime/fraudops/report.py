@@ -201,7 +201,8 @@ def _version_html(version: str, section: dict[str, Any]) -> list[str]:
         expected = ""
         if section.get("expected_flagged_rate") is not None:
             expected = (f" Expected from training: {_rate(section['expected_flagged_rate'])} (validation scores at or "
-                        f"above {section['expected_flagged_at']:.4g}, the model's own review band).")  # fmt: skip
+                        f"above {section['expected_flagged_at']:.4g}, the model's "
+                        f"{html.escape(section.get('expected_flagged_basis', 'review band'))}).")  # fmt: skip
         rate = _fig("flagged-rate", f"{section['flagged_rate']:.2%}")
         per_1000 = _fig("flagged-per-1000", f"{section['flagged_per_1000']:.1f}")
         alerts = _fig("alerts-per-1000", f"{section['alerts_per_1000']:.1f}")

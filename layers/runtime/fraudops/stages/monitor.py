@@ -210,6 +210,7 @@ def _version_section(
     section["expected_flagged_rate"] = context.profile["expected_flagged_rate"]
     # The score the training share counts from (profiles before ``flagged_at`` counted from the threshold).
     section["expected_flagged_at"] = float(context.profile.get("flagged_at", context.spec.threshold))
+    section["expected_flagged_basis"] = "review band" if "flagged_at" in context.profile else "F1 threshold"
     section["expected_threshold_rate"] = context.profile.get("expected_threshold_rate",
                                                              context.profile["expected_flagged_rate"])  # fmt: skip
     return section
