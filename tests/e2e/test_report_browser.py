@@ -161,6 +161,7 @@ def page_of(uri: str, settings: Settings, tmp_path: Path, name: str) -> tuple[di
     keep = os.environ.get("REPORT_TEXT_DIR")  # the closing note quotes these
     if keep:
         Path(keep, f"{name}.txt").write_text(re.sub(r"\s+", " ", text), encoding="utf-8")
+        shutil.copyfile(page, Path(keep, f"{name}.html"))
     return figures, text
 
 
