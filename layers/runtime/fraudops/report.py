@@ -262,7 +262,8 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
     for version, section in sorted(report["versions"].items()):
         out += _version_html(version, section)
     if trend:
-        out.append("<h2>By window (the last 50)</h2><table><tr><th>window end</th><th>version</th>"
+        out.append("<h2>By window (the last 50 counted, each row as of the run that counted it)</h2><table><tr>"
+                   "<th>window end</th><th>version</th>"
                    "<th>decisions</th><th>pending</th><th>confirmed frauds flagged</th><th>settled</th>"
                    "<th>precision</th><th>recall</th><th>max feature PSI</th></tr>")  # fmt: skip
         for row in trend:
