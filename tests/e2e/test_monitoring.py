@@ -70,7 +70,10 @@ def test_windows_with_and_without_labels_and_the_trigger_with_its_cooldown(local
     assert "in_a_row" not in calm  # the window right after the last one: counted
     assert calm["records"] == 3000 and calm["labeled"] == 0 and section["realized"] is None
     assert calm["drifted"] == [] and section["drift"]["max_feature_psi"] < 0.1
-    assert section["flagged_rate"] == pytest.approx(section["expected_flagged_rate"], abs=0.02)
+    # Issue 27 item 3: "flagged" is review or block everywhere; the share of scores at the model's F1
+    # threshold (what flagged_rate counted before) is threshold_rate, against the same training share.
+    assert section["threshold_rate"] == pytest.approx(section["expected_threshold_rate"], abs=0.02)
+    assert section["flagged_rate"] == section["flagged"] / 3000 == pytest.approx(section["flagged_per_1000"] / 1000)
 
     store_labels(settings, [(f"n-{i}", bool(f)) for i, f in enumerate(normal["isFraud"])], "test")
     fraud = int(normal["isFraud"].sum())

@@ -211,7 +211,8 @@ class Settings(BaseSettings):
     monitor_min_labeled: int = Field(
         50,
         ge=1,
-        description="Fewest labeled decisions to report realized precision, recall and AUPRC.",
+        description="Fewest settled decisions (a fraud label, or no fraud label after the maturity period) to "
+        "report realized precision, recall and AUPRC; the go-live figures on confirmed frauds need none.",
     )
     drift_windows: int = Field(
         2,

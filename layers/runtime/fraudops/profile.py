@@ -3,7 +3,8 @@
 A model's profile (``profile.json``, saved with the model next to ``feature_spec.json``) describes the
 data it was trained on: for every feature, decile bin edges and the share of training rows in each
 bin; for ``type``, the share of each transaction type; the score distribution on the validation split;
-and the share of validation rows it flagged. The monitor bins live traffic the same way and compares.
+and the share of validation rows its decisions flag (score at or above ``flagged_at``). The monitor bins
+live traffic the same way and compares.
 
 **PSI** (population stability index) = sum over bins of (current - reference) * ln(current /
 reference), shares smoothed by 1e-4 so an empty bin counts without dividing by zero. Conventional
@@ -71,8 +72,14 @@ def build_profile(
     types: npt.ArrayLike,
     validation_scores: np.ndarray,
     threshold: float,
+    flagged_at: float | None = None,
 ) -> dict[str, Any]:
-    """The profile of the rows a model was trained on (``features``: the training matrix)."""
+    """The profile of the rows a model was trained on (``features``: the training matrix). ``flagged_at``:
+    the lowest score the model's decisions flag (its review band; default ``threshold``), so
+    ``expected_flagged_rate`` is what the monitor's flagged rate (review or block) is compared with;
+    ``expected_threshold_rate`` is the share at the F1 ``threshold`` (the captured ``prediction``)."""
+    scores = np.asarray(validation_scores)
+    flagged_at = threshold if flagged_at is None else flagged_at
     numeric = {}
     for index, name in enumerate(feature_names):
         column = np.asarray(features[:, index], dtype=np.float64)
@@ -85,7 +92,9 @@ def build_profile(
         "numeric": numeric,
         "categorical": {"type": category_shares(types)},
         "score": {"edges": score_edges, "shares": shares(validation_scores, score_edges)},
-        "expected_flagged_rate": float(np.mean(np.asarray(validation_scores) >= threshold)),
+        "expected_flagged_rate": float(np.mean(scores >= flagged_at)),
+        "flagged_at": float(flagged_at),
+        "expected_threshold_rate": float(np.mean(scores >= threshold)),
     }
 
 

@@ -3,7 +3,9 @@
 Self-contained (inline SVG, no scripts, no CDN). Every histogram has a y axis (share of decisions, in
 percent, with ticks), a labelled x axis (the training profile's bins, as value ranges), the share above
 each bar and a legend; windows too small to judge say so instead of showing a figure; the trend table
-writes "no labels" where there is nothing to show, never ``None``.
+writes "none settled" where there is nothing to show, never ``None``. Every count is shown once per
+source and says what it counts (``data-figure`` names it); a rate and its per-1,000 figure share one
+numerator; no Python value is printed raw.
 """
 
 from __future__ import annotations
@@ -112,6 +114,24 @@ def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2%}"
 
 
+def _fig(name: str, text: str) -> str:
+    """A displayed figure, tagged with what it is (``data-figure``) so a reader, or a test, can tell
+    which count it is and check it against the others."""
+    return f'<b data-figure="{html.escape(name)}">{text}</b>'
+
+
+def _share(part: int | float, whole: int | float, name: str, money: bool = False) -> str:
+    """``part of whole (share)``: the share always computed from the two figures shown beside it."""
+    shown = (f"{part:,.0f}", f"{whole:,.0f}") if money else (f"{part:,}", f"{whole:,}")
+    share = f" ({_fig(name + '-share', f'{part / whole:.1%}')})" if whole else ""
+    return f"{_fig(name, shown[0])} of {_fig(name + '-of', shown[1])}{share}"
+
+
+def _outcome_counts(outcomes: dict[str, int]) -> str:
+    return ", ".join(f"{name} {_fig('outcome-' + name, f'{outcomes.get(name, 0):,}')}"
+                     for name in ("approve", "review", "block"))  # fmt: skip
+
+
 def _figure(value: Any, missing: str) -> str:
     """A trend-table cell: the number, or what its absence means (never ``None``)."""
     if value is None:
@@ -119,32 +139,79 @@ def _figure(value: Any, missing: str) -> str:
     return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
 
 
+def _count(name: str, value: int) -> str:
+    return _fig(name, f"{value:,}")
+
+
+def _labels_text(labels: dict[str, Any], maturity_days: float) -> str:
+    """The window's label counts, each saying what it counts (one source: ``monitor.label_status``)."""
+    days = f"{maturity_days:g} days"
+    pending = _share(labels["pending"], labels["decisions"], "pending")
+    return (f"<p>{_count('decisions', labels['decisions'])} decisions captured. Labels received for "
+            f"{_count('labels-received', labels['labels_received'])} of them "
+            f"({_count('fraud-labels', labels['fraud_labels'])} fraud, "
+            f"{_count('not-fraud-labels', labels['not_fraud_labels'])} not fraud). Settled, so counted in "
+            f"realized performance: {_count('settled', labels['settled'])} ({labels['settled_fraud']:,} with a "
+            f"fraud label, {labels['settled_not_fraud']:,} with no fraud label after {days}). Pending (no fraud "
+            f"label yet and younger than {days}; a not-fraud label does not settle a decision early): "
+            f"{pending}.</p>")  # fmt: skip
+
+
+def _go_live_text(known: dict[str, Any], what: str) -> str:
+    """What can be known before anything matures: confirmed frauds and their money, flagged or not."""
+    if not known["confirmed_frauds"]:
+        return f"<p>Confirmed frauds{what}: no fraud label has arrived for these decisions yet.</p>"
+    flagged = _share(known["confirmed_frauds_flagged"], known["confirmed_frauds"], "confirmed-flagged")
+    money = _share(known["confirmed_fraud_amount_caught"], known["confirmed_fraud_amount"], "confirmed-money",
+                   money=True)  # fmt: skip
+    return (f"<p>Confirmed frauds{what} (decisions with a fraud label, matured or not): flagged (review or "
+            f"block) {flagged}; money caught on them (amount of the flagged ones) {money}.</p>")  # fmt: skip
+
+
 def _realized_text(realized: dict[str, Any] | None) -> str:
     if not realized:
-        return "<p>Realized performance: no labels have arrived for these decisions yet.</p>"
+        return (f"<p>Realized performance: {_fig('realized-settled', '0')} settled decisions (a fraud label, or "
+                "no fraud label after the maturity period): nothing to judge yet.</p>")  # fmt: skip
+    settled = _count("realized-settled", realized["labeled"])
     if "too_few" in realized:
-        return f"<p class='note'>Realized performance not judged: {html.escape(realized['too_few'])}.</p>"
+        # too_few starts with the settled count: the tagged figure is that same number.
+        rest = html.escape(realized["too_few"].split(" ", 1)[1])
+        return f"<p class='note'>Realized performance not judged: {settled} {rest}.</p>"
     auprc = f", AUPRC {realized['auprc']:.3f}" if realized.get("auprc") is not None else ""
     money = ""
     if realized.get("amount_recall") is not None:
         money = (f"; fraud money caught {realized['fraud_amount_caught']:,.0f} of {realized['fraud_amount']:,.0f} "
                  f"(amount recall {realized['amount_recall']:.3f})")  # fmt: skip
-    return (f"<p>Realized on {realized['labeled']:,} labeled decisions ({realized['fraud']:,} fraud): precision "
-            f"{realized['precision']:.3f}, recall {realized['recall']:.3f}{auprc}{money}.</p>")  # fmt: skip
+    return (f"<p>Realized on {settled} settled decisions ({realized['fraud']:,} fraud), counting a decision as "
+            f"caught when it was flagged (review or block): precision {realized['precision']:.3f}, recall "
+            f"{realized['recall']:.3f}{auprc}{money}.</p>")  # fmt: skip
 
 
 def _version_html(version: str, section: dict[str, Any]) -> list[str]:
     out = [f"<h2>Model version {html.escape(version)}</h2>"]
+    count = _count("version-decisions", section["count"])
     if "too_few" in section:
         out.append(f"<p class='note'>Drift and flagged rate not judged: {html.escape(section['too_few'])}. "
                    "A handful of decisions gives extreme PSI and rates by chance.</p>")  # fmt: skip
+        if section.get("outcomes"):
+            out.append(f"<p>{count} decisions: {_outcome_counts(section['outcomes'])}; "
+                       f"{_count('flagged', section['flagged'])} flagged (review or block).</p>")  # fmt: skip
     else:
-        out.append(f"<p>{section['count']:,} decisions; flagged rate {_rate(section.get('flagged_rate'))} "
-                   f"(expected from training: {_rate(section.get('expected_flagged_rate'))}).</p>")  # fmt: skip
+        # The rate and the per-1,000 figure share one numerator (section["flagged"]) and one denominator.
+        expected = ""
+        if section.get("expected_flagged_rate") is not None:
+            expected = (f" Expected from training: {_rate(section['expected_flagged_rate'])} (validation scores at or "
+                        f"above {section['expected_flagged_at']:.4g}, the model's "
+                        f"{html.escape(section.get('expected_flagged_basis', 'review band'))}).")  # fmt: skip
+        rate = _fig("flagged-rate", f"{section['flagged_rate']:.2%}")
+        per_1000 = _fig("flagged-per-1000", f"{section['flagged_per_1000']:.1f}")
+        alerts = _fig("alerts-per-1000", f"{section['alerts_per_1000']:.1f}")
+        out.append(f"<p>{count} decisions: {_outcome_counts(section['outcomes'])}. Flagged (review or block): "
+                   f"{_count('flagged', section['flagged'])}, a flagged rate of {rate} = {per_1000} per 1,000; "
+                   f"reviews (alerts) {alerts} per 1,000.{expected}</p>")  # fmt: skip
+    if section.get("go_live"):
+        out.append(_go_live_text(section["go_live"], " of this version"))
     out.append(_realized_text(section.get("realized")))
-    if "alerts_per_1000" in section:
-        out.append(f"<p>Outcomes {html.escape(str(section['outcomes']))}: {section['alerts_per_1000']:.2f} alerts "
-                   f"(reviews) and {section['flagged_per_1000']:.2f} flagged per 1,000.</p>")  # fmt: skip
     if section.get("problem"):
         out.append(f"<p class='note'>{html.escape(section['problem'])}</p>")
     drift = section.get("drift")
@@ -172,9 +239,11 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>fraudops monitor</title>",
         f"<style>{_STYLE}</style><body>",
         f"<h1>fraudops monitor: {html.escape(report['since'])} to {html.escape(report['until'])}</h1>",
-        f"<p>{report['records']:,} decisions captured, {report['labeled']:,} with a label. PSI (population "
-        "stability index) compares each distribution with the model's training profile: below 0.1 stable, "
-        "0.1 to 0.25 watch, 0.25 and above act.</p>",
+        _labels_text(report["labels"], report["label_maturity_days"]),
+        "<h2>Known now, before labels mature</h2>",
+        _go_live_text(report["go_live"], " in this window"),
+        "<p>PSI (population stability index) compares each distribution with the model's training profile: "
+        "below 0.1 stable, 0.1 to 0.25 watch, 0.25 and above act.</p>",
         f"<p class='legend'>Histograms:<span style='background:{REFERENCE_COLOUR}'></span>training profile"
         f"<span style='background:{CURRENT_COLOUR}'></span>this window (numbers above the bars: % of "
         "decisions in the bin).</p>",
@@ -193,15 +262,21 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
     for version, section in sorted(report["versions"].items()):
         out += _version_html(version, section)
     if trend:
-        out.append("<h2>By window (the last 50)</h2><table><tr><th>window end</th><th>version</th>"
-                   "<th>decisions</th><th>labeled</th><th>precision</th><th>recall</th><th>max feature PSI</th>"
-                   "</tr>")  # fmt: skip
+        out.append("<h2>By window (the last 50 counted, each row as of the run that counted it)</h2><table><tr>"
+                   "<th>window end</th><th>version</th>"
+                   "<th>decisions</th><th>pending</th><th>confirmed frauds flagged</th><th>settled</th>"
+                   "<th>precision</th><th>recall</th><th>max feature PSI</th></tr>")  # fmt: skip
         for row in trend:
-            no_labels = "too few labels" if row.get("labeled") else "no labels"
+            unsettled = "too few settled" if row.get("labeled") else "none settled"
+            confirmed = None
+            if row.get("confirmed_frauds") is not None:
+                confirmed = f"{row.get('confirmed_frauds_flagged', 0):,} of {row['confirmed_frauds']:,}"
             out.append(f"<tr><td>{html.escape(str(row['until']))}</td><td>{html.escape(str(row['version']))}</td>"
-                       f"<td>{_figure(row.get('decisions'), 'not recorded')}</td><td>{row.get('labeled', 0):,}</td>"
-                       f"<td>{_figure(row.get('precision'), no_labels)}</td>"
-                       f"<td>{_figure(row.get('recall'), no_labels)}</td>"
+                       f"<td>{_figure(row.get('decisions'), 'not recorded')}</td>"
+                       f"<td>{_figure(row.get('pending'), 'not recorded')}</td>"
+                       f"<td>{_figure(confirmed, 'not recorded')}</td><td>{row.get('labeled', 0):,}</td>"
+                       f"<td>{_figure(row.get('precision'), unsettled)}</td>"
+                       f"<td>{_figure(row.get('recall'), unsettled)}</td>"
                        f"<td>{_figure(row.get('max_psi'), 'not judged')}</td></tr>")  # fmt: skip
         out.append("</table>")
     out.append("</body></html>")

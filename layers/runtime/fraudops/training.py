@@ -112,5 +112,7 @@ def train_model(split: DataSplit, settings: Settings, feature_set: str = "engine
     )  # fmt: skip
     return TrainedModel(
         booster, spec, params, best_iteration, validation_metrics, holdout_metrics, holdout_scores, seconds,
-        build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold), money,
+        # Expected flagged share at the review band: what the monitor's flagged rate (review or block) counts.
+        build_profile(x_train, names, split.train["type"].astype(str).to_numpy(), valid_scores, threshold,
+                      bands.review_at), money,
     )  # fmt: skip

@@ -70,27 +70,27 @@ def _too_few(count: int, minimum: int, what: str, setting: str) -> str:
 def _realized(
     decisions: pd.DataFrame, label: np.ndarray, minimum: int = 1, flagged: np.ndarray | None = None
 ) -> dict[str, Any] | None:
-    """Realized performance over the decisions whose label is known (``label``: 1 fraud, 0 not, -1 pending);
-    ``flagged``: each decision's review/block outcome (``_outcomes``), for the money caught."""
+    """Realized performance over the settled decisions (``label``: 1 fraud, 0 not, -1 pending). A decision
+    counts as caught when it was flagged (``flagged``: review or block, ``_outcomes``), the same flag as the
+    report's flagged rate and the money caught, so recall and amount recall measure one thing."""
     known = label >= 0
     if not known.any():
         return None
     labeled = int(known.sum())
     if labeled < minimum:
-        return {"labeled": labeled, "too_few": _too_few(labeled, minimum, "labeled decisions",
+        return {"labeled": labeled, "too_few": _too_few(labeled, minimum, SETTLED_WHAT,
                                                          "FRAUDOPS_MONITOR_MIN_LABELED")}  # fmt: skip
     y = label[known].astype(np.int64)
-    predicted = decisions["prediction"].to_numpy()[known] >= 1.0
+    predicted = (flagged if flagged is not None else _outcomes(decisions)[1])[known]
     scores = decisions["probability"].to_numpy()[known]
     tp = int(np.sum(predicted & (y == 1)))
     fp = int(np.sum(predicted & (y == 0)))
     fn = int(np.sum(~predicted & (y == 1)))
     # Money: what the outcomes (review/block) caught of the labeled fraud, by amount. Decisions captured
     # before outcomes existed count as flagged when their prediction was 1.
-    flagged_known = (flagged if flagged is not None else _outcomes(decisions)[1])[known]
     amounts = decisions["amount"].to_numpy(dtype=np.float64, na_value=0.0)[known]
     fraud_amount = float(amounts[y == 1].sum())
-    caught = float(amounts[(y == 1) & flagged_known].sum())
+    caught = float(amounts[(y == 1) & predicted].sum())
     auprc = None
     if 0 < y.sum() < len(y):
         from sklearn.metrics import average_precision_score
@@ -99,12 +99,57 @@ def _realized(
     return {
         "labeled": labeled,
         "fraud": int(y.sum()),
+        "flagged": tp + fp,
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
         "auprc": auprc,
         "fraud_amount": fraud_amount,
         "fraud_amount_caught": caught,
         "amount_recall": caught / fraud_amount if fraud_amount else None,
+    }
+
+
+# What a settled decision is, in the words every count of them uses (JSON, HTML, too-few notes).
+SETTLED_WHAT = "settled decisions (a fraud label, or no fraud label after the maturity period)"
+
+
+def label_status(label: np.ndarray, received: np.ndarray) -> dict[str, Any]:
+    """The one source of every label count a report shows, each a count of this window's decisions:
+    ``label`` as ``matured_labels`` returns it, ``received``: a label of either kind has arrived. A
+    not-fraud label does not settle a decision before maturity (a chargeback may still come), so
+    ``labels_received`` and ``settled`` differ, and the report names both."""
+    decisions = len(label)
+    fraud = int(np.sum(label == 1))
+    settled = int(np.sum(label >= 0))
+    received_count = int(np.sum(received))
+    return {
+        "decisions": decisions,
+        "labels_received": received_count,
+        "fraud_labels": fraud,
+        "not_fraud_labels": received_count - fraud,
+        "settled": settled,
+        "settled_fraud": fraud,
+        "settled_not_fraud": settled - fraud,
+        "pending": decisions - settled,
+        "pending_share": (decisions - settled) / decisions if decisions else None,
+    }
+
+
+def go_live(decisions: pd.DataFrame, label: np.ndarray, flagged: np.ndarray) -> dict[str, Any]:
+    """What is known before anything matures: of the decisions with a fraud label (confirmed frauds),
+    how many and how much money were flagged (review or block). Read with care: frauds that were
+    reviewed tend to be confirmed sooner than those that slipped through, so early shares run high."""
+    fraud = label == 1
+    amounts = decisions["amount"].to_numpy(dtype=np.float64, na_value=0.0)
+    count, caught = int(fraud.sum()), int(np.sum(fraud & flagged))
+    amount, amount_caught = float(amounts[fraud].sum()), float(amounts[fraud & flagged].sum())
+    return {
+        "confirmed_frauds": count,
+        "confirmed_frauds_flagged": caught,
+        "flagged_share_of_confirmed_frauds": caught / count if count else None,
+        "confirmed_fraud_amount": amount,
+        "confirmed_fraud_amount_caught": amount_caught,
+        "caught_share_of_confirmed_fraud_amount": amount_caught / amount if amount else None,
     }
 
 
@@ -128,21 +173,27 @@ def _outcomes(decisions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return outcome, flagged.astype(bool)
 
 
-def _version_section(settings: Settings, version: str, decisions: pd.DataFrame, label: np.ndarray) -> dict[str, Any]:
+def _version_section(
+    settings: Settings, version: str, decisions: pd.DataFrame, label: np.ndarray, received: np.ndarray
+) -> dict[str, Any]:
     outcome, flagged = _outcomes(decisions)
     realized = _realized(decisions, label, settings.monitor_min_labeled, flagged)
-    section: dict[str, Any] = {"count": len(decisions), "realized": realized}
+    section: dict[str, Any] = {"count": len(decisions), "realized": realized, "labels": label_status(label, received),
+                               "go_live": go_live(decisions, label, flagged)}  # fmt: skip
     if len(decisions):  # what the outcomes asked of the team, whatever the count
         section["outcomes"] = {name: int(np.sum(outcome == name)) for name in ("approve", "review", "block")}
+        section["flagged"] = int(flagged.sum())  # the one numerator of the flagged rate and per 1,000
         section["alerts_per_1000"] = 1000.0 * section["outcomes"]["review"] / len(decisions)
-        section["flagged_per_1000"] = 1000.0 * int(flagged.sum()) / len(decisions)
+        section["flagged_per_1000"] = 1000.0 * section["flagged"] / len(decisions)
     if len(decisions) < settings.monitor_min_records:
         # PSI over 10 bins from a handful of decisions is noise (2 records gave PSI 10.7 and a flagged
         # rate of 1.0): say how many there were instead of a figure an alarm would act on.
         section["too_few"] = _too_few(len(decisions), settings.monitor_min_records, "decisions",
                                       "FRAUDOPS_MONITOR_MIN_RECORDS")  # fmt: skip
         return section
-    section["flagged_rate"] = float(np.mean(decisions["prediction"].to_numpy() >= 1.0))
+    section["flagged_rate"] = section["flagged"] / len(decisions)  # review or block: flagged_per_1000 / 1000
+    # The model's own view, apart from the outcomes: scores at or above its F1 threshold (``prediction``).
+    section["threshold_rate"] = float(np.mean(decisions["prediction"].to_numpy() >= 1.0))
     try:
         context = _version_context(settings, version)
     except (StoreError, MetricsError, KeyError, ValueError) as error:
@@ -157,12 +208,19 @@ def _version_section(settings: Settings, version: str, decisions: pd.DataFrame, 
     scores = decisions["probability"].to_numpy()
     section["drift"] = compare(context.profile, features, names, columns["type"], scores)
     section["expected_flagged_rate"] = context.profile["expected_flagged_rate"]
+    # The score the training share counts from (profiles before ``flagged_at`` counted from the threshold).
+    section["expected_flagged_at"] = float(context.profile.get("flagged_at", context.spec.threshold))
+    section["expected_flagged_basis"] = "review band" if "flagged_at" in context.profile else "F1 threshold"
+    section["expected_threshold_rate"] = context.profile.get("expected_threshold_rate",
+                                                             context.profile["expected_flagged_rate"])  # fmt: skip
     return section
 
 
-def matured_labels(settings: Settings, decisions: pd.DataFrame, until: datetime) -> tuple[np.ndarray, int, set[str]]:
-    """Each decision's label for realized metrics (1 fraud, 0 not fraud, -1 pending), how many
-    transactions are pending, and every labeled id.
+def matured_labels(
+    settings: Settings, decisions: pd.DataFrame, until: datetime
+) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """Each decision's label for realized metrics (1 fraud, 0 not fraud, -1 pending), whether a label of
+    either kind has arrived for it, and every labeled id.
 
     New label objects are first compacted into the lake's ``labels`` table (incremental: only those
     written since the last compaction are read), then read from it, a request per partition file. A
@@ -177,8 +235,8 @@ def matured_labels(settings: Settings, decisions: pd.DataFrame, until: datetime)
     fraud = ids.map(lambda tid: newest.get(tid) is True).to_numpy(dtype=bool) & has_id
     matured = (decisions["decision_time"] <= horizon).to_numpy() & has_id
     label = np.where(fraud, 1, np.where(matured, 0, -1)).astype(np.int8)
-    pending = int(ids[has_id & (label < 0)].nunique())
-    return label, pending, set(newest)
+    received = ids.isin(set(newest)).to_numpy(dtype=bool) & has_id
+    return label, received, set(newest)
 
 
 def _load_state(settings: Settings) -> dict[str, Any]:
@@ -224,7 +282,7 @@ def run_monitor(
     if since >= until:
         return _empty_window_report(since, until, str(state.get("last_until")))
     decisions = read_decision_window(settings, since, until, now or until + delivery_delay(settings))
-    label, pending, labeled_ids = matured_labels(settings, decisions, until)
+    label, received, labeled_ids = matured_labels(settings, decisions, until)
     versions = decisions["model_version"].to_numpy()
     by_version = {str(v): versions == v for v in pd.unique(versions)}  # in order of first appearance
     ids = decisions["transaction_id"]
@@ -233,12 +291,16 @@ def run_monitor(
         "since": since.isoformat(timespec="seconds"),
         "until": until.isoformat(timespec="seconds"),
         "records": len(decisions),
-        "labeled": int(ids.isin(labeled_ids).sum()),
-        "pending": pending,
+        "labels": label_status(label, received),  # "labeled" and "pending" below are two of its counts
         "label_maturity_days": settings.label_maturity_days,
-        "versions": {v: _version_section(settings, v, decisions[mask], label[mask]) for v, mask in by_version.items()},
         "thresholds": {"watch": 0.1, "act": ACT},
     }
+    report["versions"] = {
+        v: _version_section(settings, v, decisions[mask], label[mask], received[mask]) for v, mask in by_version.items()
+    }
+    report["labeled"], report["pending"] = report["labels"]["labels_received"], report["labels"]["pending"]
+    flagged = _outcomes(decisions)[1]
+    report["go_live"] = go_live(decisions, label, flagged)
     drifted = sorted({
         f"{version}:{name}"
         for version, section in report["versions"].items() if section.get("drift")
@@ -246,7 +308,7 @@ def run_monitor(
     })  # fmt: skip
     report["drifted"] = drifted
     report["not_judged"] = {v: section["too_few"] for v, section in report["versions"].items() if "too_few" in section}
-    report["realized"] = _realized(decisions, label, settings.monitor_min_labeled)
+    report["realized"] = _realized(decisions, label, settings.monitor_min_labeled, flagged)
     report["max_feature_psi"] = max(
         (section["drift"]["max_feature_psi"] for section in report["versions"].values() if section.get("drift")),
         default=0.0,
@@ -277,7 +339,10 @@ def run_monitor(
             "until": report["until"],
             "version": version,
             "decisions": section["count"],
-            "labeled": realized.get("labeled", 0),
+            "labeled": realized.get("labeled", 0),  # settled decisions, as the realized figures count them
+            "pending": section["labels"]["pending"],
+            "confirmed_frauds": section["go_live"]["confirmed_frauds"],
+            "confirmed_frauds_flagged": section["go_live"]["confirmed_frauds_flagged"],
             "precision": round(realized["precision"], 4) if "precision" in realized else None,
             "recall": round(realized["recall"], 4) if "recall" in realized else None,
             "amount_recall": round(realized["amount_recall"], 4) if realized.get("amount_recall") is not None else None,
@@ -343,6 +408,13 @@ def metric_points(report: dict[str, Any]) -> list[tuple[str, float, dict[str, st
                 points.append(("RealizedAmountRecall", realized["amount_recall"], dims))
         if "alerts_per_1000" in section:
             points.append(("AlertsPer1000", section["alerts_per_1000"], dims))
+        # Known before anything matures (go-live): the shares of confirmed frauds flagged, and pending.
+        known = section.get("go_live") or {}
+        if known.get("flagged_share_of_confirmed_frauds") is not None:
+            points += [("ConfirmedFraudsFlaggedShare", known["flagged_share_of_confirmed_frauds"], dims),
+                       ("ConfirmedFraudAmountCaught", known["confirmed_fraud_amount_caught"], dims)]  # fmt: skip
+        if (section.get("labels") or {}).get("pending_share") is not None:
+            points.append(("PendingShare", section["labels"]["pending_share"], dims))
     # Window-wide figures without a version dimension: what the alarms watch.
     if report.get("consecutive_act_windows") is not None:
         points.append(("DriftActWindows", float(report["consecutive_act_windows"]), {}))
@@ -371,13 +443,15 @@ def start_retraining_execution(settings: Settings) -> Trigger:
     return start
 
 
-SUMMARY_KEYS = ("since", "until", "records", "labeled", "drifted", "not_judged", "consecutive_act_windows")
+SUMMARY_KEYS = ("since", "until", "records", "labeled", "pending", "drifted", "not_judged", "consecutive_act_windows")
+# Printed whole when present: what every label count counts, and what is known before anything matures.
+SUMMARY_SECTIONS = ("labels", "go_live", "in_a_row", "skipped", "retraining")
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The few lines a person or a log reads: the window, what was (not) judged, what happened."""
     lines = {key: report.get(key) for key in SUMMARY_KEYS}
-    for key in ("in_a_row", "skipped", "retraining"):
+    for key in SUMMARY_SECTIONS:
         if report.get(key) is not None:
             lines[key] = report[key]
     return lines
