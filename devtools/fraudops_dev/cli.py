@@ -771,7 +771,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     policy = sub.add_parser("policy", help="decision policies: validate, backtest, publish, rollback, history, show")
     policy_sub = policy.add_subparsers(
-        dest="policy_command", required=True, metavar="ACTION", help="validate | backtest | publish | rollback | history | show"
+        dest="policy_command",
+        required=True,
+        metavar="ACTION",
+        help="validate | backtest | publish | rollback | history | show",
     )
     validate = policy_sub.add_parser("validate", help="check a policy file (JSON) without publishing it")
     validate.add_argument("file", help="the policy document (JSON; - for stdin)")

@@ -312,7 +312,8 @@ def format_backtest(result: Backtest) -> str:
     ]
     if result.labels_found == 0:
         lines.append("note: the lake has no labels yet: frauds caught and friction cannot be measured (every "
-                     "decision is pending); hits and alerts per 1,000 are what the policy would ask of the team")  # fmt: skip
+                     "decision is pending); hits and alerts per 1,000 are what the policy would ask of the "
+                     "team")  # fmt: skip
     elif draft.labeled == 0:
         lines.append("note: none of these decisions has a known label yet (fraud labels or matured ones): frauds "
                      "caught and friction are 0 because nothing is known, not because nothing was caught")  # fmt: skip
@@ -362,4 +363,4 @@ def format_backtest(result: Backtest) -> str:
     lines.append("frauds / legit: confirmed frauds and known legitimate payments among a row's hits (caught or "
                  "friction when it reviews or blocks, missed or passed when it approves); /1,000: hits per 1,000 "
                  "decisions; an alert is a review")  # fmt: skip
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
