@@ -22,6 +22,7 @@ from fraudops.decisions.backtest import (
     backtest_policy,
     decision_labels,
     format_backtest,
+    possible_decisions,
     recorded_decisions,
     replay,
     rule_performance,
@@ -31,7 +32,7 @@ from fraudops.lake import Lake, dt_of_time
 from fraudops.lake.curation import decision_rows
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-DRAFT = {
+DRAFT: dict[str, Any] = {
     "name": "draft",
     "bands": {"review_at": 0.5, "block_at": 0.9},
     "rules": [{"name": "big-transfer", "outcome": "review", "when": "type == 'TRANSFER' and amount > 1000"}],
@@ -94,6 +95,26 @@ def test_a_replayed_draft_is_tabulated_by_list_rule_and_band_with_exact_counts()
         ("band", "approve", "approve"): (5, 3, 5190.0, 2, 0),
     }
     assert (builtin.frauds_caught, builtin.legitimate_reviewed, builtin.legitimate_blocked) == (1, 3, 0)
+
+
+def test_every_list_rule_and_band_of_a_policy_is_shown_even_when_nothing_hit_it() -> None:
+    policy = DecisionPolicy.from_dict({**DRAFT, "rules": [*DRAFT["rules"], {"name": "never", "outcome": "block",
+                                                                            "when": "amount < 0"}],
+                                       "lists": {**DRAFT["lists"], "allow": {"nameOrig": ["C-nobody"]}}})  # fmt: skip
+    data = frame()
+    result = rule_performance(
+        replay(policy, data, {}), [r[5] for r in ROWS], data["amount"], possible_decisions(policy)
+    )
+    found = rows_by_key(result)
+    assert found[("rule", "never", "block")] == (0, 0, 0.0, 0, 0)
+    assert found[("list", "allow.nameOrig", "approve")] == (0, 0, 0.0, 0, 0)
+    assert found[("rule", "big-transfer", "review")] == (2, 1, 5000.0, 1, 0) and len(found) == 7
+    assert result.decisions == 10 and result.blocks == 3  # rows nothing hit change no total
+    own = DecisionPolicy.from_dict({"name": "no block", "bands": {"review_at": 0.5, "block_at": None}})
+    assert [d.decided_by.name for d in possible_decisions(own)] == ["review", "approve"]
+    builtin = DecisionPolicy("model bands", None)
+    assert [d.decided_by.name for d in possible_decisions(builtin, [MODEL_BANDS])] == ["review", "approve"]
+    assert len(possible_decisions(builtin, [MODEL_BANDS, Bands(0.5, 0.9)])) == 3
 
 
 def test_each_model_version_replays_with_its_own_bands() -> None:

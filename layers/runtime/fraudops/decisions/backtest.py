@@ -100,9 +100,12 @@ class Performance:
         return asdict(self)
 
 
-def rule_performance(decisions: Sequence[Decision], label: Any, amounts: Any) -> Performance:
+def rule_performance(
+    decisions: Sequence[Decision], label: Any, amounts: Any, include: Iterable[Decision] = ()
+) -> Performance:
     """Tabulate ``decisions`` by what decided each. ``label``: 1 confirmed fraud, 0 legitimate, -1 pending
-    (one per decision); ``amounts``: each transaction's amount (NaN counts as 0 money)."""
+    (one per decision); ``amounts``: each transaction's amount (NaN counts as 0 money); ``include``: rows to
+    show even when nothing hit them (a rule that never fires is worth seeing before it is published)."""
     y = np.asarray(label, dtype=np.int8)
     money = np.nan_to_num(np.asarray(amounts, dtype=np.float64), nan=0.0)
     n = len(decisions)
@@ -111,6 +114,8 @@ def rule_performance(decisions: Sequence[Decision], label: Any, amounts: Any) ->
                          f"{len(y)} labels, {len(money)} amounts")  # fmt: skip
     codes: dict[Decision, int] = {}
     index = np.fromiter((codes.setdefault(d, len(codes)) for d in decisions), dtype=np.int64, count=n)
+    for decision in include:
+        codes.setdefault(decision, len(codes))
     size = len(codes)
     fraud, legit, pending = y == 1, y == 0, y < 0
     hits = np.bincount(index, minlength=size)
@@ -174,6 +179,17 @@ def recorded_decisions(frame: pd.DataFrame) -> list[Decision]:
 
 
 # --- replaying a policy (the back-test) --------------------------------------------------------------
+
+
+def possible_decisions(policy: DecisionPolicy, model_bands: Iterable[Bands] = ()) -> list[Decision]:
+    """Every list, rule and band ``policy`` can decide by; the block band when its bands block (``"model"``
+    bands: those of the model versions that scored the decisions)."""
+    found = [Decision(BLOCK, DecidedBy("list", f"deny.{f}")) for f, names in policy.deny.items() if names]
+    found += [Decision(APPROVE, DecidedBy("list", f"allow.{f}")) for f, names in policy.allow.items() if names]
+    found += [Decision(rule.outcome, DecidedBy("rule", rule.name)) for rule in policy.rules]
+    if any(bands.block_at is not None for bands in ([policy.bands] if policy.bands else model_bands)):
+        found.append(Decision(BLOCK, DecidedBy("band", BLOCK)))
+    return [*found, Decision(REVIEW, DecidedBy("band", REVIEW)), Decision(APPROVE, DecidedBy("band", APPROVE))]
 
 
 def replay(policy: DecisionPolicy, frame: pd.DataFrame, bands_of: Mapping[str, Bands]) -> list[Decision]:
@@ -280,13 +296,18 @@ def backtest_policy(
     label = decision_labels(frame, newest, now - timedelta(days=settings.label_maturity_days))
     amounts = frame["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
     times = frame["decision_time"]
+
+    def performance(policy: DecisionPolicy) -> Performance:
+        return rule_performance(
+            replay(policy, frame, bands), label, amounts, possible_decisions(policy, bands.values())
+        )
+
     return Backtest(
         draft_name=draft.name, draft_sha256=draft.sha256, active_name=active.name,
         active_version=str(activation.version) if activation else "builtin",
         since=times.iloc[0].isoformat(timespec="seconds"), until=times.iloc[-1].isoformat(timespec="seconds"),
         model_versions=versions, labels_found=len(newest),
-        active=rule_performance(replay(active, frame, bands), label, amounts),
-        draft=rule_performance(replay(draft, frame, bands), label, amounts),
+        active=performance(active), draft=performance(draft),
     )  # fmt: skip
 
 
