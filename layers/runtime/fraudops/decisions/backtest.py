@@ -237,19 +237,25 @@ class Backtest:
 
 
 def _model_bands(settings: Settings, versions: Iterable[str]) -> dict[str, Bands]:
-    """Each model version's own bands (what ``"bands": "model"`` means for the decisions it scored)."""
-    from fraudops.stages.monitor import _version_context
+    """Each model version's own bands (what ``"bands": "model"`` means for the decisions it scored), read
+    from the specs saved with the versions, in one registry session."""
+    from fraudops.artifacts import SPEC_ARTIFACT
+    from fraudops.features import FeatureSpec
+    from fraudops.stages.promote import _artifact_location
+    from fraudops.store import ModelStore, model_file_uri, read_uri
 
     bands: dict[str, Bands] = {}
-    for version in versions:
-        try:
-            spec = _version_context(settings, version).spec
-        except Exception as error:
-            raise BacktestError(
-                f"cannot read model version {version}'s bands from the registry ({type(error).__name__}: "
-                f"{error}); a policy with its own bands back-tests without them"
-            ) from error
-        bands[version] = Bands.from_spec(spec.extra, spec.threshold)
+    with ModelStore(settings).session() as client:
+        for version in versions:
+            try:
+                location = _artifact_location(client, client.get_model_version(settings.model_name, version))
+                spec = FeatureSpec.from_dict(json.loads(read_uri(settings, model_file_uri(location, SPEC_ARTIFACT))))
+            except Exception as error:
+                raise BacktestError(
+                    f"cannot read model version {version}'s bands from the registry ({type(error).__name__}: "
+                    f"{error}); a policy with its own bands back-tests without them"
+                ) from error
+            bands[version] = Bands.from_spec(spec.extra, spec.threshold)
     return bands
 
 
