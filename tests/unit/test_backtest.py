@@ -215,6 +215,7 @@ def test_backtest_policy_replays_the_lake_beside_the_builtin_and_the_published_p
     text = format_backtest(result)
     assert "beside the built-in (no policy published) policy 'model bands'" in text
     assert "10 captured decisions" in text and "4 confirmed fraud, 5 legitimate, 1 pending" in text
+    assert "note: 1 decision(s) pending (no fraud label, younger than the 30-day label maturity)" in text
     line = next(row for row in text.splitlines() if row.startswith("rule big-transfer"))
     active_cells, draft_cells = (part.split() for part in line.split("|")[1:])
     assert active_cells == ["-"] * 5 and draft_cells == ["2", "200.00", "1", "5,000", "1"]

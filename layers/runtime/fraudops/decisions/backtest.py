@@ -229,6 +229,7 @@ class Backtest:
     until: str
     model_versions: tuple[str, ...]
     labels_found: int  # label events' transactions in the lake (0: nothing can be measured but hits)
+    label_maturity_days: float
     active: Performance
     draft: Performance
 
@@ -312,7 +313,7 @@ def backtest_policy(
         draft_name=draft.name, draft_sha256=draft.sha256, active_name=active.name,
         active_version=str(activation.version) if activation else "builtin",
         since=times.iloc[0].isoformat(timespec="seconds"), until=times.iloc[-1].isoformat(timespec="seconds"),
-        model_versions=versions, labels_found=len(newest),
+        model_versions=versions, labels_found=len(newest), label_maturity_days=settings.label_maturity_days,
         active=performance(active), draft=performance(draft),
     )  # fmt: skip
 
@@ -344,6 +345,10 @@ def format_backtest(result: Backtest) -> str:
     elif draft.labeled == 0:
         lines.append("note: none of these decisions has a known label yet (fraud labels or matured ones): frauds "
                      "caught and friction are 0 because nothing is known, not because nothing was caught")  # fmt: skip
+    if result.labels_found and draft.pending:
+        lines.append(f"note: {draft.pending:,} decision(s) pending (no fraud label, younger than the "
+                     f"{result.label_maturity_days:g}-day label maturity): they count in hits, not in frauds or "
+                     "legit, so friction counts only payments known to be legitimate")  # fmt: skip
     lines.append("")
     by_key: dict[tuple[str, str, str], dict[str, RuleRow]] = {}
     for who, performance in (("active", active), ("draft", draft)):
