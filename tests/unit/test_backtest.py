@@ -164,6 +164,13 @@ def lake_settings(tmp_path: Path) -> Settings:
     return Settings(lake_uri=str(tmp_path / "lake"), state_dir=tmp_path / "state")
 
 
+def write_decisions(settings: Settings, records: list[dict[str, Any]]) -> None:
+    decisions = decision_rows(records)
+    writer = Lake(settings).decisions.writer("append")
+    writer.write(pa.Table.from_pylist(decisions), [dt_of_time(r["decision_time"]) for r in decisions])
+    writer.commit()
+
+
 def fill_lake(settings: Settings, rows: list[tuple[Any, ...]] = ROWS, labels: bool = True) -> None:
     """The decisions as the API captures and curation compacts them, and label events for them."""
     lake = Lake(settings)
@@ -175,10 +182,7 @@ def fill_lake(settings: Settings, rows: list[tuple[Any, ...]] = ROWS, labels: bo
                        "newbalanceDest": 0.0}  # fmt: skip
         outcome = {"outcome": "approve", "decided_by": {"kind": "band", "name": "approve"}, "policy_version": "x"}
         records.append({**capture_record(transaction, tid, "1", score, 0.0, 0.5, f"r{i}", when, outcome), "seq": 0})
-    decisions = decision_rows(records)
-    writer = lake.decisions.writer("append")
-    writer.write(pa.Table.from_pylist(decisions), [dt_of_time(r["decision_time"]) for r in decisions])
-    writer.commit()
+    write_decisions(settings, records)
     if labels:
         events = [{"transaction_id": r[0], "is_fraud": r[5] == 1, "received_at": NOW - timedelta(hours=1),
                    "source": "test"} for r in rows if r[5] == 1 or r[0] == "t6"]  # fmt: skip
@@ -255,3 +259,15 @@ def test_a_transaction_decided_twice_counts_once(tmp_path: Path) -> None:
         settings, DecisionPolicy.from_dict(DRAFT), now=NOW, model_bands=lambda *_: {"1": MODEL_BANDS}
     )
     assert result.draft.decisions == 10 and result.draft.frauds == 4
+
+
+def test_a_redelivered_capture_counts_once_and_two_equal_decisions_without_an_id_twice(tmp_path: Path) -> None:
+    settings = lake_settings(tmp_path)
+    transaction = {"step": 800, "type": "PAYMENT", "amount": 5.0}
+    records = [{**capture_record(transaction, None, "1", 0.7, 1.0, 0.5, "r1", NOW), "seq": seq} for seq in (0, 1)]
+    write_decisions(settings, records)
+    write_decisions(settings, records[:1])  # Firehose delivered the first object twice
+    result = backtest_policy(
+        settings, DecisionPolicy.from_dict(DRAFT), now=NOW, model_bands=lambda *_: {"1": MODEL_BANDS}
+    )
+    assert result.draft.decisions == 2 and rows_by_key(result.draft)[("band", "review", "review")][0] == 2

@@ -281,7 +281,8 @@ def backtest_policy(
     if days is not None:
         first = (now - timedelta(days=days)).strftime("%Y-%m-%d")
         files = [f for f in files if f.dt >= first]
-    frame = lake.decisions.read(columns=list(REPLAY_COLUMNS), files=files).to_pandas() if files else pd.DataFrame()
+    columns = [*REPLAY_COLUMNS, "details"]  # details: a redelivered capture repeats it, two decisions do not
+    frame = lake.decisions.read(columns=columns, files=files).to_pandas() if files else pd.DataFrame()
     if days is not None and len(frame):
         frame = frame[frame["decision_time"] >= pd.Timestamp(now - timedelta(days=days))]
     if frame.empty:
@@ -290,8 +291,10 @@ def backtest_policy(
             f"the lake has no captured decisions{window} to back-test on ({lake.root_uri}): decisions reach "
             "the lake's decisions table when `fraudops curate` (or the monitor) compacts the API's captures"
         )
-    # One decision per transaction: a client's retry is one payment, not two (rows without an id are kept).
-    frame = frame.drop_duplicates(ignore_index=True).sort_values("decision_time", kind="stable", ignore_index=True)
+    # Exact repeats (a redelivered Firehose object) once, as the monitor reads them; then one decision per
+    # transaction: a client's retry is one payment, not two (rows without an id are all kept).
+    frame = frame.drop_duplicates(ignore_index=True).drop(columns="details")
+    frame = frame.sort_values("decision_time", kind="stable", ignore_index=True)
     repeated = frame["transaction_id"].notna() & frame["transaction_id"].duplicated()
     frame = frame[~repeated].reset_index(drop=True)
 
