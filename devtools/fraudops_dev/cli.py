@@ -318,6 +318,16 @@ def _policy_version(text: str) -> int:
     return version
 
 
+def cmd_policy_backtest(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.decisions import DecisionPolicy
+    from fraudops.decisions.backtest import backtest_policy, format_backtest
+
+    draft = DecisionPolicy.from_dict(_policy_document(args.file))  # the errors `policy validate` gives
+    result = backtest_policy(settings, draft, days=args.days)
+    print(json.dumps(result.as_dict(), indent=2) if args.json else format_backtest(result))
+    return 0
+
+
 def cmd_policy_publish(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import publish_policy
     from fraudops.decisions.store import describe_version
@@ -789,13 +799,23 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--json", action="store_true", help="JSON instead of a table")
     hist.set_defaults(func=cmd_history)
 
-    policy = sub.add_parser("policy", help="decision policies: validate, publish, rollback, history, show")
+    policy = sub.add_parser("policy", help="decision policies: validate, backtest, publish, rollback, history, show")
     policy_sub = policy.add_subparsers(
-        dest="policy_command", required=True, metavar="ACTION", help="validate | publish | rollback | history | show"
+        dest="policy_command",
+        required=True,
+        metavar="ACTION",
+        help="validate | backtest | publish | rollback | history | show",
     )
     validate = policy_sub.add_parser("validate", help="check a policy file (JSON) without publishing it")
     validate.add_argument("file", help="the policy document (JSON; - for stdin)")
     validate.set_defaults(func=cmd_policy_validate)
+    backtest = policy_sub.add_parser(
+        "backtest", help="replay a draft policy on the lake's past decisions and labels, beside the active one"
+    )
+    backtest.add_argument("file", help="the draft policy document (JSON; - for stdin)")
+    backtest.add_argument("--days", type=float, help="only the decisions of the newest N days (default: all)")
+    backtest.add_argument("--json", action="store_true", help="JSON instead of a table")
+    backtest.set_defaults(func=cmd_policy_backtest)
     publish = policy_sub.add_parser("publish", help="validate a policy and make it active as a new version")
     publish.add_argument("file", help="the policy document (JSON; - for stdin)")
     publish.add_argument("--reason", required=True, help="why (recorded in the policy history)")

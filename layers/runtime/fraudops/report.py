@@ -234,6 +234,31 @@ def _version_html(version: str, section: dict[str, Any]) -> list[str]:
     return out
 
 
+def _rules_html(rules: dict[str, Any] | None) -> list[str]:
+    """Per list / rule / band on this window's traffic, as the API decided (``decisions.backtest``)."""
+    if not rules or not rules.get("rows"):
+        return []
+    labeled = (f"{rules['frauds']:,} confirmed fraud, {rules['labeled'] - rules['frauds']:,} known legitimate, "
+               f"{rules['pending']:,} pending")  # fmt: skip
+    out = ["<h2>By list, rule and band</h2>",
+           f"<p>What decided each of the {rules['decisions']:,} decisions ({labeled}). Frauds and legitimate: "
+           "among a row's hits, caught or friction when it reviews or blocks, missed or passed when it approves; "
+           "per 1,000: hits per 1,000 decisions (for a review row, its alerts).</p>",
+           "<table><tr><th>decided by</th><th>outcome</th><th>hits</th><th>per 1,000</th><th>confirmed frauds</th>"
+           "<th>fraud money</th><th>legitimate</th><th>pending</th></tr>"]  # fmt: skip
+    for row in rules["rows"]:
+        out.append(f"<tr><td>{html.escape(row['kind'])} <b>{html.escape(row['name'])}</b></td>"
+                   f"<td>{html.escape(row['outcome'])}</td><td>{row['hits']:,}</td><td>{row['per_1000']:.2f}</td>"
+                   f"<td>{row['frauds']:,}</td><td>{row['fraud_amount']:,.0f}</td><td>{row['legitimate']:,}</td>"
+                   f"<td>{row['pending']:,}</td></tr>")  # fmt: skip
+    out.append("</table>")
+    out.append(f"<p>Caught {rules['frauds_caught']:,} of {rules['frauds']:,} confirmed frauds "
+               f"({rules['fraud_amount_caught']:,.0f} of {rules['fraud_amount']:,.0f} in money); friction: "
+               f"{rules['legitimate_blocked']:,} legitimate payments blocked, {rules['legitimate_reviewed']:,} "
+               "reviewed.</p>")  # fmt: skip
+    return out
+
+
 def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
     out = [
         "<!doctype html><html lang='en'><meta charset='utf-8'><title>fraudops monitor</title>",
@@ -261,6 +286,7 @@ def render_html(report: dict[str, Any], trend: list[dict[str, Any]]) -> str:
         out.append("<p class='note'>No decisions were captured in this window.</p>")
     for version, section in sorted(report["versions"].items()):
         out += _version_html(version, section)
+    out += _rules_html(report.get("rules"))
     if trend:
         out.append("<h2>By window (the last 50 counted, each row as of the run that counted it)</h2><table><tr>"
                    "<th>window end</th><th>version</th>"

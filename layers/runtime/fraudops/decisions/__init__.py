@@ -9,7 +9,9 @@ savings. One entry point: import from here.
 - ``serving``: the active policy in the API and batch scoring, outcomes and reasons;
 - ``reasons``: readable reasons from contributions;
 - ``treeshap``: exact TreeSHAP contributions for a few rows from per-leaf tables (numpy);
-- ``money``: the cost model, bands by money and money metrics.
+- ``money``: the cost model, bands by money and money metrics;
+- ``backtest``: per list / rule / band performance, and a draft policy replayed on the lake's past
+  decisions beside the active one (imported on its own: it reads the lake with pandas).
 """
 
 from fraudops.decisions.expression import ExpressionError, parse_condition

@@ -26,6 +26,7 @@ import pandas as pd
 from fraudops.artifacts import SPEC_ARTIFACT
 from fraudops.capture import delivery_delay
 from fraudops.config import Settings
+from fraudops.decisions.backtest import recorded_decisions, rule_performance
 from fraudops.errors import ArtifactMissingError, StoreError
 from fraudops.features import FeatureSpec, build_features
 from fraudops.lake import Lake
@@ -309,6 +310,9 @@ def run_monitor(
     report["drifted"] = drifted
     report["not_judged"] = {v: section["too_few"] for v, section in report["versions"].items() if "too_few" in section}
     report["realized"] = _realized(decisions, label, settings.monitor_min_labeled, flagged)
+    if len(decisions):  # per list / rule / band, as the API decided (the same table `policy backtest` prints)
+        amounts = decisions["amount"].to_numpy(dtype=np.float64, na_value=np.nan)
+        report["rules"] = rule_performance(recorded_decisions(decisions), label, amounts).as_dict()
     report["max_feature_psi"] = max(
         (section["drift"]["max_feature_psi"] for section in report["versions"].values() if section.get("drift")),
         default=0.0,
