@@ -42,7 +42,7 @@ def capture(settings: Settings) -> None:
     for index, outcome in enumerate(OUTCOMES):
         when = T + timedelta(seconds=3 * index)
         probability = 0.001 if outcome == "approve" else 0.2 if outcome == "review" else 0.97
-        decision = {"outcome": outcome, "decided_by": f"band:{outcome}", "policy_version": None}
+        decision = {"outcome": outcome, "decided_by": {"kind": "band", "name": outcome}, "policy_version": None}
         transaction = {"step": index, "type": "TRANSFER", "amount": amount(index)}
         prediction = float(outcome == "block")
         record = capture_record(transaction, f"tx-{index}", "1", probability, prediction, 0.9, f"req-{index}", when,
