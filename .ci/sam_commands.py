@@ -96,21 +96,26 @@ def error_chain(error: BaseException) -> str:
     return " <- ".join(parts)
 
 
+def invoke_sam(argv: list[str], output: io.TextIOBase) -> None:
+    """SAM CLI's own entry point on ``argv``, its output into ``output``, a prompt reading end-of-file."""
+    from samcli.cli.main import cli
+
+    with (
+        contextlib.redirect_stdout(output),
+        contextlib.redirect_stderr(output),
+        mock.patch("sys.stdin", io.StringIO("")),  # a prompt reads end-of-file: it fails, never waits
+    ):
+        cli.main(args=argv, prog_name="sam", standalone_mode=False)
+
+
 def run(command: SamCommand, workdir: Path) -> tuple[str | None, str]:
     """(None, where it stopped) when the command stops only where it needs AWS (or Docker); else
     (what went wrong, "")."""
-    from samcli.cli.main import cli
-
     os.chdir(workdir)
     # A real file, not StringIO: SAM CLI reconfigures its output streams' encoding.
     with open(workdir / "sam-output.log", "w+", encoding="utf-8") as output:
         try:
-            with (
-                contextlib.redirect_stdout(output),
-                contextlib.redirect_stderr(output),
-                mock.patch("sys.stdin", io.StringIO("")),  # a prompt reads end-of-file: it fails, never waits
-            ):
-                cli.main(args=command.argv, prog_name="sam", standalone_mode=False)
+            invoke_sam(command.argv, output)
         except SystemExit as stop:
             if stop.code in (0, None):
                 return None, "exit 0"
@@ -129,7 +134,6 @@ def resolved_deploy(command: SamCommand, workdir: Path) -> tuple[dict[str, str],
     line and samconfig.toml: its ``do_cli`` is replaced by a recorder, so nothing past the arguments runs."""
     import inspect
 
-    from samcli.cli.main import cli
     from samcli.commands.deploy import command as deploy_command
 
     seen: dict[str, object] = {}
@@ -141,13 +145,8 @@ def resolved_deploy(command: SamCommand, workdir: Path) -> tuple[dict[str, str],
     os.chdir(workdir)
     with open(workdir / "sam-resolve.log", "w+", encoding="utf-8") as output:
         try:
-            with (
-                contextlib.redirect_stdout(output),
-                contextlib.redirect_stderr(output),
-                mock.patch("sys.stdin", io.StringIO("")),
-                mock.patch.object(deploy_command, "do_cli", side_effect=record),
-            ):
-                cli.main(args=command.argv, prog_name="sam", standalone_mode=False)
+            with mock.patch.object(deploy_command, "do_cli", side_effect=record):
+                invoke_sam(command.argv, output)
         except SystemExit as stop:
             if stop.code not in (0, None):
                 output.seek(0)
