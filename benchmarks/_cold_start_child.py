@@ -56,9 +56,9 @@ def api_breakdown() -> dict[str, float]:
     import mangum
 
     import fraudops.api
-    import fraudops.observability
-    from fraudops.config import get_settings
-    from fraudops.serving import LoadedModel, ModelProvider, served_model
+    import fraudops.core.observability
+    from fraudops.core.config import get_settings
+    from fraudops.serving.provider import LoadedModel, ModelProvider, served_model
     from fraudops.store import read_manifest
 
     marks["imports"] = time.perf_counter()
@@ -89,18 +89,18 @@ def api_booster_path() -> dict[str, float]:
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "functions", "api"))
     import xgboost  # noqa: F401  (the old handler imported it through fraudops.model)
 
-    import fraudops.serving
-    from fraudops.model import FraudModel
-    from fraudops.served import ServedModel
+    import fraudops.serving.provider
+    from fraudops.model.fraud_model import FraudModel
+    from fraudops.serving.served import ServedModel
+    from fraudops.serving.treecompiler import compile_booster
     from fraudops.store import read_uri
-    from fraudops.treecompiler import compile_booster
 
     def booster_load(settings, manifest, booster_threads=1):
         booster_raw = read_uri(settings, manifest.booster_uri)
         model = FraudModel.from_bytes(booster_raw, read_uri(settings, manifest.spec_uri), manifest.version)
         return ServedModel(model.spec, manifest.version, compile_booster(model.booster), booster_raw)
 
-    fraudops.serving.served_model = booster_load
+    fraudops.serving.provider.served_model = booster_load
     return api_total()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 def main(engine: str, db: str, lake: str, state: str) -> None:
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
 
     logging.basicConfig(level=logging.WARNING)
     settings = Settings(db_path=Path(db), lake_uri=lake, state_dir=Path(state), storage="local")

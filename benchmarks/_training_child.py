@@ -20,16 +20,16 @@ def phase(results: dict[str, Any], name: str, started: float) -> float:
 
 def generate(db: Path, rows: int) -> dict[str, Any]:
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
-
-    from fraudops.data import write_transactions
+    from fraudops_dev.sqlite_io import write_transactions
 
     results: dict[str, Any] = {}
     reset_peak_rss()
     started = time.perf_counter()
     write_transactions(db, generate_frames(GeneratorConfig(rows, seed=42)))
     started = phase(results, "generate", started)
-    from fraudops.config import Settings
-    from fraudops.data import iter_transactions
+    from fraudops_dev.sqlite_io import iter_transactions
+
+    from fraudops.core.config import Settings
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
 
@@ -41,10 +41,12 @@ def generate(db: Path, rows: int) -> dict[str, Any]:
 
 def train(db: Path, source: str) -> dict[str, Any]:
     """Read -> register, reading SQLite (``source="sqlite"``, the way before the lake) or the lake."""
-    from fraudops.config import get_settings
-    from fraudops.data import fingerprint, load_training_frame, split_out_of_time
-    from fraudops.tracking import log_and_register
-    from fraudops.training import train_model
+    from fraudops_dev.sqlite_io import load_training_frame
+
+    from fraudops.core.config import get_settings
+    from fraudops.training.dataset import fingerprint, split_out_of_time
+    from fraudops.training.fit import train_model
+    from fraudops.training.tracking import log_and_register
 
     settings = get_settings().model_copy(update={"db_path": db})
     results: dict[str, Any] = {}

@@ -48,10 +48,11 @@ def _median(fn: Any, repeats: int) -> float:
 
 def main() -> dict[str, Any]:
     from fraudops_dev.datagen import GeneratorConfig, generate
+    from fraudops_dev.sqlite_io import load_training_frame
 
-    from fraudops.data import load_training_frame, raw_columns
-    from fraudops.schema import RAW_FEATURE_COLUMNS
+    from fraudops.core.schema import RAW_FEATURE_COLUMNS
     from fraudops.store import read_uri
+    from fraudops.training.dataset import raw_columns
     from tests.helpers.events import api_gateway_event, lambda_context
 
     results: dict[str, Any] = {"batch": {}, "offline": {}, "batch_lambda": {}}
@@ -61,7 +62,7 @@ def main() -> dict[str, Any]:
         api = importlib.import_module("api_function")
         loaded = api.app.state.model_provider.get()
         model, manifest = loaded.model, loaded.manifest
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
 
         booster_raw = read_uri(get_settings(), manifest.booster_uri)
         raw_one = _raw_booster(booster_raw, 1)
@@ -116,7 +117,7 @@ def main() -> dict[str, Any]:
 
         big = generate(GeneratorConfig(OFFLINE_ROWS, seed=1))
         columns = {c: big[c].to_numpy() for c in RAW_FEATURE_COLUMNS}
-        from fraudops.served import ServedModel
+        from fraudops.serving.served import ServedModel
 
         big_matrix = model.features(columns)
         for threads, label in ((1, "1 thread: the batch Lambda's one vCPU"), (0, "all cores")):

@@ -115,7 +115,7 @@ def main() -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="fraudops-bench-decisions-"))
     today_root = checkout(ref, work / "today")
     with local_store() as _store:
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
         from fraudops.decisions import publish_policy
 
         get_settings.cache_clear()

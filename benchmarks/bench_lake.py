@@ -35,9 +35,9 @@ def _measure(call: Any) -> dict[str, Any]:
 
 def child_prepare(workdir: Path, rows: int) -> dict[str, Any]:
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.sqlite_io import iter_transactions, write_transactions
 
-    from fraudops.config import Settings
-    from fraudops.data import iter_transactions, write_transactions
+    from fraudops.core.config import Settings
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
 
@@ -51,13 +51,13 @@ def child_prepare(workdir: Path, rows: int) -> dict[str, Any]:
 
 
 def child_read_sqlite(workdir: Path) -> dict[str, Any]:
-    from fraudops.data import load_training_frame
+    from fraudops_dev.sqlite_io import load_training_frame
 
     return _measure(lambda: len(load_training_frame(workdir / "fraud.db")))
 
 
 def child_read_lake(workdir: Path, s3: bool) -> dict[str, Any]:
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
     from fraudops.lake import Lake
     from fraudops.lake.transactions import read_training_data
 
@@ -73,8 +73,8 @@ def _capture_day(settings: Any, decisions: int, day: Any) -> None:
     import numpy as np
     from fraudops_dev.datagen import GeneratorConfig, generate
 
-    from fraudops.capture import FileCaptureSink, capture_record
-    from fraudops.labels import store_labels
+    from fraudops.monitoring.capture import FileCaptureSink, capture_record
+    from fraudops.monitoring.labels import store_labels
 
     frame = generate(GeneratorConfig(decisions, seed=5, fraud_rate=0.01))
     fields = ["step", "type", "amount", "nameOrig", "oldbalanceOrg", "newbalanceOrig", "nameDest",
@@ -97,7 +97,7 @@ def _capture_day(settings: Any, decisions: int, day: Any) -> None:
 def child_curation(workdir: Path, decisions: int) -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
     from fraudops.lake.curation import run_curation
 
     settings = Settings(state_dir=workdir / "curation", label_maturity_days=30)
@@ -111,7 +111,7 @@ def child_curation(workdir: Path, decisions: int) -> dict[str, Any]:
 def child_monitor(workdir: Path, decisions: int) -> dict[str, Any]:
     from datetime import UTC, datetime, timedelta
 
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
     from fraudops.stages.monitor import run_monitor
 
     settings = get_settings().model_copy(update={"label_maturity_days": 30.0})

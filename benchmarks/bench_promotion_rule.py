@@ -27,13 +27,14 @@ SECTION = "## The promotion rule on seed-to-seed noise"
 
 def main() -> dict[str, Any]:
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.sqlite_io import load_training_frame, write_transactions
 
-    from fraudops.config import Settings
-    from fraudops.data import load_training_frame, split_out_of_time, write_transactions
-    from fraudops.metrics import paired_bootstrap_auprc_gain
-    from fraudops.promotion import PromotionRules, decide
-    from fraudops.schema import LABEL
-    from fraudops.training import train_model
+    from fraudops.core.config import Settings
+    from fraudops.core.schema import LABEL
+    from fraudops.model.metrics import paired_bootstrap_auprc_gain
+    from fraudops.production.promotion import PromotionRules, decide
+    from fraudops.training.dataset import split_out_of_time
+    from fraudops.training.fit import train_model
 
     db = Path(tempfile.mkdtemp(prefix="fraudops-promotion-")) / "fraud.db"
     write_transactions(db, generate_frames(GeneratorConfig(ROWS, seed=DATA_SEED)))

@@ -27,17 +27,18 @@ def main() -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.sqlite_io import load_training_frame, write_transactions
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import precision_recall_curve
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from fraudops.config import Settings
-    from fraudops.data import load_training_frame, raw_columns, split_out_of_time, write_transactions
-    from fraudops.features import FEATURE_SETS, build_features
-    from fraudops.metrics import best_f1_threshold, evaluate
-    from fraudops.schema import LABEL
-    from fraudops.training import train_model
+    from fraudops.core.config import Settings
+    from fraudops.core.schema import LABEL
+    from fraudops.model.features import FEATURE_SETS, build_features
+    from fraudops.model.metrics import best_f1_threshold, evaluate
+    from fraudops.training.dataset import raw_columns, split_out_of_time
+    from fraudops.training.fit import train_model
 
     db = Path(tempfile.mkdtemp(prefix="fraudops-quality-")) / "fraud.db"
     write_transactions(db, generate_frames(GeneratorConfig(ROWS, seed=SEED)))
@@ -116,11 +117,11 @@ ALERT_BUDGET = 1.0  # flagged (reviews and blocks) per 1,000 transactions, for t
 def money_table(trained: Any, split: Any, settings: Any) -> list[list[Any]]:
     """Model (b) on the holdout, in money: the F1 threshold as today's decision (review everything above
     it), the bands training chose by money, and bands chosen by money under an alert budget."""
-    from fraudops.data import raw_columns
+    from fraudops.core.schema import LABEL
     from fraudops.decisions.money import CostModel, choose_bands, f1_bands, money_metrics
     from fraudops.decisions.policy import Bands
-    from fraudops.features import build_features
-    from fraudops.schema import LABEL
+    from fraudops.model.features import build_features
+    from fraudops.training.dataset import raw_columns
 
     costs = CostModel.from_settings(settings)
     valid_scores = trained.booster.inplace_predict(

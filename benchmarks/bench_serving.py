@@ -26,7 +26,7 @@ def capture_overhead(api: Any, event: dict[str, Any], context: Any) -> dict[str,
     import tempfile
     from pathlib import Path
 
-    from fraudops.capture import FileCaptureSink, LogCaptureSink
+    from fraudops.monitoring.capture import FileCaptureSink, LogCaptureSink
 
     folder = Path(tempfile.mkdtemp(prefix="fraudops-capture-bench-"))
     sinks = {
@@ -50,7 +50,7 @@ def main() -> dict[str, Any]:
     import xgboost as xgb
 
     from fraudops.api.schemas import EXAMPLE_TRANSACTION
-    from fraudops.schema import RAW_FEATURE_COLUMNS
+    from fraudops.core.schema import RAW_FEATURE_COLUMNS
     from tests.helpers.events import api_gateway_event, lambda_context
 
     with local_store() as store:
@@ -66,7 +66,7 @@ def main() -> dict[str, Any]:
 
         loaded = api.app.state.model_provider.get()
         model = loaded.model
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
         from fraudops.store import read_uri
 
         booster = xgb.Booster()  # the raw booster, from the same file the API serves

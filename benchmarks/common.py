@@ -127,9 +127,9 @@ def local_store(rows: int = 200_000, workdir: Path | None = None) -> Iterator[Lo
 
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
     from fraudops_dev.local import moto_s3_server
+    from fraudops_dev.sqlite_io import write_transactions
 
-    from fraudops.config import Settings, get_settings
-    from fraudops.data import write_transactions
+    from fraudops.core.config import Settings, get_settings
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
 
@@ -139,7 +139,8 @@ def local_store(rows: int = 200_000, workdir: Path | None = None) -> Iterator[Lo
         write_transactions(db_path, generate_frames(GeneratorConfig(rows, seed=42)))
     lake = base / "lake"
     if not (lake / "transactions").exists():
-        from fraudops.data import iter_transactions
+        from fraudops_dev.sqlite_io import iter_transactions
+
         from fraudops.lake import Lake
         from fraudops.lake.transactions import write_transaction_frames
 

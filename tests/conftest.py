@@ -30,9 +30,9 @@ for key in [k for k in os.environ if k.startswith(("FRAUDOPS_", "MLFLOW_S3_"))]:
 
 from fraudops_dev.datagen import GeneratorConfig, generate_frames  # noqa: E402
 from fraudops_dev.local import moto_s3_server  # noqa: E402
+from fraudops_dev.sqlite_io import write_transactions  # noqa: E402
 
-from fraudops.config import Settings  # noqa: E402
-from fraudops.data import write_transactions  # noqa: E402
+from fraudops.core.config import Settings  # noqa: E402
 from tests.helpers.stack import fast_settings, lake_of  # noqa: E402
 
 # Every AWS call the tests make is checked against the role that makes it (docs/iam.md).

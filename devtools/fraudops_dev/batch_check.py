@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fraudops.config import Settings
-from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.core.config import Settings
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops_dev.batch_local import init_handler_worker, results_rows
 from fraudops_dev.emulation import REPO_ROOT, LambdaContext, _stack_environment
 

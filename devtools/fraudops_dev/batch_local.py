@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fraudops.batch import UNREADABLE
-from fraudops.config import Settings
-from fraudops.errors import FraudopsError, InvalidInputError
+from fraudops.batch.score import UNREADABLE
+from fraudops.core.config import Settings
+from fraudops.core.errors import FraudopsError, InvalidInputError
 from fraudops_dev.emulation import (
     REPO_ROOT,
     TEMPLATE_PATH,
@@ -165,7 +165,7 @@ def pin(settings: Settings, model_version: str | None) -> dict[str, Any]:
         warnings.simplefilter("ignore")  # Powertools: "No application metrics to publish"
         import promote_function  # its Logger binds the stdout of its import: stderr, not the summary's
 
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
 
         get_settings.cache_clear()
         result = promote_function.handler({"action": "pin", "version": model_version}, LambdaContext("pin"))

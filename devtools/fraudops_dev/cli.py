@@ -30,9 +30,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fraudops.config import Settings, get_settings
-from fraudops.errors import FraudopsError, disk_full_cause
-from fraudops.features import FEATURE_SETS
+from fraudops.core.config import Settings, get_settings
+from fraudops.core.errors import FraudopsError, disk_full_cause
+from fraudops.model.features import FEATURE_SETS
 from fraudops_dev.datagen import DRIFT_SCENARIOS
 
 log = logging.getLogger("fraudops.cli")
@@ -102,10 +102,10 @@ def _lake_summary(settings: Settings) -> dict[str, Any]:
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.data import integrity_ok, write_transactions
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
     from fraudops_dev.datagen import FRAUD_RATE, GeneratorConfig, generate_frames
+    from fraudops_dev.sqlite_io import integrity_ok, write_transactions
 
     seed = settings.seed if args.seed is None else args.seed
     rate = FRAUD_RATE if args.fraud_rate is None else args.fraud_rate
@@ -132,9 +132,9 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.data import count_rows
     from fraudops.lake import Lake
     from fraudops_dev.importer import import_csv
+    from fraudops_dev.sqlite_io import count_rows
 
     share = 0.0 if args.strict else args.max_reject_share
     target: Any = Path(args.db) if args.db else Lake(settings).transactions
@@ -159,9 +159,9 @@ def cmd_import_csv(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_import_db(args: argparse.Namespace, settings: Settings) -> int:
     """A SQLite fraud.db (the seed's format) into the lake, all or nothing."""
-    from fraudops.data import iter_transactions
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
+    from fraudops_dev.sqlite_io import iter_transactions
 
     rows = write_transaction_frames(
         Lake(settings).transactions, iter_transactions(Path(args.db)), append=args.append,
@@ -173,8 +173,8 @@ def cmd_import_db(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_export_db(args: argparse.Namespace, settings: Settings) -> int:
     """The lake's transactions into a SQLite fraud.db (replaced only when complete)."""
-    from fraudops.data import integrity_ok, write_transactions
     from fraudops.lake import Lake
+    from fraudops_dev.sqlite_io import integrity_ok, write_transactions
 
     table = Lake(settings).transactions
     files = table.files(newest_days=args.days)
@@ -241,7 +241,7 @@ def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.stages.production import rollback
+    from fraudops.stages.rollback import rollback
 
     _require_state(settings)
     action = rollback(settings, args.reason, args.to, from_version=args.from_version,
@@ -253,7 +253,7 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.stages.production import reconcile
+    from fraudops.stages.rollback import reconcile
 
     _require_state(settings)
     action = reconcile(settings, expected_version=args.version)
@@ -263,7 +263,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.history import read_history
+    from fraudops.production.history import read_history
 
     _require_state(settings)
     changes = read_history(settings, args.limit)
@@ -320,7 +320,7 @@ def _policy_version(text: str) -> int:
 
 def cmd_policy_backtest(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.decisions import DecisionPolicy
-    from fraudops.decisions.backtest import backtest_policy, format_backtest
+    from fraudops.stages.backtest import backtest_policy, format_backtest
 
     draft = DecisionPolicy.from_dict(_policy_document(args.file))  # the errors `policy validate` gives
     result = backtest_policy(settings, draft, days=args.days)
@@ -409,7 +409,7 @@ def cmd_monitor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_import_labels(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.labels import store_labels
+    from fraudops.monitoring.labels import store_labels
     from fraudops_dev.importer import read_label_file
 
     labels = read_label_file(Path(args.file))
@@ -419,9 +419,9 @@ def cmd_import_labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
-    from fraudops.labeled_traffic import labeled_rows
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
+    from fraudops_dev.labeled_traffic import labeled_rows
 
     settings = _db(args, settings)
     until = _when(args.until) or datetime.now(UTC)
@@ -621,7 +621,7 @@ def cmd_logs(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     from fraudops.lake import Lake
-    from fraudops.retraining_lock import LOCK_KEY
+    from fraudops.production.retraining_lock import LOCK_KEY
     from fraudops_dev.emulation import retrain_locally
     from fraudops_dev.local import with_running_ports
 

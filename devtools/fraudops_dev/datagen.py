@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
-from fraudops.schema import COLUMNS, TRANSACTION_TYPES
+from fraudops.core.schema import COLUMNS, TRANSACTION_TYPES
 
 PAYSIM_ROWS: Final = 6_362_620
 N_STEPS: Final = 743

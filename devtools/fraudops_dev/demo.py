@@ -15,7 +15,7 @@ import time
 
 from pydantic import SecretStr
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 LEGIT_PAYMENT = {
     "step": 130,
@@ -163,11 +163,11 @@ def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> l
     import tempfile
     from pathlib import Path
 
-    from fraudops.data import write_transactions
-    from fraudops.errors import TrainingError
+    from fraudops.core.errors import TrainingError
     from fraudops.stages.promote import run_promotion
     from fraudops.stages.train import run_training
     from fraudops_dev.datagen import GeneratorConfig, generate_frames
+    from fraudops_dev.sqlite_io import write_transactions
 
     results: list[dict[str, object]] = []
     for rows in sizes:
@@ -194,7 +194,7 @@ def measure_minimum(settings: Settings, sizes: list[int], seeds: list[int]) -> l
 if __name__ == "__main__":  # python -m fraudops_dev.demo 20000 30000 40000 [--seeds 42 7 2026]
     import sys
 
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
 
     sizes, _, seeds = " ".join(sys.argv[1:]).partition("--seeds")
     measure_minimum(get_settings(), [int(n) for n in sizes.split()], [int(n) for n in seeds.split()] or [42, 7, 2026])

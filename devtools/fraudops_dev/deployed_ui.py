@@ -15,8 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from fraudops.config import Settings
-from fraudops.errors import ConfigError, StoreError
+from fraudops.core.config import Settings
+from fraudops.core.errors import ConfigError, StoreError
 from fraudops.store.s3 import is_not_found, mlflow_s3_environment, s3_client
 from fraudops_dev.local import ONE_WORKER
 

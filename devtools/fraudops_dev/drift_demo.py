@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 FRAUD_RATE = 0.01  # a fraud-rich sample, so every window has enough fraud to measure recall
 MONTH = 744  # whole days past the generated month (743 steps): each window comes after the previous one

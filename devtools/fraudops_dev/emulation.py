@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = REPO_ROOT / "infra" / "statemachine" / "retrain.asl.json"
@@ -152,7 +152,7 @@ def _handler_module(module_name: str) -> Any:
     puts the core loggers back as they were when it ends: in AWS each function is its own process;
     here the API may share this one (``make drift-demo``), and its lines came out as the last imported
     handler's JSON ever after."""
-    from fraudops.observability import route_core_logs
+    from fraudops.core.observability import route_core_logs
 
     service = function_service_names().get(module_name)
     with _handler_lock:  # executions run in threads: one import and routing at a time
@@ -296,7 +296,7 @@ def _run_spark_training_locally(arguments: list[str]) -> None:
     """The job's entry point on local PySpark: input files on S3 are copied to a temporary folder first."""
     import argparse
 
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
     from fraudops.spark_training.job import spark_session, train_on_spark
     from fraudops.spark_training.plan import read_input_manifest
     from fraudops.store.s3 import s3_client, split_s3_uri
@@ -475,7 +475,7 @@ def _stack_environment(settings: Settings) -> dict[str, str | None]:
 
 def _reset_cached_clients() -> None:
     """boto3 clients made outside the mock must not be reused inside it (and vice versa)."""
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
     from fraudops.store import reset_s3_clients
 
     get_settings.cache_clear()

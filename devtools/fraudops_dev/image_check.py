@@ -117,7 +117,7 @@ def main() -> int:
     import boto3
 
     from fraudops.api.schemas import EXAMPLE_TRANSACTION
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
     from fraudops.lake import Lake
     from fraudops.lake.transactions import write_transaction_frames
     from fraudops_dev.datagen import GeneratorConfig, generate_frames

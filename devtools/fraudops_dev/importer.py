@@ -23,12 +23,9 @@ from typing import IO
 
 import pandas as pd
 
-from fraudops.data import ProgressCallback, write_transactions
-from fraudops.errors import DataError
-from fraudops.files import atomic_write
-from fraudops.lake import LakeTable
-from fraudops.lake.transactions import write_transaction_frames
-from fraudops.schema import (
+from fraudops.core.errors import DataError
+from fraudops.core.files import atomic_write
+from fraudops.core.schema import (
     COLUMNS,
     LABEL_COLUMNS,
     MAX_MONEY,
@@ -39,6 +36,9 @@ from fraudops.schema import (
     parse_flag,
     parse_integer,
 )
+from fraudops.lake import LakeTable
+from fraudops.lake.transactions import write_transaction_frames
+from fraudops_dev.sqlite_io import ProgressCallback, write_transactions
 
 
 @dataclass

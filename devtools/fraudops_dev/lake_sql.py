@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fraudops.config import Settings
-from fraudops.errors import DataError
+from fraudops.core.config import Settings
+from fraudops.core.errors import DataError
 from fraudops.lake import TABLES, Lake
 
 

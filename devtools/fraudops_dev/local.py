@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fraudops.config import Settings
-from fraudops.files import atomic_write
+from fraudops.core.config import Settings
+from fraudops.core.files import atomic_write
 
 LOCALHOST = "127.0.0.1"
 LOG_ROTATE_BYTES = 10_000_000  # a log above this is rotated (kept as .1) when its service starts

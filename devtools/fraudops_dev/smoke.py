@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.errors import ConfigError
+from fraudops.core.errors import ConfigError
 from fraudops_dev.local import get_json, post_json
 
 

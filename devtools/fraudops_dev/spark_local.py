@@ -8,11 +8,11 @@ manifest under the run's folder), whatever its size: ``--engine spark`` asks for
 
 from __future__ import annotations
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.spark_training.job import spark_session, train_on_spark
 from fraudops.spark_training.plan import freeze_window, read_input_manifest, training_window
 from fraudops.spark_training.register import register_spark_output
-from fraudops.tracking import TrainingResult
+from fraudops.training.tracking import TrainingResult
 
 
 def run_local_spark_training(

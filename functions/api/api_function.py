@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mangum import Mangum
 
 from fraudops.api import build_default_app
-from fraudops.errors import ModelUnavailableError
-from fraudops.observability import route_core_logs
+from fraudops.core.errors import ModelUnavailableError
+from fraudops.core.observability import route_core_logs
 
 # The API publishes only the cold-start metric; Powertools would warn on every warm invocation.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -9,10 +9,10 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.batch import score_batch
-from fraudops.config import get_settings
-from fraudops.events import parse_batch_event
-from fraudops.observability import route_core_logs
+from fraudops.batch.score import score_batch
+from fraudops.core.config import get_settings
+from fraudops.core.observability import route_core_logs
+from fraudops.stages.events import parse_batch_event
 
 # No Tracer, as in the API handler whose image this runs in: that image has no X-Ray SDK; Lambda's
 # active tracing still records each invocation.

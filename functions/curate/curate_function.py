@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.config import get_settings
+from fraudops.core.config import get_settings
+from fraudops.core.observability import route_core_logs
 from fraudops.lake.curation import run_curation
-from fraudops.observability import route_core_logs
 
 logger = Logger()
 metrics = Metrics()

@@ -10,9 +10,9 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.config import get_settings
-from fraudops.events import parse_monitor_input
-from fraudops.observability import route_core_logs
+from fraudops.core.config import get_settings
+from fraudops.core.observability import route_core_logs
+from fraudops.stages.events import parse_monitor_input
 from fraudops.stages.monitor import (
     metric_points,
     monitor_window,

@@ -11,13 +11,13 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.config import get_settings
-from fraudops.decisions.serving import pin_policy
-from fraudops.events import parse_promote_input
-from fraudops.observability import route_core_logs
-from fraudops.retraining_lock import acquire, release
-from fraudops.stages.production import pin_model, reconcile, rollback, serving_state
+from fraudops.core.config import get_settings
+from fraudops.core.observability import route_core_logs
+from fraudops.production.retraining_lock import acquire, release
+from fraudops.serving.decide import pin_policy
+from fraudops.stages.events import parse_promote_input
 from fraudops.stages.promote import run_promotion
+from fraudops.stages.rollback import pin_model, reconcile, rollback, serving_state
 from fraudops.store.blobs import blob_store
 
 logger = Logger()

@@ -13,11 +13,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fraudops.config import get_settings
-from fraudops.events import parse_train_input
-from fraudops.observability import route_core_logs
+from fraudops.core.config import get_settings
+from fraudops.core.observability import route_core_logs
 from fraudops.spark_training import plan_training
 from fraudops.spark_training.register import register_spark_output
+from fraudops.stages.events import parse_train_input
 from fraudops.stages.train import run_training
 
 logger = Logger()

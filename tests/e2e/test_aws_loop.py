@@ -21,7 +21,7 @@ import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate, generate_frames
 from fraudops_dev.emulation import emulated_retraining
 
-from fraudops.config import Settings, get_settings
+from fraudops.core.config import Settings, get_settings
 from fraudops.lake import Lake
 from fraudops.lake.transactions import write_transaction_frames
 from fraudops.store import blob_store

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from fraudops_dev.cli import main
 
 from fraudops.api import build_default_app
-from fraudops.config import Settings, get_settings
+from fraudops.core.config import Settings, get_settings
 
 pytestmark = pytest.mark.e2e
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from fraudops_dev.batch_local import BatchRunFailed, RunOptions, error_rows, results_rows, run_batch_locally
+from fraudops_dev.sqlite_io import load_training_frame
 
-from fraudops.config import Settings
-from fraudops.data import load_training_frame
-from fraudops.errors import InvalidInputError
-from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.core.config import Settings
+from fraudops.core.errors import InvalidInputError
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops.stages.promote import run_promotion
 from fraudops.stages.train import run_training
 
@@ -168,7 +168,7 @@ def test_batch_check_is_never_recorded_as_live_traffic(promoted: Settings, tmp_p
 
     from fraudops_dev.batch_check import check_against_predict
 
-    from fraudops.capture import read_captures
+    from fraudops.monitoring.capture import read_captures
 
     source = tmp_path / "day.csv"
     _write_csv(source, _transactions(promoted.db_path)[:150], [])

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from fraudops_dev.local import free_port, serve_in_thread
 
-from fraudops import capture as capture_module
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.capture import FileCaptureSink, read_captures
-from fraudops.config import Settings
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.config import Settings
+from fraudops.monitoring import capture as capture_module
+from fraudops.monitoring.capture import FileCaptureSink, read_captures
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

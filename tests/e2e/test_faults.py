@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 
 from fraudops.api import build_default_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
-from fraudops.errors import StoreError
-from fraudops.serving import load_from_manifest
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.serving.provider import load_from_manifest
 from fraudops.stages.promote import run_promotion
 from fraudops.stages.train import run_training
 from fraudops.store import ModelStore, ensure_bucket, read_manifest, split_s3_uri
@@ -124,8 +124,8 @@ def test_a_fault_at_any_s3_call_of_a_promotion_keeps_production_whole(s3_registr
 
 def test_an_outage_at_any_s3_call_of_a_rollback_leaves_old_or_new_with_its_event(s3_registry: Settings) -> None:
     """The S3-object registry (AWS's layout): S3 goes down at each call of a rollback in turn."""
-    from fraudops.history import read_history
-    from fraudops.stages.production import reconcile, rollback
+    from fraudops.production.history import read_history
+    from fraudops.stages.rollback import reconcile, rollback
 
     settings = s3_registry
     v1_in_production_and_v2_registered(settings)
@@ -211,10 +211,10 @@ def test_two_racing_promotions_exactly_one_wins(s3_registry: Settings) -> None:
 
 def candidate_artifact(settings: Settings, name: str) -> tuple[str, str]:
     """(bucket, key) of a file of version 2's model."""
-    from fraudops.stages.promote import _artifact_location
+    from fraudops.stages.promote import artifact_location
 
     with ModelStore(settings).session() as client:
-        location = _artifact_location(client, client.get_model_version(settings.model_name, "2"))
+        location = artifact_location(client, client.get_model_version(settings.model_name, "2"))
     return split_s3_uri(f"{location}/artifacts/{name}")
 
 

@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
 from fraudops.api import create_app
-from fraudops.config import Settings
-from fraudops.serving import ModelProvider
+from fraudops.core.config import Settings
+from fraudops.serving.provider import ModelProvider
 from tests.helpers.stack import fast_settings, live_api
 
 pytestmark = pytest.mark.e2e

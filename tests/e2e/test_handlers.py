@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings, get_settings
-from fraudops.errors import InvalidInputError
+from fraudops.core.config import Settings, get_settings
+from fraudops.core.errors import InvalidInputError
 from tests.helpers.events import api_gateway_event, lambda_context
 from tests.helpers.stack import fresh_import, use_settings
 

@@ -17,7 +17,7 @@ from fraudops_dev.cli import main
 from fraudops_dev.emulation import retrain_locally
 from fraudops_dev.local import LOCALHOST, free_port, get_json, running_pid, wait_for_http
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from tests.helpers.stack import production_version, train_and_promote, version_count
 
 pytestmark = pytest.mark.e2e
@@ -137,7 +137,7 @@ def test_cli_problems_are_one_line_and_no_traceback(
 
 
 def test_no_command_reaches_aws_by_accident(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from fraudops.errors import ConfigError
+    from fraudops.core.errors import ConfigError
     from fraudops.store import s3_client
 
     settings = Settings(storage="s3", state_dir=tmp_path)  # no endpoint, not in Lambda, no --aws

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from fraudops_dev.datagen import GeneratorConfig, generate
 
 from fraudops.api import build_default_app
-from fraudops.config import Settings
-from fraudops.labels import store_labels
+from fraudops.core.config import Settings
+from fraudops.monitoring.labels import store_labels
 from fraudops.stages.monitor import metric_points, run_monitor
 from fraudops.store import blob_store
 from tests.helpers.events import lambda_context
@@ -185,7 +185,7 @@ def test_the_monitor_cleans_up_after_losing_a_commit_race_to_curate(monkeypatch:
     wrote may stay behind for Athena to count twice."""
     from fraudops_dev.emulation import emulated_retraining
 
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
     from fraudops.lake import Lake
     from fraudops.lake.table import TableWriter
 

@@ -12,18 +12,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from fraudops_dev.sqlite_io import load_training_frame
 
 from fraudops.api import build_default_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
-from fraudops.data import holdout_slice, load_training_frame
-from fraudops.errors import PromotionError, StoreError, TrainingError
-from fraudops.model import SPEC_ARTIFACT
-from fraudops.schema import RAW_FEATURE_COLUMNS
-from fraudops.serving import load_from_manifest
-from fraudops.stages.promote import _artifact_location, run_promotion
+from fraudops.core.config import Settings
+from fraudops.core.errors import PromotionError, StoreError, TrainingError
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
+from fraudops.model.fraud_model import SPEC_ARTIFACT
+from fraudops.serving.provider import load_from_manifest
+from fraudops.stages.promote import artifact_location, run_promotion
 from fraudops.stages.train import run_training
 from fraudops.store import ModelStore, model_file_uri, read_manifest, read_uri
+from fraudops.training.dataset import holdout_slice
 from tests.helpers.stack import production_version, version_count
 
 pytestmark = pytest.mark.e2e
@@ -41,7 +42,7 @@ def test_round_trip_train_register_promote_serve(settings: Settings) -> None:
         assert run.data.params["xgb_tree_method"] == "hist"
         # The threshold has one home, the model's spec file (not a param, a tag or a second copy).
         assert "threshold" not in run.data.params
-        location = _artifact_location(client, client.get_model_version(settings.model_name, result.version))
+        location = artifact_location(client, client.get_model_version(settings.model_name, result.version))
         spec = json.loads(read_uri(settings, model_file_uri(location, SPEC_ARTIFACT)))
         assert spec["threshold"] == pytest.approx(result.holdout.threshold)
         assert "holdout_auprc" in run.data.metrics and "validation_recall_at_1pct_fpr" in run.data.metrics
@@ -158,7 +159,7 @@ def test_failure_midway_leaves_production_unchanged(settings: Settings, monkeypa
 
 def test_failed_training_registers_nothing(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     run_training(settings)
-    import fraudops.tracking as training
+    import fraudops.training.tracking as training
 
     def broken_plot(*args: Any, **kwargs: Any) -> None:
         raise OSError("disk full (injected)")
@@ -198,7 +199,7 @@ def test_promotion_uses_the_same_holdout_for_both(settings: Settings) -> None:
 def test_missing_training_data_in_s3_says_so(settings: Settings) -> None:
     """In AWS the train function reads s3://<data bucket>/lake; an empty lake is named as such
     (with the template's ListBucket grant S3 answers an empty listing, not 403)."""
-    from fraudops.errors import DataError
+    from fraudops.core.errors import DataError
     from fraudops.stages.train import run_training
     from fraudops.store import ensure_bucket
 

@@ -18,8 +18,8 @@ from fraudops_dev.cli import main
 from fraudops_dev.datagen import GeneratorConfig, generate
 
 from fraudops.api import build_default_app
-from fraudops.config import Settings
-from fraudops.labels import store_labels
+from fraudops.core.config import Settings
+from fraudops.monitoring.labels import store_labels
 from fraudops.stages.monitor import run_monitor
 from fraudops.store import blob_store
 from tests.helpers.stack import train_and_promote, use_settings

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 
 from fraudops.api import build_default_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
-from fraudops.errors import PromotionError, StoreError
-from fraudops.history import read_history
-from fraudops.model import BOOSTER_ARTIFACT
-from fraudops.stages.production import reconcile, rollback
-from fraudops.stages.promote import _artifact_location, run_promotion
+from fraudops.core.config import Settings
+from fraudops.core.errors import PromotionError, StoreError
+from fraudops.model.fraud_model import BOOSTER_ARTIFACT
+from fraudops.production.history import read_history
+from fraudops.stages.promote import artifact_location, run_promotion
+from fraudops.stages.rollback import reconcile, rollback
 from fraudops.stages.train import run_training
 from fraudops.store import ModelStore, model_file_uri, split_s3_uri
 from fraudops.store.s3 import s3_client
@@ -73,7 +73,7 @@ def test_rollback_to_a_broken_or_missing_version_changes_nothing(registry: Setti
         target = "9"
     else:
         with ModelStore(registry).session() as client:
-            location = _artifact_location(client, client.get_model_version(registry.model_name, "1"))
+            location = artifact_location(client, client.get_model_version(registry.model_name, "1"))
         bucket, key = split_s3_uri(model_file_uri(location, BOOSTER_ARTIFACT))
         if damage == "corrupt-booster":
             s3_client(registry).put_object(Bucket=bucket, Key=key, Body=b"not a booster")
@@ -110,7 +110,7 @@ def test_a_crash_between_the_alias_and_the_manifest_is_detected_and_repaired(
     train_and_promote(registry)
     client = TestClient(build_default_app(registry))
     assert served(client) == "2"
-    import fraudops.stages.change as change
+    import fraudops.production.change as change
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the process died here (injected)")

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from fraudops.config import Settings
-from fraudops.errors import FraudopsError, PromotionError
-from fraudops.history import read_history, read_intents
-from fraudops.stages.production import reconcile, rollback
+from fraudops.core.config import Settings
+from fraudops.core.errors import FraudopsError, PromotionError
+from fraudops.production.history import read_history, read_intents
 from fraudops.stages.promote import run_promotion
+from fraudops.stages.rollback import reconcile, rollback
 from fraudops.stages.train import run_training
 from fraudops.store import ModelStore
 from tests.helpers.faults import Killed, WriteFaults, write_faults
@@ -187,7 +187,7 @@ def test_rollback_without_from_is_refused_naming_the_current_version(
 def test_a_truncated_manifest_is_republished_by_reconcile_and_by_promote(
     three_versions: Settings, tmp_path: Path
 ) -> None:
-    from fraudops.serving import load_from_manifest
+    from fraudops.serving.provider import load_from_manifest
     from fraudops.store import blob_store
     from fraudops.store.manifest import manifest_key
 
@@ -207,15 +207,15 @@ def test_a_truncated_manifest_is_republished_by_reconcile_and_by_promote(
 def test_a_corrupted_production_model_is_not_in_sync_and_cannot_be_forced(
     three_versions: Settings, tmp_path: Path
 ) -> None:
-    from fraudops.model import BOOSTER_ARTIFACT
-    from fraudops.stages.promote import _artifact_location
+    from fraudops.model.fraud_model import BOOSTER_ARTIFACT
+    from fraudops.stages.promote import artifact_location
     from fraudops.store import model_file_uri
 
     settings = fresh_copy(three_versions, tmp_path / "state")
 
     def corrupt(version: str) -> None:
         with ModelStore(settings).session() as client:
-            location = _artifact_location(client, client.get_model_version(settings.model_name, version))
+            location = artifact_location(client, client.get_model_version(settings.model_name, version))
         Path(model_file_uri(location, BOOSTER_ARTIFACT).removeprefix("file://")).write_bytes(b"not a booster")
 
     corrupt("2")
@@ -250,7 +250,7 @@ def test_training_on_a_full_disk_leaves_no_run_running(
 
     import mlflow
 
-    from fraudops.errors import StoreError
+    from fraudops.core.errors import StoreError
 
     settings = local_settings
     run_training(settings, feature_set="seed")

@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 from fraudops_dev.datagen import GeneratorConfig, generate
 
 from fraudops.api import build_default_app
-from fraudops.config import Settings
-from fraudops.labels import store_labels
-from fraudops.profile import build_profile, compare
-from fraudops.report import bin_labels, render_html
+from fraudops.core.config import Settings
+from fraudops.monitoring.labels import store_labels
+from fraudops.monitoring.profile import build_profile, compare
+from fraudops.monitoring.report import bin_labels, render_html
 from fraudops.store import blob_store
 from tests.helpers.report_figures import contradictions, read
 from tests.helpers.stack import train_and_promote
@@ -170,7 +170,7 @@ def monitor_cli(settings: Settings, since: datetime, until: datetime, capsys: py
     """``fraudops monitor --since --until --no-retrain`` as a team runs it; its printed summary."""
     from fraudops_dev.cli import main
 
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
 
     monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(settings.state_dir))
     monkeypatch.setenv("FRAUDOPS_LAKE_URI", str(settings.lake_uri))

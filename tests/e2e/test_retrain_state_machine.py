@@ -19,7 +19,7 @@ from fraudops_dev.emulation import (
 )
 
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.lake import Lake
 from fraudops.lake.transactions import write_transaction_frames
 from tests.helpers.stack import lake_of, production_version
@@ -49,7 +49,7 @@ def lease_steps(emulation: Emulation) -> list[str]:
 
 
 def production_alias_version(emulation: Emulation) -> str | None:
-    from fraudops.config import get_settings
+    from fraudops.core.config import get_settings
 
     return production_version(get_settings())
 
@@ -202,8 +202,8 @@ def test_after_an_emulated_retrain_the_api_logs_as_itself_and_each_function_as_i
 
     from fraudops.api import create_app
     from fraudops.decisions import publish_policy
-    from fraudops.decisions.serving import PolicyProvider
-    from fraudops.serving import ModelProvider
+    from fraudops.serving.decide import PolicyProvider
+    from fraudops.serving.provider import ModelProvider
     from tests.helpers.models import train_local_model
     from tests.helpers.stack import fast_settings
 
@@ -235,5 +235,5 @@ def test_after_an_emulated_retrain_the_api_logs_as_itself_and_each_function_as_i
     caplog.set_level(logging.INFO)
     publish_policy(api_settings, {"name": "ops"}, "after the retraining")
     assert client.post("/predict", json=EXAMPLE_TRANSACTION, headers={"x-api-key": "k"}).status_code == 200
-    lines = [r for r in caplog.records if r.name == "fraudops.decisions.serving"]
+    lines = [r for r in caplog.records if r.name == "fraudops.serving.decide"]
     assert "decision policy version 1 is active" in [r.getMessage() for r in lines]  # reached this process's logging

@@ -19,10 +19,10 @@ import pytest
 from fraudops_dev.cli import main
 from fraudops_dev.datagen import GeneratorConfig, generate_frames
 from fraudops_dev.local import LOCALHOST, free_port, get_json, wait_for_http
+from fraudops_dev.sqlite_io import write_transactions
 
-from fraudops import history
-from fraudops.config import get_settings
-from fraudops.data import write_transactions
+from fraudops.core.config import get_settings
+from fraudops.production import history
 from tests.helpers.stack import fast_settings, train_and_promote
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def test_a_moved_state_folder_serves_batch_scores_reconciles_and_trains_from_its
 
     from fraudops.api.app import build_default_app
     from fraudops.api.schemas import EXAMPLE_TRANSACTION
-    from fraudops.stages.production import reconcile
+    from fraudops.stages.rollback import reconcile
     from fraudops.stages.train import run_training
 
     old = tmp_path / "old" / "state"
@@ -135,8 +135,8 @@ def test_a_moved_state_folder_serves_batch_scores_reconciles_and_trains_from_its
 
 
 def test_reconcile_reports_in_sync_only_after_loading_the_model(promoted_state: Path, tmp_path: Path) -> None:
-    from fraudops.errors import PromotionError
-    from fraudops.stages.production import reconcile
+    from fraudops.core.errors import PromotionError
+    from fraudops.stages.rollback import reconcile
 
     state = tmp_path / "state"
     shutil.copytree(promoted_state, state)

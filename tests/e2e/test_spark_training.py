@@ -17,20 +17,21 @@ import numpy as np
 import pytest
 from fraudops_dev import cli
 from fraudops_dev.emulation import emulated_retraining
+from fraudops_dev.sqlite_io import iter_transactions
 
-from fraudops.config import Settings
-from fraudops.data import iter_transactions, raw_columns, split_out_of_time
-from fraudops.features import FEATURE_SETS, build_features
+from fraudops.core.config import Settings
+from fraudops.core.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.lake import Lake
 from fraudops.lake.transactions import TrainingData, read_training_data, write_transaction_frames
-from fraudops.metrics import evaluate, paired_bootstrap_auprc_gain
-from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
-from fraudops.serving import load_from_manifest
+from fraudops.model.features import FEATURE_SETS, build_features
+from fraudops.model.metrics import evaluate, paired_bootstrap_auprc_gain
+from fraudops.serving.provider import load_from_manifest
 from fraudops.spark_training import read_output
 from fraudops.spark_training.job import local_spark_session
 from fraudops.stages.promote import run_promotion
 from fraudops.store import ModelStore
-from fraudops.training import train_model
+from fraudops.training.dataset import raw_columns, split_out_of_time
+from fraudops.training.fit import train_model
 from tests.helpers.stack import fast_settings, lake_of, production_version
 
 pytestmark = pytest.mark.e2e
@@ -203,7 +204,7 @@ def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path,
         ]
         (job,) = [i for i in emulation.invocations if i.function == "emr-serverless"]
         assert "--input" in json.dumps(job.event) and "spark-training" in json.dumps(job.event)
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
 
         with ModelStore(get_settings()).session() as client:
             version = client.get_model_version(get_settings().model_name, result.output["train"]["version"])

@@ -8,8 +8,8 @@ import threading
 import boto3
 import pytest
 
-from fraudops.config import Settings
-from fraudops.errors import RegistryConflictError
+from fraudops.core.config import Settings
+from fraudops.core.errors import RegistryConflictError
 from fraudops.store import ModelStore, ensure_bucket, with_registry_retries
 
 pytestmark = pytest.mark.e2e

@@ -87,7 +87,7 @@ def promote_in_child(settings_values: dict[str, Any]) -> str:
 
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    from fraudops.config import Settings
+    from fraudops.core.config import Settings
     from fraudops.stages.promote import run_promotion
 
     return run_promotion(Settings(**settings_values)).outcome
@@ -167,9 +167,9 @@ def write_faults(faults: WriteFaults) -> Iterator[WriteFaults]:
 
 def rollback_in_child(settings_values: dict[str, Any]) -> str:
     """One `fraudops rollback --from 2` in its own process, as a second terminal would run it."""
-    from fraudops.config import Settings
-    from fraudops.errors import PromotionError
-    from fraudops.stages.production import rollback
+    from fraudops.core.config import Settings
+    from fraudops.core.errors import PromotionError
+    from fraudops.stages.rollback import rollback
 
     try:
         return rollback(Settings(**settings_values), "v2 misbehaves", from_version="2").action

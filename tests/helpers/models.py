@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import xgboost as xgb
+from fraudops_dev.sqlite_io import load_training_frame
 
-from fraudops.config import Settings
-from fraudops.data import load_training_frame, split_out_of_time
-from fraudops.features import FeatureSpec
-from fraudops.served import ServedModel
-from fraudops.serving import LoadedModel
+from fraudops.core.config import Settings
+from fraudops.model.features import FeatureSpec
+from fraudops.serving.provider import LoadedModel
+from fraudops.serving.served import ServedModel
+from fraudops.serving.treecompiler import compile_booster
 from fraudops.store import ServingManifest
-from fraudops.training import train_model
-from fraudops.treecompiler import compile_booster
+from fraudops.training.dataset import split_out_of_time
+from fraudops.training.fit import train_model
 
 
 def served(booster: xgb.Booster, spec: FeatureSpec, version: str = "7", compiled: bool = True) -> ServedModel:

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import pytest
 
-from fraudops.config import Settings, get_settings
+from fraudops.core.config import Settings, get_settings
 from fraudops.stages.promote import production_model_version
 from fraudops.store import ModelStore, read_manifest
 
@@ -20,7 +20,8 @@ def lake_of(db_path: Path) -> Path:
     """The lake folder holding the same rows as the SQLite file ``db_path`` (made once, beside it)."""
     lake = db_path.with_name(db_path.name + ".lake")
     if not (lake / "transactions" / "_manifests").exists() and db_path.exists():
-        from fraudops.data import iter_transactions
+        from fraudops_dev.sqlite_io import iter_transactions
+
         from fraudops.lake import Lake
         from fraudops.lake.transactions import write_transaction_frames
 

@@ -18,7 +18,7 @@ import pytest
 from fraudops_dev.loadtest import run_load
 
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.stages.promote import run_promotion
 from fraudops.stages.train import run_training
 from tests.helpers.stack import fast_settings, live_api

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.config import Settings
-from fraudops.errors import StoreError
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

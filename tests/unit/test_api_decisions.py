@@ -11,11 +11,11 @@ from fastapi.testclient import TestClient
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION, Prediction
-from fraudops.capture import FileCaptureSink, read_captures
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.decisions import publish_policy
-from fraudops.decisions.serving import PolicyProvider
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.monitoring.capture import FileCaptureSink, read_captures
+from fraudops.serving.decide import PolicyProvider
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

@@ -14,10 +14,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from fraudops.capture import capture_record
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.decisions import Bands, DecisionPolicy, publish_policy
-from fraudops.decisions.backtest import (
+from fraudops.decisions.policy import DecidedBy, Decision
+from fraudops.lake import Lake, dt_of_time
+from fraudops.lake.curation import decision_rows
+from fraudops.monitoring.capture import capture_record
+from fraudops.stages.backtest import (
     BacktestError,
     backtest_policy,
     decision_labels,
@@ -27,9 +30,6 @@ from fraudops.decisions.backtest import (
     replay,
     rule_performance,
 )
-from fraudops.decisions.policy import DecidedBy, Decision
-from fraudops.lake import Lake, dt_of_time
-from fraudops.lake.curation import decision_rows
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 DRAFT: dict[str, Any] = {

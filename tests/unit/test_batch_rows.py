@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudops.batch import line_number, validate_rows
-from fraudops.errors import InvalidInputError
-from fraudops.events import BatchItem, parse_batch_event
+from fraudops.batch.score import line_number, validate_rows
+from fraudops.core.errors import InvalidInputError
+from fraudops.stages.events import BatchItem, parse_batch_event
 
 GOOD = {"step": "212", "type": "TRANSFER", "amount": "181000.0", "oldbalanceOrg": "181000.0",
         "newbalanceOrig": "0.0", "oldbalanceDest": "0.0", "newbalanceDest": "0.0", "isFraud": "1",
@@ -81,7 +81,7 @@ def test_a_json_lines_value_that_is_not_an_object_is_a_bad_row_not_a_failed_batc
                                            ("-1", False), ("yes", False), (2, False), (1, True)])  # fmt: skip
 def test_label_columns_follow_the_importers_rule(label: Any, ok: bool) -> None:
     """Issue 18 item 11: a row import-csv rejects (isFraud=2) is not scored either, with its reason."""
-    from fraudops.schema import parse_flag
+    from fraudops.core.schema import parse_flag
 
     _, _, errors = validate_rows([BatchItem(index=0, row={**GOOD, "isFraud": label})], "csv")
     assert not errors if ok else errors[0].message.startswith("isFraud:")

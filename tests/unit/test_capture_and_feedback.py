@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.capture import FileCaptureSink, LogCaptureSink, capture_record, read_captures
-from fraudops.config import Settings
-from fraudops.labels import read_labels, store_labels
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.config import Settings
+from fraudops.monitoring.capture import FileCaptureSink, LogCaptureSink, capture_record, read_captures
+from fraudops.monitoring.labels import read_labels, store_labels
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from fraudops.store import blob_store
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings

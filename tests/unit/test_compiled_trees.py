@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xgboost as xgb
+from fraudops_dev.sqlite_io import load_training_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudops.compiled import CompiledTrees, UnsupportedModelError
-from fraudops.data import load_training_frame, raw_columns, split_out_of_time
-from fraudops.errors import ModelLoadError
-from fraudops.model import FraudModel
-from fraudops.training import train_model
-from fraudops.treecompiler import compile_booster, largest_difference, probe_rows
+from fraudops.core.errors import ModelLoadError
+from fraudops.model.fraud_model import FraudModel
+from fraudops.serving.compiled import CompiledTrees, UnsupportedModelError
+from fraudops.serving.treecompiler import compile_booster, largest_difference, probe_rows
+from fraudops.training.dataset import raw_columns, split_out_of_time
+from fraudops.training.fit import train_model
 from tests.helpers.models import served
 from tests.helpers.stack import fast_settings
 
@@ -121,7 +122,7 @@ def test_a_model_without_compiled_trees_is_served_by_the_booster(small_db: Path)
 
 
 def test_large_inputs_are_scored_in_chunks_with_the_same_result(small_db: Path) -> None:
-    from fraudops.served import CHUNK_ROWS
+    from fraudops.serving.served import CHUNK_ROWS
 
     model = _shared_model(small_db)
     frame = load_training_frame(small_db).head(CHUNK_ROWS * 2 + 123)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from fraudops.capture import FileCaptureSink, capture_record
-from fraudops.config import Settings
-from fraudops.errors import StoreError
-from fraudops.labels import store_labels
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
 from fraudops.lake import Lake
 from fraudops.lake.curation import pending_count, read_lake_labels, run_curation
+from fraudops.monitoring.capture import FileCaptureSink, capture_record
+from fraudops.monitoring.labels import store_labels
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TRANSACTION = {"step": 800, "type": "TRANSFER", "amount": 1000.0, "nameOrig": "C1", "oldbalanceOrg": 1000.0,
@@ -103,7 +103,7 @@ def test_a_crash_before_the_commit_leaves_everything_and_the_rerun_completes(
 def test_two_compactions_at_once_store_each_decision_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     """The hourly schedule and the state machine's Curate step can overlap: both read the same new lines;
     the second to commit must refuse, not append them again."""
-    from fraudops.errors import DataError
+    from fraudops.core.errors import DataError
     from fraudops.lake import curation
 
     for name in ("x", "y", "z"):

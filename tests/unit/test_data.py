@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate, generate_frames
 from fraudops_dev.importer import import_csv
+from fraudops_dev.sqlite_io import count_rows, load_training_frame, write_transactions
 
-from fraudops.data import count_rows, fingerprint, load_training_frame, write_transactions
-from fraudops.errors import DataError
-from fraudops.schema import COLUMNS
+from fraudops.core.errors import DataError
+from fraudops.core.schema import COLUMNS
+from fraudops.training.dataset import fingerprint
 
 
 def test_write_and_read_back(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from fraudops_dev.datagen import (
     generate,
 )
 
-from fraudops.schema import COLUMNS
+from fraudops.core.schema import COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraudops.core.schema import TRANSACTION_TYPES
 from fraudops.decisions import Bands, DecisionPolicy, ExpressionError, PolicyError, parse_condition
 from fraudops.decisions.expression import FIELD_TYPES
-from fraudops.schema import TRANSACTION_TYPES
 
 NUMBER_FIELDS = [name for name, kind in FIELD_TYPES.items() if kind == "number"]
 NAMES = ["C1", "C2", "M3", "C4"]

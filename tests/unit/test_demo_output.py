@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from fraudops_dev.demo import LEGIT_PAYMENT, _shown, bands_line
+from fraudops_dev.sqlite_io import load_training_frame
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.capture import FileCaptureSink
-from fraudops.config import Settings
-from fraudops.data import load_training_frame
-from fraudops.decisions.serving import PolicyProvider
-from fraudops.schema import RAW_FEATURE_COLUMNS
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.config import Settings
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
+from fraudops.monitoring.capture import FileCaptureSink
+from fraudops.serving.decide import PolicyProvider
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

@@ -20,7 +20,7 @@ from moto import mock_aws
 from fraudops.api import create_app
 from fraudops.api.keys import load_api_keys
 from fraudops.api.schemas import EXAMPLE_TRANSACTION
-from fraudops.serving import ModelProvider
+from fraudops.serving.provider import ModelProvider
 from tests.helpers.events import lambda_context
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
@@ -242,7 +242,7 @@ def test_sample_events_and_env_are_valid() -> None:
 
 
 def test_sample_step_functions_events_parse() -> None:
-    from fraudops.events import parse_promote_input, parse_train_input
+    from fraudops.stages.events import parse_promote_input, parse_train_input
 
     assert parse_train_input(json.loads((ROOT / "events/train.json").read_text())).feature_set == "engineered"
     assert parse_promote_input(json.loads((ROOT / "events/promote.json").read_text())).version == "1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from fraudops.api.keys import load_api_keys
-from fraudops.errors import InvalidInputError
-from fraudops.events import parse_promote_input, parse_train_input
+from fraudops.core.errors import InvalidInputError
+from fraudops.stages.events import parse_promote_input, parse_train_input
 from tests.helpers.stack import fast_settings
 
 json_values = st.recursive(

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate
 
-from fraudops.errors import FeatureMismatchError
-from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
-from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.core.errors import FeatureMismatchError
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
+from fraudops.model.features import FEATURE_SETS, FeatureSpec, build_features
 
 TAKEOVER = {
     "step": 26, "type": "TRANSFER", "amount": 1000.0, "oldbalanceOrg": 1000.0, "newbalanceOrig": 0.0,

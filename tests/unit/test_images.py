@@ -61,10 +61,11 @@ def test_the_runtime_never_imports_the_tooling_or_tests() -> None:
 
 
 def test_promotion_does_not_import_training() -> None:
-    for name in ("promotion.py", "stages/promote.py"):
+    for name in ("production/promotion.py", "stages/promote.py"):
         tree = ast.parse((ROOT / "layers" / "runtime" / "fraudops" / name).read_text())
         modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert "fraudops.training" not in modules and "fraudops.stages.train" not in modules
+        training = {"fraudops.training.fit", "fraudops.training.tracking", "fraudops.stages.train"}
+        assert not modules & training, modules & training
 
 
 # Issue 20: the API image has no scikit-learn (nor pandas, scipy, mlflow, the xgboost package); the
@@ -74,7 +75,7 @@ API_PATH_MODULES = (
     "batch_function",
     "fraudops.api",
     "fraudops.decisions",
-    "fraudops.decisions.serving",
+    "fraudops.serving.decide",
 )
 NOT_IN_THE_API_IMAGE = ("sklearn", "scipy", "pandas", "mlflow", "xgboost")
 
@@ -101,10 +102,9 @@ def test_the_api_path_imports_nothing_the_api_image_lacks(module: str, tmp_path:
 # loaded by another way than an import statement (listed here with that way).
 AWS_ENTRY_POINTS = (*sorted((ROOT / "functions").glob("*/*_function.py")), ROOT / "infra" / "emr" / "spark_train.py")
 NOT_REACHED_BY_AN_IMPORT = {
-    "fraudops.pyfunc_entry": "MLflow runs it by file path (tracking.py, models from code)",
-    "fraudops.pyfunc": "imported by pyfunc_entry when MLflow loads a registered model",
+    "fraudops.model.pyfunc_entry": "MLflow runs it by file path (training/tracking.py, models from code)",
+    "fraudops.model.pyfunc": "imported by pyfunc_entry when MLflow loads a registered model",
     "fraudops.api.redact": "uvicorn's log filter of the local API, named by string in fraudops_dev.cli",
-    "fraudops.labeled_traffic": "only `fraudops append-labeled` imports it (laptop code left for a later move)",
 }
 
 
@@ -160,5 +160,5 @@ def test_the_reachability_check_finds_a_module_only_the_tooling_imports(tmp_path
     entry.write_text("from fraudops.stages.train import run_training\n")
     modules = _runtime_modules()
     reached = reached_from((entry,), modules)
-    assert {"fraudops", "fraudops.stages.train", "fraudops.training", "fraudops.config"} <= reached
+    assert {"fraudops", "fraudops.stages.train", "fraudops.training.fit", "fraudops.core.config"} <= reached
     assert "fraudops.api" not in reached

@@ -16,10 +16,10 @@ import pytest
 from fraudops_dev.cli import main
 from fraudops_dev.datagen import GeneratorConfig, generate, generate_frames
 from fraudops_dev.importer import import_csv
+from fraudops_dev.sqlite_io import count_rows, integrity_ok, write_transactions
 
-from fraudops.data import count_rows, integrity_ok, write_transactions
-from fraudops.errors import DataError
-from fraudops.schema import COLUMNS
+from fraudops.core.errors import DataError
+from fraudops.core.schema import COLUMNS
 
 OLD_ROWS = 5_000
 

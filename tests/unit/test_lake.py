@@ -14,12 +14,12 @@ import pyarrow.parquet as pq
 import pytest
 from fraudops_dev.datagen import GeneratorConfig, generate, generate_frames
 
-from fraudops.config import Settings
-from fraudops.errors import DataError
+from fraudops.core.config import Settings
+from fraudops.core.errors import DataError
+from fraudops.core.schema import COLUMNS
 from fraudops.lake import Lake, committed_files, dt_of_step
 from fraudops.lake.table import MANIFESTS
 from fraudops.lake.transactions import read_training_data, write_transaction_frames
-from fraudops.schema import COLUMNS
 
 ROWS = 20_000
 
@@ -150,7 +150,7 @@ def test_sql_counts_what_generate_wrote(lake_settings: Settings, tmp_path: Path,
 
     os.environ["FRAUDOPS_STATE_DIR"] = str(lake_settings.state_dir)
     try:
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
 
         get_settings.cache_clear()
         assert main(["generate", "--rows", "3000"]) == 0
@@ -199,14 +199,13 @@ def test_import_csv_into_the_lake_and_append(lake_settings: Settings, tmp_path: 
 
 def test_sqlite_in_and_out(lake_settings: Settings, tmp_path: Path, capsys) -> None:
     from fraudops_dev.cli import main
-
-    from fraudops.data import count_rows, load_training_frame, write_transactions
+    from fraudops_dev.sqlite_io import count_rows, load_training_frame, write_transactions
 
     db = tmp_path / "seed.db"
     write_transactions(db, generate_frames(GeneratorConfig(3_000, seed=5)))
     os.environ["FRAUDOPS_LAKE_URI"] = str(lake_settings.state_dir / "lake")
     try:
-        from fraudops.config import get_settings
+        from fraudops.core.config import get_settings
 
         get_settings.cache_clear()
         assert main(["import", str(db)]) == 0

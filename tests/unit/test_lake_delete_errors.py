@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fraudops.errors import StoreError
+from fraudops.core.errors import StoreError
 from fraudops.lake.storage import S3LakeStorage
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 from fraudops_dev.datagen import GeneratorConfig, generate_frames
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.lake import Lake
 from fraudops.lake.table import ORPHAN_GRACE_SECONDS, LakeTable, TableWriter
 from fraudops.lake.transactions import write_transaction_frames

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fraudops_dev.local import local_api_key
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 
 def test_an_empty_key_file_left_by_a_full_disk_is_replaced(tmp_path: Path) -> None:

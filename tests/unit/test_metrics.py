@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraudops.errors import MetricsError
-from fraudops.metrics import best_f1_threshold, evaluate, recall_at_fpr
+from fraudops.core.errors import MetricsError
+from fraudops.model.metrics import best_f1_threshold, evaluate, recall_at_fpr
 
 
 def test_perfect_ranking() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.decisions.money import (
     F1_RULE,
     FALLBACK_RULE,
@@ -22,8 +22,8 @@ from fraudops.decisions.money import (
     money_metrics,
 )
 from fraudops.decisions.policy import Bands
-from fraudops.metrics import best_f1_threshold
-from fraudops.promotion import decide
+from fraudops.model.metrics import best_f1_threshold
+from fraudops.production.promotion import decide
 from tests.unit.test_promotion_rules import BASE, RULES, gain
 
 COSTS = CostModel(review_cost=5.0, friction_cost=25.0)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pydantic_core import to_json
 
-from fraudops.capture import capture_record, read_captures
-from fraudops.config import Settings
+from fraudops.core.config import Settings
+from fraudops.monitoring.capture import capture_record, read_captures
 from fraudops.stages.monitor import monitor_window, run_monitor
 from fraudops.store import blob_store
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.decisions import (
     PolicyChangeError,
     PolicyError,

@@ -5,7 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraudops.profile import ACT, WATCH, bin_edges, build_profile, category_shares, compare, level, psi, shares
+from fraudops.monitoring.profile import (
+    ACT,
+    WATCH,
+    bin_edges,
+    build_profile,
+    category_shares,
+    compare,
+    level,
+    psi,
+    shares,
+)
 
 
 def test_psi_of_identical_distributions_is_zero_and_grows_with_the_shift() -> None:

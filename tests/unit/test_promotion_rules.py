@@ -5,8 +5,8 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import average_precision_score
 
-from fraudops.metrics import EvaluationMetrics, GainInterval, paired_bootstrap_auprc_gain
-from fraudops.promotion import PromotionRules, decide
+from fraudops.model.metrics import EvaluationMetrics, GainInterval, paired_bootstrap_auprc_gain
+from fraudops.production.promotion import PromotionRules, decide
 
 RULES = PromotionRules(margin=0.002, floor=0.5, guardrail_tolerance=0.02, confidence=0.95, resamples=200, seed=0)
 BASE = EvaluationMetrics(

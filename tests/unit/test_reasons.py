@@ -8,16 +8,17 @@ from typing import Any
 import numpy as np
 import pytest
 import xgboost as xgb
+from fraudops_dev.sqlite_io import load_training_frame
 
-from fraudops.data import load_training_frame, raw_columns
-from fraudops.decisions import serving as decisions_serving
-from fraudops.decisions import treeshap
+from fraudops.core.schema import LABEL, RAW_FEATURE_COLUMNS
 from fraudops.decisions.reasons import FEATURE_LABELS, top_reasons
-from fraudops.decisions.serving import explain, tree_shap
-from fraudops.decisions.treeshap import TreeShap
-from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
-from fraudops.native import NativeBooster
-from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
+from fraudops.model.features import FEATURE_SETS, FeatureSpec, build_features
+from fraudops.serving import decide as decisions_serving
+from fraudops.serving import treeshap
+from fraudops.serving.decide import explain, tree_shap
+from fraudops.serving.native import NativeBooster
+from fraudops.serving.treeshap import TreeShap
+from fraudops.training.dataset import raw_columns
 from tests.helpers.models import served
 
 NAMES = FEATURE_SETS["engineered"]
@@ -141,7 +142,7 @@ def test_reasons_are_the_largest_contributions_with_readable_names_and_the_value
 
 
 def test_every_feature_the_code_builds_has_a_readable_label() -> None:
-    from fraudops.features import _FEATURES
+    from fraudops.model.features import _FEATURES
 
     assert set(_FEATURES) == set(FEATURE_LABELS)
 

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from pydantic_core import to_json
 
-from fraudops.capture import capture_record
-from fraudops.config import Settings
-from fraudops.errors import StoreError
-from fraudops.labels import store_labels
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.monitoring.capture import capture_record
+from fraudops.monitoring.labels import store_labels
 from fraudops.stages import monitor as monitor_stage
 from fraudops.stages.monitor import metric_points, run_monitor
 from fraudops.store import blob_store

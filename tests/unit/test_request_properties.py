@@ -15,9 +15,9 @@ from pydantic import ValidationError
 
 from fraudops.api import create_app
 from fraudops.api.schemas import EXAMPLE_TRANSACTION, Transaction
-from fraudops.config import Settings
-from fraudops.schema import MAX_MONEY
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.config import Settings
+from fraudops.core.schema import MAX_MONEY
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudops.config import Settings
-from fraudops.retraining_lock import LEASE_SECONDS, LOCK_KEY, acquire, release
+from fraudops.core.config import Settings
+from fraudops.production.retraining_lock import LEASE_SECONDS, LOCK_KEY, acquire, release
 from fraudops.store.blobs import BlobStore, LocalBlobStore, PreconditionFailed, blob_store
 from fraudops.store.s3 import ensure_bucket
 

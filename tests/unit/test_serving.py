@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudops.errors import ModelUnavailableError
-from fraudops.serving import LoadedModel, ModelProvider
+from fraudops.core.errors import ModelUnavailableError
+from fraudops.serving.provider import LoadedModel, ModelProvider
 from tests.helpers.models import train_local_model
 from tests.helpers.stack import fast_settings
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fraudops.config import Settings, get_settings, unknown_variables
+from fraudops.core.config import Settings, get_settings, unknown_variables
 
 
 def test_an_unknown_variable_is_warned_about_with_its_near_match(

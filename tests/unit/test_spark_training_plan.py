@@ -12,19 +12,20 @@ import numpy as np
 import pandas as pd
 import pytest
 from fraudops_dev.spark_local import run_local_spark_training
+from fraudops_dev.sqlite_io import count_rows, iter_transactions, load_training_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fraudops.config import Settings
-from fraudops.data import count_rows, iter_transactions, load_training_frame, split_out_of_time
-from fraudops.errors import DataError, InvalidInputError, TrainingError
-from fraudops.events import parse_train_input
+from fraudops.core.config import Settings
+from fraudops.core.errors import DataError, InvalidInputError, TrainingError
 from fraudops.lake import Lake, committed_files
 from fraudops.lake.transactions import read_training_data, write_transaction_frames
 from fraudops.spark_training.job import _check_slices, estimator_params, step_cut_points
 from fraudops.spark_training.plan import plan_training, read_input_manifest, training_window
 from fraudops.spark_training.register import register_spark_output
-from fraudops.training import xgboost_params
+from fraudops.stages.events import parse_train_input
+from fraudops.training.dataset import split_out_of_time
+from fraudops.training.fit import xgboost_params
 from tests.helpers.stack import fast_settings, lake_of
 
 

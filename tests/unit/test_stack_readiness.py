@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fraudops_dev.local import LOCALHOST, Service, StackError, free_port, running_pid, start_service, stop_service
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 # A real HTTP server that answers /health only after DELAY seconds (as MLflow's UI does after its imports).
 SLOW_SERVER = """

@@ -34,12 +34,12 @@ from fraudops.api.schemas import (
     prediction_json,
     validate_batch_rows,
 )
-from fraudops.capture import CaptureSink, capture_record, capture_sink, capture_time
-from fraudops.config import Settings, get_settings
-from fraudops.decisions.serving import PolicyProvider, decide_rows
-from fraudops.errors import ModelUnavailableError
-from fraudops.schema import RAW_FEATURE_COLUMNS
-from fraudops.serving import ModelProvider
+from fraudops.core.config import Settings, get_settings
+from fraudops.core.errors import ModelUnavailableError
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
+from fraudops.monitoring.capture import CaptureSink, capture_record, capture_sink, capture_time
+from fraudops.serving.decide import PolicyProvider, decide_rows
+from fraudops.serving.provider import ModelProvider
 
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
 
@@ -160,7 +160,7 @@ def create_app(
     @app.get("/model/history", dependencies=[authorized], tags=["model"])
     async def model_history(limit: int = Query(100, ge=1, le=1000)) -> list[dict[str, Any]]:
         """Every change of Production (and every kept decision), oldest first: the newest ``limit``."""
-        from fraudops.history import read_history
+        from fraudops.production.history import read_history
 
         return [change.as_dict() for change in read_history(settings, limit)]
 
@@ -243,7 +243,7 @@ def create_app(
     @app.post("/feedback", dependencies=[authorized], tags=["monitoring"])
     async def feedback(body: FeedbackRequest) -> FeedbackResult:
         """Confirmed outcomes, days later: one durable object per request; the newest word per id wins."""
-        from fraudops.labels import store_labels
+        from fraudops.monitoring.labels import store_labels
 
         counts = store_labels(settings, [(label.transaction_id, bool(label.is_fraud)) for label in body.labels], "api")
         return FeedbackResult(accepted=len(body.labels), **counts)

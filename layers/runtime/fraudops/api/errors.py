@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fraudops.api.schemas import ORIGINAL_PROJECT_FIELDS
-from fraudops.errors import ModelUnavailableError
+from fraudops.core.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
 

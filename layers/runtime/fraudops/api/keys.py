@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Request and response models of the API: one definition each, shared by the routes, the OpenAPI
-document and the tests. Field rules come from ``fraudops.schema`` (the importer applies the same)."""
+document and the tests. Field rules come from ``fraudops.core.schema`` (the importer applies the same)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from pydantic.config import JsonDict
 from pydantic_core import to_json
 
-from fraudops.events import describe_errors
-from fraudops.schema import MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
+from fraudops.core.schema import MAX_MONEY, MAX_NAME_LENGTH, MAX_STEP, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
+from fraudops.stages.events import describe_errors
 
 Money = Annotated[float, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False)]
 TransactionType = Literal["CASH_IN", "CASH_OUT", "DEBIT", "PAYMENT", "TRANSFER"]

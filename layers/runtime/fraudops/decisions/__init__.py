@@ -1,17 +1,16 @@
 """Decisions a fraud team acts on: a versioned policy (score bands, rules, allow/deny lists) turns a
-score into ``approve`` / ``review`` / ``block``, says which rule or band decided, and gives the reasons
-(exact TreeSHAP contributions) behind every flagged transaction; ``money`` chooses bands by expected
-savings. One entry point: import from here.
+score into ``approve`` / ``review`` / ``block`` and says which rule or band decided; ``reasons`` turns
+contributions into readable reasons; ``money`` chooses bands by expected savings. One entry point: import
+from here. Where the policy meets a served model (outcomes, TreeSHAP, reasons per request) is
+``fraudops.serving.decide``; the back-test over the lake is the stage ``fraudops.stages.backtest``.
 
 - ``expression``: the rule language (parsed and type-checked, never ``eval``);
 - ``policy``: the policy document, its validation and evaluation;
 - ``store``: publish / rollback / history of policies (one conditional write per change);
-- ``serving``: the active policy in the API and batch scoring, outcomes and reasons;
 - ``reasons``: readable reasons from contributions;
-- ``treeshap``: exact TreeSHAP contributions for a few rows from per-leaf tables (numpy);
 - ``money``: the cost model, bands by money and money metrics;
-- ``backtest``: per list / rule / band performance, and a draft policy replayed on the lake's past
-  decisions beside the active one (imported on its own: it reads the lake with pandas).
+
+Imports ``fraudops.core``, ``fraudops.store`` and ``fraudops.model`` (metrics, for money bands).
 """
 
 from fraudops.decisions.expression import ExpressionError, parse_condition

@@ -35,8 +35,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
-from fraudops.errors import FraudopsError
-from fraudops.schema import TRANSACTION_TYPES
+from fraudops.core.errors import FraudopsError
+from fraudops.core.schema import TRANSACTION_TYPES
 
 Kind = Literal["number", "string", "bool"]
 

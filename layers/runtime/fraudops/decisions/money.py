@@ -29,9 +29,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
+from fraudops.core.errors import MetricsError
 from fraudops.decisions.policy import Bands
-from fraudops.errors import MetricsError
 
 MAX_CANDIDATES: Final = 400
 NEVER: Final = float("inf")
@@ -162,7 +162,7 @@ def choose_bands(
                        "band (raise FRAUDOPS_ALERT_BUDGET_PER_1000, or train a finer model)")  # fmt: skip
         bands = Bands(cut, None)
     else:
-        from fraudops.metrics import best_f1_threshold  # sklearn: only where training runs
+        from fraudops.model.metrics import best_f1_threshold  # sklearn: only where training runs
 
         bands = Bands(best_f1_threshold(y, s) if frauds else ABOVE_EVERY_SCORE, None)
         rule = F1_RULE

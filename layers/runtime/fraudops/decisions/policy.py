@@ -32,9 +32,9 @@ from typing import Any, Final
 
 import numpy as np
 
+from fraudops.core.errors import FraudopsError
+from fraudops.core.schema import MAX_NAME_LENGTH
 from fraudops.decisions.expression import Condition, ExpressionError, parse_condition
-from fraudops.errors import FraudopsError
-from fraudops.schema import MAX_NAME_LENGTH
 
 APPROVE, REVIEW, BLOCK = "approve", "review", "block"
 OUTCOMES: Final = (APPROVE, REVIEW, BLOCK)

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from fraudops.schema import TRANSACTION_TYPES
+from fraudops.core.schema import TRANSACTION_TYPES
 
 DEFAULT_TOP_REASONS: Final = 3
 

@@ -28,10 +28,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fraudops.actor import default_actor
-from fraudops.config import Settings
+from fraudops.core.actor import default_actor
+from fraudops.core.config import Settings
+from fraudops.core.errors import FraudopsError, StoreError
 from fraudops.decisions.policy import DecisionPolicy, PolicyError, builtin_policy
-from fraudops.errors import FraudopsError, StoreError
 from fraudops.store import blob_store
 
 PUBLISHED, ROLLED_BACK, UNCHANGED = "published", "rolled_back", "unchanged"

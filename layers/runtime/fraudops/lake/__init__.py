@@ -5,13 +5,22 @@ in ``fraudops.lake.schemas``.
     lake = Lake(settings)
     lake.table("transactions").manifest().rows
     committed_files(settings, "transactions", newest_days=30)   # URIs a Spark or DuckDB job can read
+
+- ``schemas``: the three tables' schemas, declared once and versioned, and the ``dt`` layout;
+- ``storage``: a local folder or the data bucket (ranged reads in S3);
+- ``table``: manifests, the writer, the pruning reader, vacuum;
+- ``transactions``: PaySim rows in, the training window out (``read_training_data``);
+- ``curation``: captured decisions + labels -> the labels and decisions tables -> matured training rows;
+- ``decision_window``: the monitor's window of decisions, as columns.
+
+Imports ``fraudops.core``, ``store`` and ``monitoring`` (capture and labels, which curation reads).
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
 from fraudops.lake.schemas import (
     DECISIONS,
     LABELS,

@@ -30,14 +30,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fraudops.capture import CAPTURE_PREFIX, iter_capture_lines
-from fraudops.config import Settings
-from fraudops.errors import DataError
+from fraudops.core.config import Settings
+from fraudops.core.errors import DataError
+from fraudops.core.schema import COLUMNS, RAW_FEATURE_COLUMNS
 from fraudops.lake import Lake
 from fraudops.lake.schemas import DECISIONS, dt_of_time
 from fraudops.lake.table import Manifest
 from fraudops.lake.transactions import frame_to_arrow, step_partitions
-from fraudops.schema import COLUMNS, RAW_FEATURE_COLUMNS
+from fraudops.monitoring.capture import CAPTURE_PREFIX, iter_capture_lines
 from fraudops.store import blob_store
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class CurationReport:
 def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     """Label objects written since the checkpoint -> label events (each object read once: one GET per
     ``POST /feedback`` call, however many labels it carried)."""
-    from fraudops.labels import LABELS_PREFIX, parse_label_object
+    from fraudops.monitoring.labels import LABELS_PREFIX, parse_label_object
 
     table = lake.labels
     current = table.manifest()

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from fraudops.config import Settings
+from fraudops.core.config import Settings
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops.lake import Lake
 from fraudops.lake.curation import compact_decisions, compact_retrying
 from fraudops.lake.schemas import dt_of_time
-from fraudops.schema import RAW_FEATURE_COLUMNS
 
 WINDOW_COLUMNS = ("decision_time", "request_id", "transaction_id", "model_version", "probability", "prediction",
                   "threshold", *RAW_FEATURE_COLUMNS, "details")  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Final
 
 import pyarrow as pa
 
-from fraudops.schema import COLUMNS
+from fraudops.core.schema import COLUMNS
 
 PARTITION_COLUMN: Final = "dt"
 DATE_FORMAT: Final = "%Y-%m-%d"

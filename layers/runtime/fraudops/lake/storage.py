@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from fraudops.config import Settings
-from fraudops.errors import StoreError
-from fraudops.files import atomic_write, create_exclusively
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.core.files import atomic_write, create_exclusively
 from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
 
 if TYPE_CHECKING:

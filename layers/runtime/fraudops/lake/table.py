@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fraudops.errors import DataError, StoreError
+from fraudops.core.errors import DataError, StoreError
 from fraudops.lake.schemas import COMPRESSION, PARTITION_COLUMN, SCHEMA_VERSION_KEY, TableSchema, partition_dir
 from fraudops.lake.storage import LakeStorage
 

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from fraudops.errors import DataError
+from fraudops.core.errors import DataError
+from fraudops.core.schema import COLUMNS, LABEL, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 from fraudops.lake.schemas import DATE_FORMAT, TRANSACTIONS, TRANSACTIONS_EPOCH
 from fraudops.lake.table import DataFile, LakeTable, Manifest
-from fraudops.schema import COLUMNS, LABEL, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 
 ProgressCallback = Callable[[int], None]
 MAX_STEP_PROPERTY = "max_step"

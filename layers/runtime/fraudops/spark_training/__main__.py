@@ -7,8 +7,8 @@ import argparse
 import logging
 import sys
 
-from fraudops.config import Settings
-from fraudops.features import FEATURE_SETS
+from fraudops.core.config import Settings
+from fraudops.model.features import FEATURE_SETS
 from fraudops.spark_training.job import train_on_spark
 from fraudops.spark_training.plan import read_input_manifest
 

@@ -27,16 +27,16 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from fraudops.config import Settings
-from fraudops.data import DatasetFingerprint, raw_columns
-from fraudops.errors import ConfigError, MetricsError, TrainingError
-from fraudops.features import FEATURE_SETS, FeatureSpec, build_features
-from fraudops.metrics import best_f1_threshold, evaluate
-from fraudops.profile import build_profile
-from fraudops.schema import LABEL, RAW_FEATURE_COLUMNS
+from fraudops.core.config import Settings
+from fraudops.core.errors import ConfigError, MetricsError, TrainingError
+from fraudops.core.schema import LABEL, RAW_FEATURE_COLUMNS
+from fraudops.model.features import FEATURE_SETS, FeatureSpec, build_features
+from fraudops.model.metrics import best_f1_threshold, evaluate
+from fraudops.monitoring.profile import build_profile
 from fraudops.spark_training.output import SparkTrainingOutput, write_output
 from fraudops.spark_training.plan import TrainingWindow
-from fraudops.training import xgboost_params
+from fraudops.training.dataset import DatasetFingerprint, raw_columns
+from fraudops.training.fit import xgboost_params
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

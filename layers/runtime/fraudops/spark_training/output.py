@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from fraudops.config import Settings
-from fraudops.errors import TrainingError
-from fraudops.features import FeatureSpec
+from fraudops.core.config import Settings
+from fraudops.core.errors import TrainingError
+from fraudops.model.features import FeatureSpec
 from fraudops.spark_training.storage import get_bytes, join_uri, put_bytes
 
 BOOSTER = "booster.json"

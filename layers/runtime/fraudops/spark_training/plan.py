@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fraudops.config import Settings
-from fraudops.errors import DataError
+from fraudops.core.config import Settings
+from fraudops.core.errors import DataError
 from fraudops.lake import DataFile, Lake
 from fraudops.lake.transactions import describe_dataset
 from fraudops.spark_training.storage import get_bytes, join_uri, put_bytes

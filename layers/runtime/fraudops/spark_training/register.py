@@ -9,13 +9,13 @@ import time
 
 import pandas as pd
 
-from fraudops.config import Settings
-from fraudops.data import DatasetFingerprint
-from fraudops.errors import StoreError
-from fraudops.metrics import EvaluationMetrics
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.model.metrics import EvaluationMetrics
 from fraudops.spark_training.output import read_output
-from fraudops.tracking import SplitRecord, TrainingResult, log_and_register
-from fraudops.training import TrainedModel
+from fraudops.training.dataset import DatasetFingerprint
+from fraudops.training.fit import TrainedModel
+from fraudops.training.tracking import SplitRecord, TrainingResult, log_and_register
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fraudops.config import Settings
-from fraudops.files import atomic_write
+from fraudops.core.config import Settings
+from fraudops.core.files import atomic_write
 from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
 
 

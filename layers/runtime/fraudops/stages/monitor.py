@@ -23,19 +23,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudops.artifacts import SPEC_ARTIFACT
-from fraudops.capture import delivery_delay
-from fraudops.config import Settings
-from fraudops.decisions.backtest import recorded_decisions, rule_performance
-from fraudops.errors import ArtifactMissingError, StoreError
-from fraudops.features import FeatureSpec, build_features
+from fraudops.core.config import Settings
+from fraudops.core.errors import ArtifactMissingError, StoreError
+from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops.lake import Lake
 from fraudops.lake.curation import compact_labels, compact_retrying, read_lake_labels
 from fraudops.lake.decision_window import read_decision_window
-from fraudops.metrics import MetricsError
-from fraudops.profile import ACT, PROFILE_ARTIFACT, compare
-from fraudops.report import render_html
-from fraudops.schema import RAW_FEATURE_COLUMNS
+from fraudops.model.artifacts import SPEC_ARTIFACT
+from fraudops.model.features import FeatureSpec, build_features
+from fraudops.model.metrics import MetricsError
+from fraudops.monitoring.capture import delivery_delay
+from fraudops.monitoring.profile import ACT, PROFILE_ARTIFACT, compare
+from fraudops.monitoring.report import render_html
+from fraudops.stages.backtest import recorded_decisions, rule_performance
 from fraudops.store import ModelStore, blob_store, model_file_uri, read_uri
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,10 @@ class VersionContext:
 
 def _version_context(settings: Settings, version: str) -> VersionContext:
     """The spec and the training profile of a registered version (one registry read, two files)."""
-    from fraudops.stages.promote import _artifact_location
+    from fraudops.stages.promote import artifact_location
 
     with ModelStore(settings).session() as client:
-        location = _artifact_location(client, client.get_model_version(settings.model_name, version))
+        location = artifact_location(client, client.get_model_version(settings.model_name, version))
     spec = FeatureSpec.from_dict(json.loads(read_uri(settings, model_file_uri(location, SPEC_ARTIFACT))))
     try:
         profile = json.loads(read_uri(settings, model_file_uri(location, PROFILE_ARTIFACT)))

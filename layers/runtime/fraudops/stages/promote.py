@@ -19,14 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fraudops import history
-from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
-from fraudops.compiled import UnsupportedModelError
-from fraudops.config import Settings
-from fraudops.data import holdout_slice, raw_columns
-from fraudops.decisions.money import CostModel, MoneyMetrics, money_metrics
-from fraudops.decisions.policy import Bands
-from fraudops.errors import (
+from fraudops.core.config import Settings
+from fraudops.core.errors import (
     ArtifactMissingError,
     FeatureMismatchError,
     MetricsError,
@@ -35,14 +29,16 @@ from fraudops.errors import (
     StoreError,
     TrainingError,
 )
-from fraudops.history import Intent, ProductionChange
+from fraudops.core.schema import LABEL
+from fraudops.decisions.money import CostModel, MoneyMetrics, money_metrics
+from fraudops.decisions.policy import Bands
 from fraudops.lake import Lake
 from fraudops.lake.transactions import read_training_data
-from fraudops.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
-from fraudops.model import FraudModel
-from fraudops.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
-from fraudops.schema import LABEL
-from fraudops.stages.change import (
+from fraudops.model.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
+from fraudops.model.fraud_model import FraudModel
+from fraudops.model.metrics import EvaluationMetrics, GainInterval, evaluate, paired_bootstrap_auprc_gain
+from fraudops.production import history
+from fraudops.production.change import (
     CHANGE_TAG,
     Progress,
     apply_in_session,
@@ -54,6 +50,10 @@ from fraudops.stages.change import (
     reporting_faults,
     write_tags,
 )
+from fraudops.production.history import Intent, ProductionChange
+from fraudops.production.promotion import ALREADY_PRODUCTION, KEPT, MANUAL, PROMOTED, PromotionRules, decide
+from fraudops.serving.compiled import UnsupportedModelError
+from fraudops.serving.treecompiler import compile_booster
 from fraudops.store import (
     ModelStore,
     ServingManifest,
@@ -65,7 +65,7 @@ from fraudops.store import (
 )
 from fraudops.store.blobs import portable_location
 from fraudops.store.manifest import compiled_key as compiled_store_key
-from fraudops.treecompiler import compile_booster
+from fraudops.training.dataset import holdout_slice, raw_columns
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -102,7 +102,7 @@ class PromotionDecision:
 
 
 @dataclass
-class _LoadedVersion:
+class LoadedVersion:
     version: ModelVersion
     model: FraudModel
     booster_sha256: str
@@ -110,21 +110,21 @@ class _LoadedVersion:
     artifact_location: str
 
 
-def _load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> _LoadedVersion:
+def load_version(settings: Settings, client: MlflowClient, version: ModelVersion) -> LoadedVersion:
     """Fetch a registered version's booster and feature spec and load them exactly as the API will.
     A missing or unloadable artifact is a ModelLoadError (the version is refused); S3 being unreachable
     is a StoreError (the promotion fails and is retried, nothing is decided)."""
-    location = _artifact_location(client, version)
+    location = artifact_location(client, version)
     try:
         booster_raw = read_uri(settings, model_file_uri(location, BOOSTER_ARTIFACT))
         spec_raw = read_uri(settings, model_file_uri(location, SPEC_ARTIFACT))
     except ArtifactMissingError as error:
         raise ModelLoadError(f"version {version.version}: {error}") from error
     model = FraudModel.from_bytes(booster_raw, spec_raw, version=str(version.version), n_threads=0)
-    return _LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location)
+    return LoadedVersion(version, model, sha256_hex(booster_raw), sha256_hex(spec_raw), location)
 
 
-def _compiled_trees(loaded: _LoadedVersion) -> bytes | None:
+def _compiled_trees(loaded: LoadedVersion) -> bytes | None:
     """The verified compiled trees the API serves; None if they cannot express this booster."""
     try:
         return compile_booster(loaded.model.booster).to_bytes()
@@ -134,7 +134,7 @@ def _compiled_trees(loaded: _LoadedVersion) -> bytes | None:
         return None
 
 
-def _artifact_location(client: MlflowClient, version: ModelVersion) -> str:
+def artifact_location(client: MlflowClient, version: ModelVersion) -> str:
     """Where the version's model files live in S3 (the SQLite registry keeps the id only in `source`)."""
     model_id = getattr(version, "model_id", None)
     if not model_id and str(version.source).startswith("models:/m-"):
@@ -155,7 +155,7 @@ class _Scored:
         return {**self.metrics.as_dict(), **self.money.as_dict("money_")}
 
 
-def _score(settings: Settings, loaded: _LoadedVersion, holdout: pd.DataFrame) -> _Scored:
+def _score(settings: Settings, loaded: LoadedVersion, holdout: pd.DataFrame) -> _Scored:
     """Ranking metrics, and money at the bands the version carries (chosen by money on its validation)."""
     scores = loaded.model.predict_proba(raw_columns(holdout))
     labels = holdout[LABEL].to_numpy()
@@ -164,7 +164,7 @@ def _score(settings: Settings, loaded: _LoadedVersion, holdout: pd.DataFrame) ->
     return _Scored(evaluate(labels, scores, loaded.model.threshold), scores, money)
 
 
-def _manifest_for(settings: Settings, loaded: _LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
+def manifest_for(settings: Settings, loaded: LoadedVersion, metrics: dict[str, float]) -> ServingManifest:
     """Also compiles the trees (only for a version a manifest is made for) and stores them, content-addressed
     (so a crash before the manifest is harmless). Called inside the registry session: if that write
     fails, the session ends and nothing changes."""
@@ -265,18 +265,18 @@ def _decide_and_apply(
             )
 
         if previous == str(candidate_version.version):
-            loaded = _load_version(settings, client, candidate_version)
+            loaded = load_version(settings, client, candidate_version)
             metrics = _score(settings, loaded, holdout).as_dict()
             decision = PromotionDecision(
                 name, previous, previous, previous, ALREADY_PRODUCTION,
                 f"version {previous} already holds the '{settings.production_alias}' alias",
                 metrics, metrics, rules.margin, len(holdout),
             )  # fmt: skip
-            return decision, None, _manifest_for(settings, loaded, metrics)
+            return decision, None, manifest_for(settings, loaded, metrics)
 
         candidate: _Scored | None = None
         try:
-            loaded_candidate = _load_version(settings, client, candidate_version)
+            loaded_candidate = load_version(settings, client, candidate_version)
             candidate = _score(settings, loaded_candidate, holdout)
         except (ModelLoadError, FeatureMismatchError, MetricsError) as error:
             if force_reason is not None:  # a person asked for this version: say why it cannot be, record nothing
@@ -291,7 +291,7 @@ def _decide_and_apply(
         if candidate is not None:
             if production_version is not None:
                 try:
-                    production = _score(settings, _load_version(settings, client, production_version), holdout)
+                    production = _score(settings, load_version(settings, client, production_version), holdout)
                     production_metrics = production.metrics
                     gain = paired_bootstrap_auprc_gain(
                         holdout[LABEL].to_numpy(), candidate.scores, production.scores,
@@ -344,7 +344,7 @@ def _decide_and_apply(
         if not (promote and candidate):
             write_tags(client, settings, version_tags)
             return decision, None, None
-        manifest = _manifest_for(settings, loaded_candidate, candidate.as_dict())  # trees stored first
+        manifest = manifest_for(settings, loaded_candidate, candidate.as_dict())  # trees stored first
         change = history.new_change(
             settings, outcome, previous, version, reason, request.actor, metrics=_decision_metrics(decision),
             gain=decision.gain, change_id=request.change_id, candidate_version=version, decision=_stored(decision),

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import time
 
-from fraudops.config import Settings
-from fraudops.data import fingerprint, split_out_of_time
-from fraudops.errors import StoreError, disk_full_cause
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError, disk_full_cause
 from fraudops.lake import Lake
 from fraudops.lake.transactions import read_training_data
-from fraudops.tracking import TrainingResult, log_and_register
-from fraudops.training import train_model
+from fraudops.training.dataset import fingerprint, split_out_of_time
+from fraudops.training.fit import train_model
+from fraudops.training.tracking import TrainingResult, log_and_register
 
 log = logging.getLogger(__name__)
 

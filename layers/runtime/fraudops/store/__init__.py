@@ -5,9 +5,11 @@
 - ``registry``: the MLflow registry session, over one of three backends (SQLite file, SQLite object
   in S3 with conditional writes, or a tracking server);
 - ``manifest``: the serving manifest, the contract between promotion (writer) and serving (reader).
+
+Imports ``fraudops.core`` and ``fraudops.model.artifacts`` (the names of a model's files).
 """
 
-from fraudops.errors import ArtifactMissingError, RegistryConflictError, StoreError
+from fraudops.core.errors import ArtifactMissingError, RegistryConflictError, StoreError
 from fraudops.store.blobs import BlobStore, blob_store, read_uri, sha256_hex, write_uri
 from fraudops.store.manifest import ServingManifest, manifest_etag, model_file_uri, publish_manifest, read_manifest
 from fraudops.store.registry import ModelStore, with_registry_retries

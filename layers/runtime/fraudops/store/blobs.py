@@ -18,9 +18,9 @@ from urllib.parse import unquote, urlparse
 
 from botocore.exceptions import ClientError
 
-from fraudops.config import Settings
-from fraudops.errors import ArtifactMissingError, StoreError
-from fraudops.files import atomic_write
+from fraudops.core.config import Settings
+from fraudops.core.errors import ArtifactMissingError, StoreError
+from fraudops.core.files import atomic_write
 from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
 
 

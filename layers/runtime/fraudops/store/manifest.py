@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from fraudops.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
-from fraudops.config import Settings
-from fraudops.errors import StoreError
+from fraudops.core.config import Settings
+from fraudops.core.errors import StoreError
+from fraudops.model.artifacts import BOOSTER_ARTIFACT, SPEC_ARTIFACT
 from fraudops.store.blobs import blob_store
 
 MANIFEST_SCHEMA_VERSION = 3

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from fraudops.config import Settings
-from fraudops.errors import RegistryConflictError, StoreError
+from fraudops.core.config import Settings
+from fraudops.core.errors import RegistryConflictError, StoreError
 from fraudops.store.s3 import CONFLICT_CODES, ensure_bucket, error_code, is_not_found, mlflow_s3_environment, s3_client
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from fraudops.config import Settings, running_in_lambda
-from fraudops.errors import ConfigError, StoreError
+from fraudops.core.config import Settings, running_in_lambda
+from fraudops.core.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
