@@ -81,6 +81,7 @@ def require_state(settings: Settings) -> Settings:
 
 
 def parse_time(text: str | None) -> datetime | None:
+    """--since / --until: an ISO time; one without a zone is taken as UTC."""
     if text is None:
         return None
     value = datetime.fromisoformat(text)
