@@ -1,6 +1,6 @@
 """Run by `make lint` with the SAM CLI's own Python: the environment each function receives under
 `sam local invoke/start-api --env-vars events/env.json`, resolved by SAM CLI's code (no Docker needed),
-checked against what the README's `sam local` section promises."""
+checked against what docs/local.md's `sam local` steps promise."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def main() -> int:
         ).resolve()
         for key, value in {**promised, "FRAUDOPS_S3_ENDPOINT_URL": env_json[name]["FRAUDOPS_S3_ENDPOINT_URL"]}.items():
             if resolved.get(key) != value:
-                problems.append(f"{name}: {key}={resolved.get(key)!r}, the README promises {value!r}")
+                problems.append(f"{name}: {key}={resolved.get(key)!r}, docs/local.md promises {value!r}")
         for key in env_json.get(name, {}):
             if key not in resolved:
                 problems.append(f"{name}: {key} from env.json is dropped by SAM CLI (not declared in the template)")

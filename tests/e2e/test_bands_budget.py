@@ -15,7 +15,7 @@ from fraudops.core.config import Settings, get_settings
 
 pytestmark = pytest.mark.e2e
 
-DEFAULT_BUDGET = 10.0  # FRAUDOPS_ALERT_BUDGET_PER_1000's documented default (README)
+DEFAULT_BUDGET = 10.0  # FRAUDOPS_ALERT_BUDGET_PER_1000's documented default (docs/configuration.md)
 FALLBACK_RULE = "top-of-budget"  # as /model names it
 
 

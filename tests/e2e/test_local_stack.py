@@ -133,7 +133,7 @@ def test_cli_problems_are_one_line_and_no_traceback(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err  # one line, as the README promises
+    assert len(err.strip().splitlines()) == 1, err  # one line, as docs/local.md promises
 
 
 def test_no_command_reaches_aws_by_accident(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every knob the pipeline has. Field docs end up in the README table."""
+    """Every knob the pipeline has. Field docs end up in docs/configuration.md's table."""
 
     # An empty variable counts as unset (sam local passes declared-but-empty variables as "").
     model_config = SettingsConfigDict(env_prefix="FRAUDOPS_", extra="ignore", env_ignore_empty=True)
@@ -287,7 +287,7 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
             continue
         # Compared without the shared prefix, which would make every name look alike.
         near = difflib.get_close_matches(name.upper()[9:], sorted(k[9:] for k in known), n=1, cutoff=0.6)
-        hint = f"; did you mean FRAUDOPS_{near[0]}?" if near else " (see the README's configuration table)"
+        hint = f"; did you mean FRAUDOPS_{near[0]}?" if near else " (see docs/configuration.md's configuration table)"
         warnings.append(f"{name} is not a fraudops setting and is ignored{hint}")
     return warnings
 
