@@ -70,3 +70,34 @@ def test_make_sql_without_a_query_says_how(tmp_path: Path) -> None:
     stamp.touch()
     result = subprocess.run(["make", "-s", "sql", f"STAMP={stamp}"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode != 0 and "usage: make sql Q='SELECT" in result.stdout
+
+
+def test_make_fmt_formats_and_fixes_what_it_finds(tmp_path: Path) -> None:
+    """The README's `make fmt`: ruff formats the files under the folder it runs in, then fixes what
+    `ruff check` can fix (here an unused import)."""
+    for name in ("pyproject.toml", "constraints.txt"):  # the stamp's prerequisites, older than the stamp
+        (tmp_path / name).write_text("")
+    stamp = tmp_path / ".installed"
+    stamp.touch()
+    messy = tmp_path / "messy.py"
+    messy.write_text("import os\nx = {  'a':1 }\n")
+    result = subprocess.run(
+        ["make", "-s", "-f", str(ROOT / "Makefile"), "fmt", f"VENV={Path(sys.executable).parent.parent}",
+         f"STAMP={stamp}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert messy.read_text().strip() == 'x = {"a": 1}'
+
+
+def test_make_clean_data_deletes_each_table_and_names_it(tmp_path: Path) -> None:
+    """The README's `make clean-data`: every data/*.db (and its rejects file) goes, each one named first."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("fraud.db", "fraud.rejects.csv", "other.db", "notes.txt"):
+        (data / name).write_text("x")
+    result = subprocess.run(["make", "-f", str(ROOT / "Makefile"), "clean-data"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt"]
+    assert "deleting data/fraud.db" in result.stdout and "deleting data/other.db" in result.stdout
