@@ -196,3 +196,35 @@ def test_json_lines_values_that_are_not_objects_are_bad_rows_of_a_whole_run(prom
 def test_a_folder_is_named_as_a_folder(promoted: Settings, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="is a folder"):
         run_batch_locally(promoted, tmp_path, progress=lambda _: None)
+
+
+def test_make_batch_score_scores_a_day_csv_through_the_cli(
+    promoted: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's `make batch-score FILE=day.csv` (`fraudops batch-score day.csv`): the CLI scores each
+    valid row with Production, reports the bad one by line, and prints where the results are."""
+    from fraudops_dev.cli import main
+
+    from fraudops.core.config import get_settings
+
+    rows = _transactions(promoted.db_path)[:120]
+    source = tmp_path / "day.csv"
+    _write_csv(source, rows, ["t-neg,1,TRANSFER,-5.0,10.0,0.0,0.0,0.0,0"])
+    monkeypatch.setenv("FRAUDOPS_STATE_DIR", str(promoted.state_dir))
+    monkeypatch.setenv("FRAUDOPS_LAKE_URI", str(promoted.lake_uri))
+    get_settings.cache_clear()
+    try:
+        assert main(["batch-score", str(source)]) == 0
+    finally:
+        get_settings.cache_clear()
+    out, err = capsys.readouterr()
+    run = json.loads(out)
+    assert (run["rows"], run["scored"], run["rejected"], run["failed_batches"]) == (121, 120, 1, [])
+    assert run["model_version"] == "1" and Path(run["output"]).is_relative_to(promoted.state_dir)
+    assert f"results: {run['output']}/results/" in err
+    results = list(results_rows(run["output"]))
+    assert [r["transaction_id"] for r in results] == [r["transaction_id"] for r in rows]
+    assert {r["model_version"] for r in results} == {"1"}
+    assert all(0.0 <= float(r["probability"]) <= 1.0 for r in results)
+    errors = list(error_rows(run["output"]))
+    assert [int(e["line"]) for e in errors] == [122] and "amount" in errors[0]["error"]
