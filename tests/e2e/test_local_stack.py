@@ -3,7 +3,9 @@ acts on your stack, and the CLI says what is wrong in one line."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +17,7 @@ from pathlib import Path
 import pytest
 from fraudops_dev.cli import main
 from fraudops_dev.emulation import retrain_locally
-from fraudops_dev.local import LOCALHOST, free_port, get_json, running_pid, wait_for_http
+from fraudops_dev.local import LOCALHOST, free_port, get_json, log_file, running_pid, wait_for_http
 
 from fraudops.core.config import Settings
 from tests.helpers.stack import production_version, train_and_promote, version_count
@@ -64,6 +66,14 @@ def test_a_restart_and_a_kill_9_lose_nothing(local_settings: Settings, stack_env
     up = fraudops(stack_env, "up")
     assert up.returncode == 0, up.stderr
     assert served_version(stack_env) == "2" and ui_production_version(stack_env, local_settings) == "2"
+    # `make logs`: each service's log file, named, with what the service wrote on its way up
+    logs = fraudops(stack_env, "logs")
+    assert logs.returncode == 0, logs.stderr
+    sections = dict(re.findall(r"^==> (\S+) <==\n(.*?)(?=^==> |\Z)", logs.stdout, re.M | re.S))
+    api_log, ui_log = (str(log_file(local_settings, name)) for name in ("api", "mlflow-ui"))
+    assert sections.keys() == {api_log, ui_log}, logs.stdout
+    assert "Application startup complete" in sections[api_log] and "GET /health" in sections[api_log]
+    assert f"{LOCALHOST}:{stack_env['FRAUDOPS_MLFLOW_UI_PORT']}" in sections[ui_log], sections[ui_log]
 
     started = time.perf_counter()
     assert fraudops(stack_env, "down").returncode == 0
@@ -112,6 +122,19 @@ def test_retrain_acts_on_the_stack(local_settings: Settings, stack_env: dict[str
     wait_for_http(f"http://{LOCALHOST}:{stack_env['FRAUDOPS_API_PORT']}/health")
     assert served_version(stack_env) == expected
     assert not [p for p in Path("/tmp").glob("fraudops-data*") if p.stat().st_mtime > time.time() - 60]
+
+    # `make retrain` itself: the CLI runs the same execution on the running stack and prints its summary
+    fast = {"FRAUDOPS_N_ESTIMATORS": "60", "FRAUDOPS_EARLY_STOPPING_ROUNDS": "10", "FRAUDOPS_N_THREADS": "2"}
+    again = fraudops({**stack_env, **fast}, "retrain")
+    assert again.returncode == 0, again.stderr[-2000:]
+    # stdout also carries the emulated functions' JSON log lines; the summary is the indented object
+    printed = re.search(r'^\{\n  "status".*?^\}$', again.stdout, re.M | re.S)
+    assert printed, again.stdout[-2000:]
+    summary = json.loads(printed.group())
+    assert summary["status"] == "SUCCEEDED" and version_count(local_settings) == 3
+    status, body = get_json(url.replace("version=2", "version=3"))
+    tags = {t["key"]: t["value"] for t in body["model_version"]["tags"]}
+    assert status == 200 and tags["fraudops.promotion.decision"] == summary["promotion"]["outcome"]
 
 
 @pytest.mark.parametrize(
