@@ -160,12 +160,25 @@ def test_the_monitor_function_reads_firehose_objects_from_s3(
 
 
 @pytest.mark.slow
-def test_the_drift_loop_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fraudops_dev.drift_demo import run_drift_demo
+def test_the_drift_loop_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the CLI, as the README's `make drift-demo` runs it (`fraudops drift-demo`)."""
+    from fraudops_dev.cli import main
 
-    settings = Settings(state_dir=tmp_path / "state", n_estimators=80, early_stopping_rounds=15, n_threads=2)
-    lines: list[str] = []
-    assert run_drift_demo(settings, rows=30_000, traffic=4_000, out=lines.append) == 0
+    from fraudops.core.config import get_settings
+
+    env = {"FRAUDOPS_STATE_DIR": str(tmp_path / "state"), "FRAUDOPS_N_ESTIMATORS": "80",
+           "FRAUDOPS_EARLY_STOPPING_ROUNDS": "15", "FRAUDOPS_N_THREADS": "2"}  # fmt: skip
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    capsys.readouterr()
+    try:
+        assert main(["drift-demo", "--rows", "30000", "--traffic", "4000"]) == 0
+    finally:
+        get_settings.cache_clear()
+    lines = capsys.readouterr().out.splitlines()
     figures = json.loads((tmp_path / "state" / "drift-demo" / "figures.json").read_text())
     normal, drifted, after = figures["normal"], figures["drifted"], figures["after retraining"]
     assert normal["drifted"] == [] and normal["served_by"] == "1"
