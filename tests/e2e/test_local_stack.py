@@ -75,10 +75,10 @@ def test_a_restart_and_a_kill_9_lose_nothing(local_settings: Settings, stack_env
     assert "Application startup complete" in sections[api_log] and "GET /health" in sections[api_log]
     assert f"{LOCALHOST}:{stack_env['FRAUDOPS_MLFLOW_UI_PORT']}" in sections[ui_log], sections[ui_log]
 
-    started = time.perf_counter()
+    # `down` stops both at once (SIGTERM, then SIGKILL after its grace: tests/unit/test_stack_readiness.py
+    # shows the bound without a clock; a wall-time limit here failed on a loaded machine, 4.2-4.9 s)
     assert fraudops(stack_env, "down").returncode == 0
-    down_seconds = time.perf_counter() - started
-    assert down_seconds < 4.0  # the stop itself is bounded at 1.5 s; the rest is interpreter start-up
+    assert [running_pid(local_settings, name) for name in ("api", "mlflow-ui")] == [None, None]
 
     assert fraudops(stack_env, "up").returncode == 0
     assert served_version(stack_env) == "2" and ui_production_version(stack_env, local_settings) == "2"

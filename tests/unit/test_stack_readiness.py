@@ -10,7 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from fraudops_dev.local import LOCALHOST, Service, StackError, free_port, running_pid, start_service, stop_service
+from fraudops_dev.local import (
+    LOCALHOST,
+    Service,
+    StackError,
+    free_port,
+    running_pid,
+    start_service,
+    stop_service,
+    stop_services,
+)
 
 from fraudops.core.config import Settings
 
@@ -103,3 +112,38 @@ def test_the_readiness_limit_comes_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("FRAUDOPS_STACK_READY_TIMEOUT_SECONDS", "0")
     with pytest.raises(ValueError, match="stack_ready_timeout_seconds"):
         Settings()
+
+
+# A service that ignores SIGTERM (as a worker stuck in an import may): `down` must not wait on it forever.
+STUBBORN_SERVER = (
+    """
+import signal, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+"""
+    + SLOW_SERVER
+)
+
+
+def test_down_kills_a_service_that_ignores_sigterm_once_its_grace_is_spent(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, 120)
+    port = free_port()
+    pid = start_service(settings, _service("stubborn", port, STUBBORN_SERVER, str(port), "0"), dict(os.environ))
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+
+    def counted_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        real_sleep(seconds)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(time, "sleep", counted_sleep)
+        stopped = stop_services(settings, ["stubborn"], grace=0.3)
+    assert stopped == {"stubborn": True} and running_pid(settings, "stubborn") is None
+    assert sum(sleeps) <= 0.3 + 0.05  # it waited out its grace and no more, however loaded the machine
+    stat = Path(f"/proc/{pid}/stat")  # SIGKILLed: gone, or a zombie this process has not reaped yet
+    for _ in range(200):  # the kernel delivers the kill asynchronously
+        if not stat.exists() or stat.read_text().split(")")[-1].split()[0] == "Z":
+            break
+        real_sleep(0.05)
+    else:
+        raise AssertionError(f"pid {pid} still runs after stop_services: SIGTERM ignored and no SIGKILL")
