@@ -62,6 +62,7 @@ def test_the_serialised_form_round_trips_and_rejects_garbage(trained: tuple[Frau
 
 
 _MODEL: dict[str, FraudModel] = {}
+_COMPILED: dict[str, CompiledTrees] = {}
 
 
 def _shared_model(small_db: Path) -> FraudModel:
@@ -74,11 +75,19 @@ def _shared_model(small_db: Path) -> FraudModel:
     return _MODEL["m"]
 
 
+def _shared_compiled(small_db: Path) -> CompiledTrees:
+    """The shared model compiled once: compiling is a pure function of the booster (and checks itself), so
+    each of the 300 examples below need not compile it again (most of that test's minute)."""
+    if "m" not in _COMPILED:
+        _COMPILED["m"] = compile_booster(_shared_model(small_db).booster)
+    return _COMPILED["m"]
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_compiled_trees_match_on_arbitrary_rows(data: st.DataObject, small_db: Path) -> None:
     model = _shared_model(small_db)
-    compiled = compile_booster(model.booster)
+    compiled = _shared_compiled(small_db)
     values = st.one_of(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, width=32), st.just(float("nan")))
     row = np.array(data.draw(st.lists(values, min_size=compiled.n_features, max_size=compiled.n_features)), np.float32)
     expected = float(model.booster.inplace_predict(row[None, :])[0])
