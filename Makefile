@@ -10,6 +10,13 @@ NODE_TOOLS := .ci/tools/node_modules/.installed
 SERVERLESS_RULES_SKIPPED := ES2000,ES1007,ES4000,ES7000
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Extra pip flags for the venv's install: CI's second venv (Python 3.11) uses --no-compile (.ci/run).
+PIP_INSTALL_FLAGS ?=
+# Tests run on every core (pytest-xdist), one module per worker (--dist loadscope): a module's expensive
+# fixtures (a trained model, the live API, the Spark session) are built once, not once per worker.
+# TEST_WORKERS=0 runs them serially in one process.
+TEST_WORKERS ?= auto
+PYTEST_PARALLEL = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadscope)
 ROWS ?= 200000
 
 .DEFAULT_GOAL := help
@@ -21,7 +28,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) and installing fraudops with pinned dependencies"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/pip install --quiet --disable-pip-version-check $(PIP_INSTALL_FLAGS) -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install everything (pinned by constraints.txt)
@@ -30,7 +37,7 @@ demo: $(STAMP) ## generate, train, promote, serve, predict (its own state in .fr
 	$(BIN)/fraudops demo --rows $(ROWS)
 
 test: $(STAMP) chromium ## run every test: unit, end-to-end (moto S3 server on 127.0.0.1), load (what CI runs)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL)
 
 # The monitor report's browser test renders it in Debian's chromium: installed here when missing (as root,
 # as in CI); elsewhere the test says it was skipped and why.
@@ -41,8 +48,8 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and this is not root: the report's browser test will be skipped"; fi; }
 
-test-fast: $(STAMP) ## tests/unit only: no server started, about 30 s
-	$(BIN)/python -m pytest tests/unit
+test-fast: $(STAMP) ## tests/unit only: no server started, under a minute on 2 cores
+	$(BIN)/python -m pytest tests/unit $(PYTEST_PARALLEL)
 
 $(TOOLS_STAMP):
 	@echo "==> installing the IaC linters into $(TOOLS_VENV) (SAM CLI, checkov, cfn-lint serverless rules)"
