@@ -48,8 +48,11 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing and this is not root: the report's browser test will be skipped"; fi; }
 
-test-fast: $(STAMP) ## tests/unit only: no server started, under a minute on 2 cores
-	$(BIN)/python -m pytest tests/unit $(PYTEST_PARALLEL)
+# test-fast leaves out the unit tests marked slow (subprocesses, real trainings, a server, cfn-lint runs);
+# `make test` runs them, and so does CI's 3.11 phase (FAST_SELECT= : every unit test).
+FAST_SELECT ?= -m 'not slow'
+test-fast: $(STAMP) ## tests/unit without those marked slow, in parallel: under a minute on 2 cores
+	$(BIN)/python -m pytest tests/unit $(FAST_SELECT) $(PYTEST_PARALLEL)
 
 $(TOOLS_STAMP):
 	@echo "==> installing the IaC linters into $(TOOLS_VENV) (SAM CLI, checkov, cfn-lint serverless rules)"

@@ -45,6 +45,7 @@ def run(pytester: pytest.Pytester, operation: str, extra_conftest: str = "") -> 
     return pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:cacheprovider")
 
 
+@pytest.mark.slow
 def test_a_denied_call_in_a_worker_fails_the_controllers_run(pytester: pytest.Pytester) -> None:
     result = run(pytester, "PutObject")
     result.stdout.fnmatch_lines(["*calls gathered from 2 xdist worker(s)*", "*DENIED ApiFunctionRole*s3:PutObject*"])
@@ -52,12 +53,14 @@ def test_a_denied_call_in_a_worker_fails_the_controllers_run(pytester: pytest.Py
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.mark.slow
 def test_allowed_calls_from_workers_pass_and_are_counted(pytester: pytest.Pytester) -> None:
     result = run(pytester, "GetObject")
     result.stdout.fnmatch_lines(["*calls gathered from 2 xdist worker(s)*", "ApiFunctionRole * 2 * 0"])
     assert result.ret == pytest.ExitCode.OK
 
 
+@pytest.mark.slow
 def test_a_worker_that_sends_no_calls_fails_the_run(pytester: pytest.Pytester) -> None:
     drop = """
     import pytest

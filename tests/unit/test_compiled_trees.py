@@ -33,6 +33,7 @@ def trained(request: pytest.FixtureRequest, small_db: Path) -> tuple[FraudModel,
     return model, rows
 
 
+@pytest.mark.slow
 def test_compiled_trees_give_the_boosters_exact_bits_on_real_rows(trained: tuple[FraudModel, np.ndarray]) -> None:
     """/predict (the walk) and /predict/batch (the booster) must agree to the last bit, not the 8th digit."""
     model, rows = trained
@@ -42,6 +43,7 @@ def test_compiled_trees_give_the_boosters_exact_bits_on_real_rows(trained: tuple
     assert [float(e) for e in expected[:200]] == [compiled.predict_one(row) for row in rows[:200]]
 
 
+@pytest.mark.slow
 def test_missing_values_follow_each_nodes_default_direction(trained: tuple[FraudModel, np.ndarray]) -> None:
     model, rows = trained
     compiled = compile_booster(model.booster)
@@ -52,6 +54,7 @@ def test_missing_values_follow_each_nodes_default_direction(trained: tuple[Fraud
     assert np.isnan(probe_rows(compiled)).any(), "the promotion-time check must include missing values"
 
 
+@pytest.mark.slow
 def test_the_serialised_form_round_trips_and_rejects_garbage(trained: tuple[FraudModel, np.ndarray]) -> None:
     model, rows = trained
     compiled = compile_booster(model.booster)
@@ -83,6 +86,7 @@ def _shared_compiled(small_db: Path) -> CompiledTrees:
     return _COMPILED["m"]
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_compiled_trees_match_on_arbitrary_rows(data: st.DataObject, small_db: Path) -> None:
