@@ -58,6 +58,7 @@ def ui_production_version(env: dict[str, str], settings: Settings) -> str:
     return str(body["model_version"]["version"])
 
 
+@pytest.mark.serial
 def test_a_restart_and_a_kill_9_lose_nothing(local_settings: Settings, stack_env: dict[str, str]) -> None:
     train_and_promote(local_settings)
     train_and_promote(local_settings)  # version 2 is Production
