@@ -36,7 +36,8 @@ from fraudops.core.config import Settings  # noqa: E402
 from tests.helpers.stack import fast_settings, lake_of  # noqa: E402
 
 # Every AWS call the tests make is checked against the role that makes it (docs/iam.md).
-pytest_plugins = ["tests.helpers.aws_calls"]
+# pytester: tests of that plugin run a tiny suite of their own (tests/unit/test_aws_calls_xdist.py).
+pytest_plugins = ["tests.helpers.aws_calls", "pytester"]
 
 # Small but learnable: 1% fraud so every out-of-time slice has enough positives to measure.
 SMALL_ROWS = 60_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +19,29 @@ from fraudops.core.errors import InvalidInputError
 from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops.stages.promote import run_promotion
 from fraudops.stages.train import run_training
+from tests.helpers.stack import fast_settings
 
 ROWS = 1_500
 KEY = {"x-api-key": "key-one"}
 OPTIONS = RunOptions(rows_per_batch=200, max_concurrency=2, tolerated_failure_percentage=0)
 
 
+@pytest.fixture(scope="module")
+def promoted_state(tmp_path_factory: pytest.TempPathFactory, small_db: Path) -> Path:
+    """A state folder with one trained and promoted version, made once for the module (its tests read
+    that version; one trains a second on its own copy)."""
+    state = tmp_path_factory.mktemp("promoted") / "state"
+    template = fast_settings(db_path=small_db, state_dir=state, api_keys="key-one,key-two")
+    run_training(template)
+    run_promotion(template)
+    return state
+
+
 @pytest.fixture
-def promoted(local_settings: Settings) -> Settings:
-    run_training(local_settings)
-    run_promotion(local_settings)
+def promoted(local_settings: Settings, promoted_state: Path) -> Settings:
+    """The test's own copy of that state: a local registry follows its folder when it is copied
+    (fraudops.store.registry.follow_moved_state), as `fraudops up` on a copied state folder does."""
+    shutil.copytree(promoted_state, local_settings.state_dir)
     return local_settings
 
 

@@ -158,6 +158,7 @@ def test_the_promote_function_rolls_back_from_the_sample_event(
     assert read_history(registry)[-1].actor.startswith("lambda:fraudops-promote")
 
 
+@pytest.mark.serial
 def test_the_ui_serves_a_read_only_copy_of_a_deployed_registry(registry: Settings, tmp_path: Path) -> None:
     from fraudops_dev.deployed_ui import start_deployed_ui
     from fraudops_dev.local import free_port, get_json, wait_for_http

@@ -25,6 +25,12 @@ executions: https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg
 
 At the end of the session every attributed call is evaluated (``fraudops_dev.iam``); any denied one
 fails the run, naming the role, the action, the resource and the reason, and a per-role table is printed.
+
+Under pytest-xdist each worker records its own calls: a worker hands them, made serialisable
+(``to_wire``), to the controller in ``config.workeroutput``; the controller gathers every worker's in
+``pytest_testnodedown`` and runs the one check over all of them. A worker that finishes without sending its
+calls (it crashed, or this plugin did not run in it) fails the run: the check never passes on calls it
+did not see.
 """
 
 from __future__ import annotations
@@ -200,17 +206,80 @@ def _install() -> None:
     emulation.Emulation.run_spark_job = run_spark_job  # type: ignore[method-assign]
 
 
+WIRE_KEY = "fraudops_aws_calls"  # the key of a worker's calls in its ``workeroutput``
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as execnet can send it (str, numbers, lists, dicts); anything else, e.g. a Body's bytes or
+    file, as a placeholder: the check reads only names, keys and ARNs."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return f"<{type(value).__name__}>"
+
+
+def to_wire(call: Call) -> dict[str, Any]:
+    """One recorded call as a worker sends it to the controller."""
+    return {
+        "role": call.role,
+        "service": call.service,
+        "operation": call.operation,
+        "params": _plain(call.params),
+        "status": call.status,
+        "error_code": call.error_code,
+        "buckets": dict(call.buckets),
+        "per_key_errors": _plain(call.per_key_errors),
+    }
+
+
+def from_wire(data: dict[str, Any]) -> Call:
+    return Call(**data)
+
+
+WORKERS: dict[str, int | None] = {}  # controller under xdist: worker id -> calls it sent (None: it sent none)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _install()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """The controller (pytest-xdist): a worker finished; its calls join the controller's for the check."""
+    sent = (getattr(node, "workeroutput", None) or {}).get(WIRE_KEY)
+    WORKERS[str(node.gateway.id)] = None if sent is None else len(sent["calls"])
+    if sent is not None:
+        RECORDED.extend(from_wire(call) for call in sent["calls"])
+        UNATTRIBUTED[0] += int(sent["unattributed"])
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not RECORDED:
+    config = session.config
+    if _is_worker(config):
+        # The controller checks every worker's calls at once (pytest_testnodedown); a worker only sends.
+        config.workeroutput[WIRE_KEY] = {  # type: ignore[attr-defined]
+            "calls": [to_wire(call) for call in RECORDED],
+            "unattributed": UNATTRIBUTED[0],
+        }
+        return
+    silent = sorted(worker for worker, sent in WORKERS.items() if sent is None)
+    if silent and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not RECORDED and not silent:
         return
     from fraudops_dev.iam.roles import all_roles
 
     findings, checked = check(RECORDED, all_roles())
-    session.config.stash[_RESULT] = (findings, checked)
+    config.stash[_RESULT] = (findings, checked)
     if findings and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -219,11 +288,25 @@ _RESULT = pytest.StashKey[tuple[list[Any], dict[str, set[tuple[str, str]]]]]()
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if _is_worker(config):
+        return
+    workers = WORKERS
+    silent = sorted(worker for worker, sent in workers.items() if sent is None)
     result = config.stash.get(_RESULT, None)
+    if result is None and not workers:
+        return
+    terminalreporter.section("AWS calls checked against the template's roles (docs/iam.md)")
+    if workers:
+        sent = ", ".join(f"{w}: {n}" for w, n in sorted(workers.items()) if n is not None)
+        terminalreporter.write_line(f"calls gathered from {len(workers) - len(silent)} xdist worker(s) ({sent})")
+    for worker in silent:
+        terminalreporter.write_line(
+            f"worker {worker} sent no record of its AWS calls: they were not checked (run failed)", red=True
+        )
     if result is None:
+        terminalreporter.write_line("no AWS call was made by any role's code in this run")
         return
     findings, checked = result
-    terminalreporter.section("AWS calls checked against the template's roles (docs/iam.md)")
     terminalreporter.write_line(table(checked, findings, UNATTRIBUTED[0]))
     if findings:
         terminalreporter.write_line(f"\n{len(findings)} call(s) AWS would deny:", red=True, bold=True)

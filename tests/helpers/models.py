@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import xgboost as xgb
 from fraudops_dev.sqlite_io import load_training_frame
 
@@ -21,7 +23,33 @@ def served(booster: xgb.Booster, spec: FeatureSpec, version: str = "7", compiled
     return ServedModel(spec, version, compile_booster(booster) if compiled else None, raw)
 
 
+# Settings that training never reads: tests vary them around one model (its keys and where they come from,
+# its state folder, request limits, refresh intervals). Every other setting, the data file's size and time
+# and the version are the key of the model trained for them (_TRAINED).
+NOT_READ_BY_TRAINING = {"state_dir", "max_batch_size", "max_body_bytes", "model_refresh_seconds"}
+_TRAINED: dict[str, LoadedModel] = {}
+
+
+def _training_key(settings: Settings, version: str) -> str:
+    fields = {
+        name: value
+        for name, value in settings.model_dump().items()
+        if name not in NOT_READ_BY_TRAINING and not name.startswith("api_")
+    }
+    data = os.stat(settings.db_path)
+    return repr((sorted(fields.items(), key=str), data.st_size, data.st_mtime_ns, version))
+
+
 def train_local_model(settings: Settings, version: str = "7") -> LoadedModel:
+    """A model trained on ``settings.db_path``, once per process for the same training inputs: a dozen
+    tests serve "a real model" and only read it (LoadedModel is frozen), so they share one training."""
+    key = _training_key(settings, version)
+    if key not in _TRAINED:
+        _TRAINED[key] = _train_local_model(settings, version)
+    return _TRAINED[key]
+
+
+def _train_local_model(settings: Settings, version: str) -> LoadedModel:
     frame = load_training_frame(settings.db_path)
     trained = train_model(split_out_of_time(frame, 0.1, 0.2), settings)
     model = served(trained.booster, trained.spec, version)

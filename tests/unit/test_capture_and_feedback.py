@@ -137,6 +137,7 @@ def test_a_feedback_request_costs_one_write_however_many_labels(
     assert len(labels) == 1000 and sum(labels.values()) == len(range(0, 1000, 7))
 
 
+@pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.one_of(

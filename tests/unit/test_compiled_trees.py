@@ -34,6 +34,7 @@ def trained(request: pytest.FixtureRequest, small_db: Path) -> tuple[FraudModel,
     return model, rows
 
 
+@pytest.mark.slow
 def test_compiled_trees_give_the_boosters_exact_bits_on_real_rows(trained: tuple[FraudModel, np.ndarray]) -> None:
     """/predict (the walk) and /predict/batch (the booster) must agree to the last bit, not the 8th digit."""
     model, rows = trained
@@ -43,6 +44,7 @@ def test_compiled_trees_give_the_boosters_exact_bits_on_real_rows(trained: tuple
     assert [float(e) for e in expected[:200]] == [compiled.predict_one(row) for row in rows[:200]]
 
 
+@pytest.mark.slow
 def test_missing_values_follow_each_nodes_default_direction(trained: tuple[FraudModel, np.ndarray]) -> None:
     model, rows = trained
     compiled = compile_booster(model.booster)
@@ -53,6 +55,7 @@ def test_missing_values_follow_each_nodes_default_direction(trained: tuple[Fraud
     assert np.isnan(probe_rows(compiled)).any(), "the promotion-time check must include missing values"
 
 
+@pytest.mark.slow
 def test_the_serialised_form_round_trips_and_rejects_garbage(trained: tuple[FraudModel, np.ndarray]) -> None:
     model, rows = trained
     compiled = compile_booster(model.booster)
@@ -63,6 +66,7 @@ def test_the_serialised_form_round_trips_and_rejects_garbage(trained: tuple[Frau
 
 
 _MODEL: dict[str, FraudModel] = {}
+_COMPILED: dict[str, CompiledTrees] = {}
 
 
 def _shared_model(small_db: Path) -> FraudModel:
@@ -75,11 +79,20 @@ def _shared_model(small_db: Path) -> FraudModel:
     return _MODEL["m"]
 
 
+def _shared_compiled(small_db: Path) -> CompiledTrees:
+    """The shared model compiled once: compiling is a pure function of the booster (and checks itself), so
+    each of the 300 examples below need not compile it again (most of that test's minute)."""
+    if "m" not in _COMPILED:
+        _COMPILED["m"] = compile_booster(_shared_model(small_db).booster)
+    return _COMPILED["m"]
+
+
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_compiled_trees_match_on_arbitrary_rows(data: st.DataObject, small_db: Path) -> None:
     model = _shared_model(small_db)
-    compiled = compile_booster(model.booster)
+    compiled = _shared_compiled(small_db)
     values = st.one_of(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, width=32), st.just(float("nan")))
     row = np.array(data.draw(st.lists(values, min_size=compiled.n_features, max_size=compiled.n_features)), np.float32)
     expected = float(model.booster.inplace_predict(row[None, :])[0])

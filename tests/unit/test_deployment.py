@@ -39,6 +39,7 @@ def resources_of(template: dict[str, Any], kind: str) -> dict[str, Any]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == kind}
 
 
+@pytest.mark.slow
 def test_cfn_lint_passes() -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), str(ROOT / "template.yaml")],
@@ -260,6 +261,7 @@ def test_sample_predict_event_through_mangum(small_db: Path, monkeypatch: pytest
     assert json.loads(response["body"])["model_version"] == "7"
 
 
+@pytest.mark.slow
 def test_usage_plan_keys_from_the_template_reach_the_app(template: dict[str, Any], small_db: Path) -> None:
     """API Gateway enforces keys in AWS; locally the app checks them itself. Build the usage plan the
     template declares in moto, and check the app accepts exactly that plan's enabled keys."""
@@ -379,6 +381,7 @@ def test_sam_local_can_override_every_variable_env_json_sets(template: dict[str,
         assert set(values) - reserved <= declared, (function, set(values) - reserved - declared)
 
 
+@pytest.mark.slow
 def test_keys_added_after_a_cold_start_are_accepted_and_reloads_are_rate_limited(small_db: Path) -> None:
     from fraudops.api.keys import KeyRing
 

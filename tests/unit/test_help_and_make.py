@@ -45,6 +45,7 @@ QUERIES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("query", QUERIES)
 def test_make_sql_passes_the_query_through_as_typed(query: str, tmp_path: Path) -> None:
     import duckdb

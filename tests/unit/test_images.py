@@ -27,6 +27,7 @@ def test_images_copy_only_the_runtime_and_their_handlers(image: str) -> None:
     assert not [s for s in sources if "devtools" in s or s.startswith("tests")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("image", sorted(IMAGES))
 def test_handlers_import_from_the_image_layout_without_the_tooling(image: str, tmp_path: Path) -> None:
     task_root = stage(image, tmp_path / "task")

@@ -133,6 +133,7 @@ def _cli(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "fraudops_dev.cli", *args], stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow
 def test_sigkill_during_generate_leaves_the_old_table(populated: Path) -> None:
     process = _cli("generate", "--rows", "3000000", "--db", str(populated))
     _kill_when(process, lambda: any(populated.parent.glob(f".{populated.name}.tmp-*")))
@@ -141,6 +142,7 @@ def test_sigkill_during_generate_leaves_the_old_table(populated: Path) -> None:
     assert_untouched(populated)
 
 
+@pytest.mark.slow
 def test_sigkill_during_import_and_append_leaves_the_old_table(populated: Path, tmp_path: Path) -> None:
     big = paysim_csv(tmp_path / "big.csv", rows=400_000)
     process = _cli("import-csv", str(big), "--db", str(populated))

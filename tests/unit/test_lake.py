@@ -91,6 +91,7 @@ def test_a_failing_writer_leaves_the_table_exactly(lake_settings: Settings) -> N
     assert read_training_data(lake.transactions).rows == ROWS
 
 
+@pytest.mark.slow
 def test_sigkill_during_generate_leaves_the_previous_version(lake_settings: Settings) -> None:
     lake = _populate(lake_settings)
     before = lake.transactions.manifest()
@@ -129,6 +130,7 @@ def test_two_writers_racing_for_a_version_both_land(lake_settings: Settings) -> 
     assert len(lake.storage.list_keys(f"transactions/{MANIFESTS}/")) == version + 2
 
 
+@pytest.mark.slow
 def test_the_same_lake_in_s3(s3_endpoint: str, tmp_path: Path) -> None:
     import boto3
 

@@ -58,6 +58,7 @@ def test_only_the_declared_stage_exists(template: dict[str, Any]) -> None:
     assert all("StageName" not in d["Properties"] for d in deployments)  # no implicit "Stage" stage
 
 
+@pytest.mark.slow
 def test_the_transformed_template_has_no_cfn_lint_error() -> None:
     """Issue 17 item 1: what CloudFormation receives (after the SAM transform) has no dependency cycle
     (E3004) nor any other cfn-lint error, for every samconfig environment."""
@@ -65,6 +66,7 @@ def test_the_transformed_template_has_no_cfn_lint_error() -> None:
     assert clean, report
 
 
+@pytest.mark.slow
 def test_a_cycle_through_generated_resources_is_caught(template: dict[str, Any]) -> None:
     """The check can fail: the usage plan's id in the API function's environment (as before the fix)
     is a cycle only the transformed template shows."""

@@ -79,6 +79,7 @@ def test_up_prints_the_log_tail_of_a_service_that_died(
     assert "| Error: no such option: --workers" in err
 
 
+@pytest.mark.slow
 def test_a_slow_service_is_waited_for_with_progress_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = _settings(tmp_path, 40)
     port = free_port()
