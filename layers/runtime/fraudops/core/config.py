@@ -274,8 +274,8 @@ class Settings(BaseSettings):
         if self.lake_catalog_uri:
             return self.lake_catalog_uri
         root = self.lake_root_uri
-        folder = Path(root.removeprefix("file://")) if "://" not in root or root.startswith("file://") else None
-        folder = folder if folder is not None else (self.state_dir / "lake").resolve()
+        local = "://" not in root or root.startswith("file://")
+        folder = Path(root.removeprefix("file://")).resolve() if local else (self.state_dir / "lake").resolve()
         return f"sqlite:///{folder}/catalog.db"
 
     @property
