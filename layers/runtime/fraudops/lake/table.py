@@ -60,6 +60,11 @@ PROPERTIES_KEY = "fraudops.properties"  # the writer's properties, one JSON valu
 OPERATION_KEY = "fraudops.operation"
 
 
+class CommitOutcomeUnknownError(StoreError):
+    """The catalog call failed in a way that does not say whether the commit landed: the writer must not
+    delete its files (a snapshot may name them)."""
+
+
 @dataclass(frozen=True)
 class DataFile:
     """One committed Parquet file of a snapshot, as planned by pyiceberg."""
@@ -124,15 +129,14 @@ class LakeTable:
             if snapshot_id is not None:
                 raise DataError(f"the lake's {self.name} table has no snapshot {snapshot_id} (expired, or never)")
             return Snapshot(self.name, None, 0, 0)
+        summary = snap.summary
         return Snapshot(
             table=self.name,
             snapshot_id=snap.snapshot_id,
             version=int(snap.sequence_number or 0),
-            rows=int(snap.summary["total-records"] or 0) if snap.summary else 0,
+            rows=int(summary["total-records"] or 0) if summary else 0,
             committed_at=datetime.fromtimestamp(snap.timestamp_ms / 1000, UTC).isoformat(timespec="milliseconds"),
-            operation=str((snap.summary[OPERATION_KEY] if snap.summary else None) or snap.summary.operation.value)
-            if snap.summary
-            else "",
+            operation=str(summary[OPERATION_KEY] or summary.operation.value) if summary else "",
             properties=_properties(table, snap),
         )
 
@@ -273,10 +277,15 @@ class LakeTable:
                         append.append_data_file(data_file)
             try:
                 committed = transaction.commit_transaction()
-            except CommitFailedException as error:
+            except CommitFailedException as error:  # the catalog refused it: nothing landed
                 logger.info("commit to %s lost a race (attempt %d): %s", self.name, attempt + 1, error)
                 time.sleep(random.uniform(0.01, 0.05 * 2**attempt))
                 continue
+            except BaseException as error:  # a lost answer, a kill signal: it may have landed
+                raise CommitOutcomeUnknownError(
+                    f"the commit to the lake's {self.name} table may or may not have landed ({error!r}); its files "
+                    "are kept (the maintenance deletes them if no snapshot names them)"
+                ) from error
             return self._snapshot_of(committed)
         raise StoreError(f"could not commit to the lake's {self.name} table: {COMMIT_ATTEMPTS} concurrent commits")
 
@@ -434,6 +443,9 @@ class TableWriter:
 
         try:
             snapshot = self.table.commit(build, self.operation)
+        except CommitOutcomeUnknownError:
+            self.data_files = []  # perhaps committed: never delete them here
+            raise
         except BaseException:
             self.abort()
             raise
