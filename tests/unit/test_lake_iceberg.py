@@ -265,3 +265,18 @@ def test_an_append_refuses_when_another_landed_meanwhile(lake_settings: Settings
     with pytest.raises(DataError, match="another writer appended"):
         write_transaction_frames(table, [later.assign(step=later["step"] + 1000)], append=True)
     assert Lake(lake_settings).transactions.snapshot().rows == ROWS + 200
+
+
+def test_a_second_catalog_over_the_same_lake_is_refused_not_silently_forked(
+    lake_settings: Settings, tmp_path: Path
+) -> None:
+    """Two SQL catalogs over one location would each hold their own table there and diverge: a catalog
+    that does not know a table whose metadata is already at the location refuses to create another."""
+    from fraudops.core.errors import DataError
+
+    other = lake_settings.model_copy(update={"lake_catalog_uri": f"sqlite:///{tmp_path}/other-catalog.db"})
+    with pytest.raises(DataError, match="another catalog tracks it"):
+        Lake(other).transactions.snapshot()
+    assert not Lake(other).transactions.storage.list_keys("decisions/")  # the others are still free to create
+    assert Lake(other).decisions.snapshot().rows == 0
+    assert Lake(lake_settings).transactions.snapshot().rows == ROWS

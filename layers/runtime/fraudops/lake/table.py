@@ -110,11 +110,19 @@ class LakeTable:
         return load_or_create_table(self.settings, self.schema, self.location, before_create=self._refuse_old_layout)
 
     def _refuse_old_layout(self) -> None:
-        """Creating the table over a lake of the old layout would hide its rows: migrate it first."""
+        """Creating the table where one already is would hide its rows: a lake of the old layout (migrate
+        it first), or an Iceberg table another catalog tracks (two catalogs over one location diverge)."""
         if self.storage.list_keys(f"{self.name}/_manifests/0"):
             raise DataError(
                 f"the lake's {self.name} table at {self.location} is in the old (pre-Iceberg) layout: run "
                 "`fraudops lake migrate` once (docs/lake.md)"
+            )
+        if [k for k in self.storage.list_keys(f"{self.name}/metadata/") if k.endswith(".metadata.json")]:
+            raise DataError(
+                f"{self.location} already holds an Iceberg table that the catalog {self.settings.lake_catalog} "
+                f"({self.settings.lake_catalog_database_uri if self.settings.lake_catalog == 'sql' else 'Glue'}) "
+                "does not know: another catalog tracks it (FRAUDOPS_LAKE_CATALOG / FRAUDOPS_LAKE_CATALOG_URI / "
+                "FRAUDOPS_STATE_DIR differ from its writer's); nothing was created"
             )
 
     # --- reading ---------------------------------------------------------------------------------
