@@ -8,7 +8,7 @@
   same tables. The warehouse is the lake URI either way (``s3://<DataBucket>/lake`` in AWS), each table
   at ``<lake>/<table>``.
 
-Tables are created at first use (format version 2, partitioned by ``identity(dt)``, the schema from
+Tables are created at their first write (format version 2, partitioned by ``identity(dt)``, the schema from
 ``fraudops.lake.schemas``), tolerant of a concurrent creator. pyiceberg's own commit retry is switched
 off on our tables (``commit.retry.num-retries = 0``): it would re-apply a commit onto a newer snapshot
 without re-running our checks (a curation checkpoint, --append's newer-steps rule); our writer retries
@@ -151,6 +151,27 @@ def table_exists(settings: Settings, name: str) -> bool:
     return bool(lake_catalog(settings).table_exists((settings.lake_database, name)))
 
 
+def load_table(settings: Settings, schema: TableSchema) -> Table | None:
+    """The lake table ``schema.name`` as committed, or None before its first write (reads never create)."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    try:
+        table = lake_catalog(settings).load_table((settings.lake_database, schema.name))
+    except NoSuchTableError:
+        return None
+    _check_schema_version(table, schema)
+    return table
+
+
+def _check_schema_version(table: Table, schema: TableSchema) -> None:
+    written = int(table.metadata.properties.get(SCHEMA_VERSION_PROPERTY, "0"))
+    if written > schema.version:
+        raise DataError(
+            f"the lake's {schema.name} table was written with schema version {written}, newer than this code's "
+            f"{schema.version}: upgrade fraudops"
+        )
+
+
 def load_or_create_table(
     settings: Settings, schema: TableSchema, location: str, before_create: Callable[[], None] | None = None
 ) -> Table:
@@ -179,10 +200,5 @@ def load_or_create_table(
             log.info("created the lake table %s.%s at %s", *identifier, location)
         except TableAlreadyExistsError:
             table = catalog.load_table(identifier)
-    written = int(table.metadata.properties.get(SCHEMA_VERSION_PROPERTY, "0"))
-    if written > schema.version:
-        raise DataError(
-            f"the lake's {schema.name} table was written with schema version {written}, newer than this code's "
-            f"{schema.version}: upgrade fraudops"
-        )
+    _check_schema_version(table, schema)
     return table

@@ -16,7 +16,7 @@ What this module adds on top:
 - **the pruning reader**: pyiceberg plans the files (``plan_files`` with a ``dt`` filter: only the
   manifests' partition values are read), then our pyarrow reader reads only the columns asked for,
   straight from the objects (ranged reads on S3), ``dt`` from the partition value, ``type`` as a
-  dictionary: as fast as the old layout's reader (benchmarks/bench_lake.py);
+  dictionary (against the old layout's reader: benchmarks/bench_lake.py, docs/lake.md);
 - **maintenance**: ``expire_snapshots`` (pyiceberg's, older than the retention) and ``remove_orphans``
   (pyiceberg 0.12 has none): objects under the table no retained snapshot or metadata file names, older
   than ``ORPHAN_GRACE_SECONDS`` (a running writer's files are young).
@@ -104,10 +104,21 @@ class LakeTable:
         return self.storage.uri(self.name)
 
     def iceberg(self) -> Table:
-        """The Iceberg table, freshly loaded (its newest committed metadata), created at first use."""
+        """The Iceberg table, freshly loaded (its newest committed metadata), created at first use: for
+        writers (a reader uses ``existing``, and never creates one)."""
         from fraudops.lake.catalog import load_or_create_table
 
         return load_or_create_table(self.settings, self.schema, self.location, before_create=self._refuse_old_layout)
+
+    def existing(self) -> Table | None:
+        """The Iceberg table freshly loaded, or None before its first write (an old-layout lake, or one
+        another catalog tracks, is refused as by ``iceberg``)."""
+        from fraudops.lake.catalog import load_table
+
+        table = load_table(self.settings, self.schema)
+        if table is None:
+            self._refuse_old_layout()
+        return table
 
     def _refuse_old_layout(self) -> None:
         """Creating the table where one already is would hide its rows: a lake of the old layout (migrate
@@ -129,11 +140,14 @@ class LakeTable:
 
     def snapshot(self, snapshot_id: int | None = None) -> Snapshot:
         """The newest committed snapshot, or ``snapshot_id`` (time travel: any snapshot not yet expired)."""
-        return self._snapshot_of(self.iceberg(), snapshot_id)
+        return self._snapshot_of(self.existing(), snapshot_id)
 
-    def _snapshot_of(self, table: Table, snapshot_id: int | None = None) -> Snapshot:
-        snap = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
-        if snap is None:
+    def _snapshot_of(self, table: Table | None, snapshot_id: int | None = None) -> Snapshot:
+        if table is None:
+            snap = None
+        else:
+            snap = table.current_snapshot() if snapshot_id is None else table.snapshot_by_id(snapshot_id)
+        if table is None or snap is None:
             if snapshot_id is not None:
                 raise DataError(f"the lake's {self.name} table has no snapshot {snapshot_id} (expired, or never)")
             return Snapshot(self.name, None, 0, 0)
@@ -159,12 +173,14 @@ class LakeTable:
         """The files of the newest snapshot (or ``snapshot_id``), optionally only the given partitions,
         those between ``first_dt`` and ``last_dt``, or the newest ``newest_days`` partitions: planned by
         pyiceberg from the manifests' partition values (no data file opened)."""
-        table = self.iceberg()
+        table = self.existing()
+        if table is None:
+            return []
         return self._planned(table, snapshot_id or _current_id(table), newest_days, dts, first_dt, last_dt)
 
     def _planned(
         self,
-        table: Table,
+        table: Table | None,
         snapshot_id: int | None,
         newest_days: int | None = None,
         dts: Iterable[str] | None = None,
@@ -173,7 +189,7 @@ class LakeTable:
     ) -> list[DataFile]:
         from pyiceberg.expressions import AlwaysTrue, And, BooleanExpression, GreaterThanOrEqual, In, LessThanOrEqual
 
-        if snapshot_id is None:
+        if table is None or snapshot_id is None:
             return []
         row_filter: BooleanExpression = AlwaysTrue()
         if dts is not None:
@@ -201,7 +217,7 @@ class LakeTable:
         self, newest_days: int | None = None, snapshot_id: int | None = None
     ) -> tuple[Snapshot, list[DataFile]]:
         """One snapshot and its files, read from one load of the table (a commit in between cannot mix them)."""
-        table = self.iceberg()
+        table = self.existing()
         snap = self._snapshot_of(table, snapshot_id)
         return snap, self._planned(table, snap.snapshot_id, newest_days)
 
@@ -302,7 +318,9 @@ class LakeTable:
     def expire_snapshots(self, older_than: timedelta) -> int:
         """Expire the snapshots older than ``older_than`` (never the current one, nor a tagged one):
         time travel to them ends; their files go with the next ``remove_orphans``."""
-        table = self.iceberg()
+        table = self.existing()
+        if table is None:
+            return 0
         cutoff = datetime.now(UTC) - older_than
         before = len(table.metadata.snapshots)
         current = _current_id(table)
@@ -318,8 +336,11 @@ class LakeTable:
     def remove_orphans(self, grace_seconds: float = ORPHAN_GRACE_SECONDS) -> int:
         """Delete the objects under the table that no retained snapshot and no metadata file names (a
         crashed writer's files, an expired snapshot's, a lost commit's manifests, the old layout's after
-        a migration), once older than ``grace_seconds``. Returns how many went."""
-        table = self.iceberg()
+        a migration), once older than ``grace_seconds``. Returns how many went. A table never written
+        is left alone (its folder may hold an old-layout lake awaiting migration)."""
+        table = self.existing()
+        if table is None:
+            return 0
         referenced = {table.metadata_location, *(entry.metadata_file for entry in table.metadata.metadata_log)}
         manifests_seen: set[str] = set()
         for snap in table.metadata.snapshots:
