@@ -2,6 +2,11 @@
 per million rows, curation of one day of captured decisions, and a monitor run over a day of them;
 wall time and peak RSS of each (each in a fresh process, so peaks do not mix).
 
+Issue 29 (``python -m benchmarks.bench_lake iceberg``, also part of the whole run): the training read of
+the Iceberg table (pyiceberg's planned files, then our column reader) against the old layout's reader
+(the code of git 61f7ff9, run from ``git archive`` in its own processes) on the same rows, interleaved in
+the same run; and the write (import) of both. Target: Iceberg's read speed >= 0.9x the old reader's.
+
 Sizes from the environment: BENCH_LAKE_ROWS (default 6,362,620, PaySim's size), BENCH_CURATION_DECISIONS
 and BENCH_MONITOR_DECISIONS (default 1,000,000 each). Target: the lake read >= 10x faster than SQLite's."""
 
@@ -19,6 +24,8 @@ from typing import Any
 from benchmarks.common import ROOT, peak_rss_mb, print_table, reset_peak_rss, write_result
 
 ROWS = int(os.environ.get("BENCH_LAKE_ROWS", "6362620"))
+OLD_LAYOUT_COMMIT = "61f7ff9"  # the last commit of the manifest layout (before issue 29)
+REPEATS = int(os.environ.get("BENCH_ICEBERG_REPEATS", "5"))
 CURATION_DECISIONS = int(os.environ.get("BENCH_CURATION_DECISIONS", "1000000"))
 MONITOR_DECISIONS = int(os.environ.get("BENCH_MONITOR_DECISIONS", "1000000"))
 
@@ -48,6 +55,137 @@ def child_prepare(workdir: Path, rows: int) -> dict[str, Any]:
     lake_bytes = sum(f.bytes for f in lake.files())
     return {"write_sqlite": sqlite, "import_to_lake": parquet, "sqlite_bytes": db.stat().st_size,
             "lake_bytes": lake_bytes, "files": len(lake.files())}  # fmt: skip
+
+
+def child_prepare_s3(workdir: Path) -> dict[str, Any]:
+    from fraudops_dev.sqlite_io import iter_transactions
+
+    from fraudops.core.config import Settings
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
+
+    settings = Settings(lake_uri=os.environ["BENCH_S3_LAKE"], s3_endpoint_url=os.environ["FRAUDOPS_S3_ENDPOINT_URL"],
+                        state_dir=workdir / "s3-state")  # fmt: skip
+    table = Lake(settings).transactions
+    return _measure(lambda: write_transaction_frames(table, iter_transactions(workdir / "fraud.db"), source="generate"))
+
+
+# The old layout's code (git 61f7ff9, imported from its own tree): the same calls under their old module
+# paths (fraudops.config, not fraudops.core.config).
+OLD_WRITE = """
+import json, sys, time, resource
+from pathlib import Path
+from fraudops.config import Settings
+from fraudops.lake import Lake
+from fraudops.lake.transactions import write_transaction_frames
+from fraudops_dev.datagen import GeneratorConfig, generate_frames
+workdir, rows = Path(sys.argv[1]), int(sys.argv[2])
+table = Lake(Settings(lake_uri=str(workdir / "old-lake"))).transactions
+started = time.perf_counter()
+written = write_transaction_frames(table, generate_frames(GeneratorConfig(rows, seed=42)), source="generate")
+print("RESULT " + json.dumps({"seconds": time.perf_counter() - started, "rows": written,
+      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+OLD_READ = """
+import json, sys, time, resource
+from pathlib import Path
+from fraudops.config import Settings
+from fraudops.lake import Lake
+from fraudops.lake.transactions import read_training_data
+workdir = Path(sys.argv[1])
+table = Lake(Settings(lake_uri=str(workdir / "old-lake"))).transactions
+started = time.perf_counter()
+data = read_training_data(table)
+print("RESULT " + json.dumps({"seconds": time.perf_counter() - started, "rows": data.rows,
+      "fraud_rows": data.fraud_rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child_write_iceberg(workdir: Path, rows: int) -> dict[str, Any]:
+    from fraudops_dev.datagen import GeneratorConfig, generate_frames
+
+    from fraudops.core.config import Settings
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
+
+    table = Lake(Settings(lake_uri=str(workdir / "iceberg-lake"))).transactions
+    measured = _measure(
+        lambda: write_transaction_frames(table, generate_frames(GeneratorConfig(rows, seed=42)), source="generate")
+    )
+    files = table.files()
+    return {**measured, "files": len(files), "bytes": sum(f.bytes for f in files)}
+
+
+def child_read_iceberg(workdir: Path) -> dict[str, Any]:
+    from fraudops.core.config import Settings
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import read_training_data
+
+    # pyiceberg's modules are imported (lazily, by the first table access) before the clock starts, as the
+    # old reader's pyarrow is by its module import; their import time is reported on its own (a cold start's).
+    started = time.perf_counter()
+    import pyiceberg.catalog.sql
+    import pyiceberg.expressions
+    import pyiceberg.io.pyarrow
+    import pyiceberg.table  # noqa: F401
+
+    imported = time.perf_counter() - started
+    table = Lake(Settings(lake_uri=str(workdir / "iceberg-lake"))).transactions
+
+    def read() -> dict[str, int]:
+        data = read_training_data(table)
+        return {"rows": data.rows, "fraud_rows": data.fraud_rows}
+
+    return {**_measure(read), "pyiceberg_import_s": imported}
+
+
+def _old_child(script: str, old_code: Path, *args: str) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": f"{old_code}/layers/runtime:{old_code}/devtools"}
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-4000:])
+    line = next(line for line in done.stdout.splitlines()[::-1] if line.startswith("RESULT "))
+    return dict(json.loads(line[7:]))
+
+
+def iceberg_against_old_layout(workdir: Path, rows: int) -> dict[str, Any]:
+    """The same rows (one seed) written by each layout's code, then each read twice, interleaved."""
+    old_code = workdir / "old-code"
+    old_code.mkdir(exist_ok=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", OLD_LAYOUT_COMMIT, "layers/runtime", "devtools"],
+                             capture_output=True, check=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
+    print(f"  writing {rows:,} rows with the old layout's code ({OLD_LAYOUT_COMMIT}) and into Iceberg ...", flush=True)
+    writes = {"old": _old_child(OLD_WRITE, old_code, str(workdir), str(rows)),
+              "iceberg": child(["write-iceberg", str(workdir), str(rows)])}  # fmt: skip
+    print(f"  reading each {REPEATS} times, interleaved ...", flush=True)
+    reads: dict[str, list[dict[str, Any]]] = {"old": [], "iceberg": []}
+    for _ in range(REPEATS):  # interleaved: both see the same machine load (a shared machine's varies)
+        reads["old"].append(_old_child(OLD_READ, old_code, str(workdir)))
+        reads["iceberg"].append(child(["read-iceberg", str(workdir)]))
+    old_s = min(r["seconds"] for r in reads["old"])
+    iceberg_s = min(r["seconds"] for r in reads["iceberg"])
+    medians = {k: sorted(r["seconds"] for r in v)[len(v) // 2] for k, v in reads.items()}
+    same = reads["old"][0]["rows"] == reads["iceberg"][0]["detail"]["rows"] == rows
+    same = same and reads["old"][0]["fraud_rows"] == reads["iceberg"][0]["detail"]["fraud_rows"]
+    result = {"rows": rows, "writes": writes, "reads": reads, "old_read_s": old_s, "iceberg_read_s": iceberg_s,
+              "read_speed_ratio": old_s / iceberg_s, "same_rows": same, "median_read_s": medians,
+              "median_read_speed_ratio": medians["old"] / medians["iceberg"],
+              "write_ratio": writes["iceberg"]["seconds"] / writes["old"]["seconds"]}  # fmt: skip
+    print_table(
+        f"Training read, {rows:,} rows: Iceberg against the old layout (same run)",
+        ["what", "seconds", "peak RSS MB"],
+        [
+            ["old layout read (61f7ff9 read_training_data)", old_s, reads["old"][0]["peak_rss_mb"]],
+            ["Iceberg read (planned files + column reader)", iceberg_s, reads["iceberg"][0]["peak_rss_mb"]],
+            ["old layout write", writes["old"]["seconds"], writes["old"]["peak_rss_mb"]],
+            ["Iceberg write", writes["iceberg"]["seconds"], writes["iceberg"]["peak_rss_mb"]],
+        ],
+    )
+    print(f"  Iceberg read speed {old_s / iceberg_s:.2f}x the old reader's by the fastest run (target >= 0.9), "
+          f"{medians['old'] / medians['iceberg']:.2f}x by the median; same rows: {same}; "
+          f"pyiceberg's import {reads['iceberg'][0]['pyiceberg_import_s']:.2f} s (not in the read)")  # fmt: skip
+    return result
 
 
 def child_read_sqlite(workdir: Path) -> dict[str, Any]:
@@ -149,13 +287,12 @@ def main() -> dict[str, Any]:
         s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         s3.create_bucket(Bucket="bench-lake")
-        local = workdir / "lake"
-        for path in local.rglob("*"):
-            if path.is_file():
-                s3.upload_file(str(path), "bench-lake", f"lake/{path.relative_to(local)}")
         env = {**os.environ, "FRAUDOPS_S3_ENDPOINT_URL": endpoint, "BENCH_S3_LAKE": "s3://bench-lake/lake",
                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+        # an Iceberg table names its files by absolute URIs: the S3 lake is written there, not copied
+        reads["write_lake_s3_moto"] = child(["prepare-s3", str(workdir)], env)
         reads["lake_s3_moto"] = child(["read-lake-s3", str(workdir)], env)
+    iceberg = iceberg_against_old_layout(workdir, ROWS)
     sqlite_s = min(reads["sqlite"]["seconds"], reads["sqlite_again"]["seconds"])
     lake_s = min(reads["lake_local"]["seconds"], reads["lake_local_again"]["seconds"])
     print(f"  curation of one day of {CURATION_DECISIONS:,} decisions ...", flush=True)
@@ -194,7 +331,11 @@ def main() -> dict[str, Any]:
         "curation_decisions": CURATION_DECISIONS,
         "monitor": monitor,
         "monitor_decisions": MONITOR_DECISIONS,
-        "targets": {"lake_read>=10x_sqlite": sqlite_s / lake_s >= 10},
+        "iceberg_vs_old_layout": iceberg,
+        "targets": {
+            "lake_read>=10x_sqlite": sqlite_s / lake_s >= 10,
+            "iceberg_read>=0.9x_old_layout": iceberg["read_speed_ratio"] >= 0.9,
+        },
     }
     print(
         f"  lake read {sqlite_s / lake_s:.1f}x faster than SQLite; {mb_per_million:.1f} MB of Parquet per million rows"
@@ -207,6 +348,9 @@ if __name__ == "__main__":
     command, *args = sys.argv[1:] or ["main"]
     if command == "main":
         main()
+    elif command == "iceberg":  # only the issue-29 comparison
+        write_result("lake_iceberg", iceberg_against_old_layout(Path(tempfile.mkdtemp(prefix="fraudops-bench-ice-")),
+                                                              ROWS))  # fmt: skip
     else:
         workdir = Path(args[0])
         output = {
@@ -214,6 +358,9 @@ if __name__ == "__main__":
             "read-sqlite": lambda: child_read_sqlite(workdir),
             "read-lake": lambda: child_read_lake(workdir, s3=False),
             "read-lake-s3": lambda: child_read_lake(workdir, s3=True),
+            "prepare-s3": lambda: child_prepare_s3(workdir),
+            "write-iceberg": lambda: child_write_iceberg(workdir, int(args[1])),
+            "read-iceberg": lambda: child_read_iceberg(workdir),
             "curation": lambda: child_curation(workdir, int(args[1])),
             "monitor": lambda: child_monitor(workdir, int(args[1])),
         }[command]()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from fraudops_dev.local import moto_s3_server  # noqa: E402
 from fraudops_dev.sqlite_io import write_transactions  # noqa: E402
 
 from fraudops.core.config import Settings  # noqa: E402
-from tests.helpers.stack import fast_settings, lake_of  # noqa: E402
+from tests.helpers.stack import fast_settings  # noqa: E402
 
 # Every AWS call the tests make is checked against the role that makes it (docs/iam.md).
 # pytester: tests of that plugin run a tiny suite of their own (tests/unit/test_aws_calls_xdist.py).
@@ -58,9 +57,16 @@ def s3_endpoint() -> Iterator[str]:
 
 
 def own_lake(small_db: Path, tmp_path: Path) -> str:
-    """A copy of the session's lake for one test (curation and the monitor write to it)."""
+    """A lake of its own for one test (curation and the monitor write to it), with the session lake's rows
+    (an Iceberg table names its files by absolute paths: a copied folder would point at the original's)."""
+    from fraudops_dev.sqlite_io import iter_transactions
+
+    from fraudops.lake import Lake
+    from fraudops.lake.transactions import write_transaction_frames
+
     copy = tmp_path / "lake"
-    shutil.copytree(lake_of(small_db), copy)
+    write_transaction_frames(Lake(Settings(lake_uri=str(copy))).transactions, iter_transactions(small_db),
+                             source="generate")  # fmt: skip
     return str(copy)
 
 

@@ -127,9 +127,9 @@ def run_drift_demo(
             if name == "drifted":
 
                 def trigger(payload: dict[str, Any]) -> str:
-                    before = lake.transactions.manifest().rows
+                    before = lake.transactions.snapshot().rows
                     started = retrain_trigger(demo, lambda line: out(f"      {line}"))(payload)
-                    curated = lake.transactions.manifest().rows - before
+                    curated = lake.transactions.snapshot().rows - before
                     out(
                         f"      its Curate step added {curated:,} labeled captured decisions to the lake's transactions"
                     )

@@ -202,12 +202,16 @@ class Emulation:
     service_errors: dict[str, int] = field(default_factory=dict)
 
     def upload_data(self, source: Settings) -> None:
-        """Copy the committed transactions of ``source``'s lake into the data bucket's lake (as AWS has it)."""
+        """Copy the committed transactions of ``source``'s lake into the data bucket's lake (as AWS has it),
+        through the emulated functions' own settings: the same Iceberg catalog (in their state folder) as
+        the Lambdas read, whatever ``source``'s state folder is."""
+        from fraudops.core.config import Settings
         from fraudops.lake import Lake
         from fraudops.lake.transactions import write_transaction_frames
 
         table = Lake(source).transactions
-        target = Lake(source.model_copy(update={"lake_uri": f"s3://{self.data_bucket}/lake", "aws": True})).transactions
+        functions = Settings().model_copy(update={"lake_uri": f"s3://{self.data_bucket}/lake", "aws": True})
+        target = Lake(functions).transactions
         batches = (table.read(files=[f]).to_pandas() for f in table.files())
         write_transaction_frames(target, batches, source="import")
 

@@ -142,7 +142,9 @@ def main() -> int:
                           aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
         for bucket in ("fraudops-models", "fraudops-data"):
             s3.create_bucket(Bucket=bucket)
-        lake = Settings(s3_endpoint_url=endpoint, lake_uri="s3://fraudops-data/lake")
+        # one Iceberg catalog for the writer here and the functions in their images (AWS: the Glue catalog)
+        catalog_uri = f"sqlite:///{work}/lake-catalog.db"
+        lake = Settings(s3_endpoint_url=endpoint, lake_uri="s3://fraudops-data/lake", lake_catalog_uri=catalog_uri)
         write_transaction_frames(
             Lake(lake).transactions, generate_frames(GeneratorConfig(60_000, seed=7, fraud_rate=0.01))
         )
@@ -153,6 +155,7 @@ def main() -> int:
             "MPLCONFIGDIR": str(scratch / "matplotlib"), "AWS_LAMBDA_FUNCTION_NAME": "image-check",
             **local_aws_environment(endpoint), "FRAUDOPS_STORAGE": "s3", "FRAUDOPS_MODEL_BUCKET": "fraudops-models",
             "FRAUDOPS_REGISTRY_S3_KEY": "registry/mlflow.db", "FRAUDOPS_LAKE_URI": "s3://fraudops-data/lake",
+            "FRAUDOPS_LAKE_CATALOG_URI": catalog_uri,
             "FRAUDOPS_STATE_DIR": str(scratch / "fraudops"), "FRAUDOPS_N_ESTIMATORS": "60",
             "FRAUDOPS_PROMOTION_FLOOR": "0.3", "FRAUDOPS_API_KEYS": "image-check-key",
             "MLFLOW_ENABLE_ASYNC_LOGGING": "false", "GIT_PYTHON_REFRESH": "quiet",

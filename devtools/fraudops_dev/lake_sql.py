@@ -1,11 +1,11 @@
-"""`fraudops sql "SELECT …"`: DuckDB over the lake's committed files, the same tables and columns an
-analyst queries in Athena (the template's Glue tables).
+"""`fraudops sql "SELECT …"`: DuckDB over the lake's Iceberg tables, the same tables and columns an
+analyst queries in Athena (the Glue Data Catalog's Iceberg tables).
 
-Each table is a view over exactly the files of its newest manifest (never a crashed writer's
-orphans), with ``dt`` from the Hive path. A folder lake is read in place by DuckDB's Parquet reader
-(``read_parquet`` with ``hive_partitioning``); an S3 lake is read through the runtime's ranged-GET
-reader into Arrow (DuckDB's httpfs extension is downloaded at first use, which an offline laptop and a
-sealed CI cannot do).
+Each table is a view over exactly the data files pyiceberg plans for its current snapshot (never a
+crashed writer's orphans); ``dt`` is a column of the files (Iceberg writes its partition source column).
+DuckDB's Iceberg extension is not bundled (it downloads at first use, which an offline laptop and a
+sealed CI cannot do), so a folder lake is read in place by DuckDB's Parquet reader over the planned
+paths, and an S3 lake through the runtime's ranged-GET reader into Arrow.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def connect(settings: Settings) -> Any:
         if files and all(paths):
             listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
             connection.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = true, "
-                "hive_types = {'dt': VARCHAR})"
+                f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}], hive_partitioning = false, "
+                "union_by_name = true)"
             )
         else:
             arrow = table.read(files=files)

@@ -16,10 +16,13 @@ from fraudops.training.tracking import TrainingResult
 
 
 def run_local_spark_training(
-    settings: Settings, feature_set: str = "engineered", tags: dict[str, str] | None = None
+    settings: Settings,
+    feature_set: str = "engineered",
+    tags: dict[str, str] | None = None,
+    snapshot_id: int | None = None,
 ) -> TrainingResult:
     """Train on PySpark local mode (``spark_workers`` workers) and register the version."""
-    input_uri, output_uri = freeze_window(settings, training_window(settings))
+    input_uri, output_uri = freeze_window(settings, training_window(settings, snapshot_id))
     window = read_input_manifest(settings, input_uri)  # what the EMR job reads
     with spark_session(settings) as spark:
         train_on_spark(spark, window, settings, output_uri, feature_set)

@@ -34,13 +34,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if request.action == "plan":
         wanted = parse_train_input(request.request or {})  # the execution's input: feature set, trigger
         trigger = {"reason": wanted.reason, "drifted": wanted.drifted}
-        plan = plan_training(get_settings(), wanted.feature_set, trigger)
+        plan = plan_training(get_settings(), wanted.feature_set, trigger, wanted.snapshot_id)
         logger.info("training window planned", extra=plan.as_dict())
         return plan.as_dict()
     if request.action == "register":
         result = register_spark_output(get_settings(), str(request.output_uri), tags=request.trigger_tags())
     else:
-        result = run_training(get_settings(), feature_set=request.feature_set, tags=request.trigger_tags())
+        result = run_training(get_settings(), feature_set=request.feature_set, tags=request.trigger_tags(),
+                              snapshot_id=request.snapshot_id)  # fmt: skip
     metrics.add_metric(name="HoldoutAUPRC", unit=MetricUnit.NoUnit, value=result.holdout.auprc)
     metrics.add_metric(name="TrainingSeconds", unit=MetricUnit.Seconds, value=result.total_seconds)
     logger.info("registered a new version", extra=result.summary())

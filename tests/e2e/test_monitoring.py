@@ -221,7 +221,7 @@ def test_the_monitor_cleans_up_after_losing_a_commit_race_to_curate(monkeypatch:
         monitor.handler(window, lambda_context("fraudops-monitor"))
         assert raced
         labels = Lake(settings).labels
-        live = {f.key for f in labels.manifest().files}
-        stored = set(labels.storage.list_keys("labels/dt="))
+        live = {f.key for f in labels.files()}
+        stored = set(labels.storage.list_keys("labels/data/"))
         assert stored == live, f"parts left behind by the aborted commit: {sorted(stored - live)}"
         assert sorted(labels.read(columns=["transaction_id"]).to_pandas()["transaction_id"]) == ["t-1", "t-2"]

@@ -150,7 +150,7 @@ def test_spark_run_logs_the_dataset_the_lambda_would(
     assert tags["rows"] == str(expected["rows"]) and tags["fraud_rows"] == str(expected["fraud_rows"])
     assert tags["table_version"] == str(expected["table_version"]) and tags["files"] == str(len(lambda_read.uris))
     assert logged_dict == expected  # every committed file of the window, by URI, and nothing else
-    assert all(uri.startswith("file://") and "/transactions/dt=" in uri for uri in logged_dict["source_uris"])
+    assert all(uri.startswith("file://") and "/transactions/data/dt=" in uri for uri in logged_dict["source_uris"])
 
 
 def test_spark_version_is_registered_promoted_and_served_bit_for_bit(
@@ -184,7 +184,7 @@ def test_emulated_retrain_takes_the_spark_branch_above_the_limit(small_db: Path,
         emulation.s3.copy_object(
             Bucket=emulation.data_bucket,
             CopySource={"Bucket": emulation.data_bucket, "Key": f"lake/{committed[0].key}"},
-            Key=f"lake/transactions/dt={committed[-1].dt}/part-crashed-00000.parquet",
+            Key=f"lake/transactions/data/dt={committed[-1].dt}/part-crashed-00000.parquet",
         )
         result = emulation.run({"feature_set": "engineered", "reason": "drift", "drifted": ["amount"]})
         assert result.status == "SUCCEEDED", result.cause

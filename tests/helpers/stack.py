@@ -19,7 +19,7 @@ from fraudops.store import ModelStore, read_manifest
 def lake_of(db_path: Path) -> Path:
     """The lake folder holding the same rows as the SQLite file ``db_path`` (made once, beside it)."""
     lake = db_path.with_name(db_path.name + ".lake")
-    if not (lake / "transactions" / "_manifests").exists() and db_path.exists():
+    if not (lake / "transactions" / "metadata").exists() and db_path.exists():
         from fraudops_dev.sqlite_io import iter_transactions
 
         from fraudops.lake import Lake

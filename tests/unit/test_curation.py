@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,10 +54,10 @@ def test_maturity_decides_between_zero_one_and_pending(settings: Settings) -> No
     assert report.pending == 3 == pending_count(settings, Lake(settings), NOW)
     assert read_lake_labels(Lake(settings)) == {"old-fraud": True, "new-fraud": True, "new-cleared": False}
 
-    versions = {name: Lake(settings).table(name).manifest().version for name in ("transactions", "decisions")}
+    versions = {name: Lake(settings).table(name).snapshot().version for name in ("transactions", "decisions")}
     again = run_curation(settings, NOW)  # idempotent: nothing new, nothing committed
     assert (again.labels_added, again.decisions_added, again.rows_curated) == (0, 0, 0)
-    assert {name: Lake(settings).table(name).manifest().version for name in versions} == versions
+    assert {name: Lake(settings).table(name).snapshot().version for name in versions} == versions
 
     later = run_curation(settings, NOW + timedelta(days=25))  # incremental: the 10-day-old ones mature
     assert curated(settings) == {"old-quiet": 0, "old-fraud": 1, "new-fraud": 1, "new-quiet": 0, "new-cleared": 0}
@@ -81,21 +82,21 @@ def test_a_crash_before_the_commit_leaves_everything_and_the_rerun_completes(
     capture(settings, "b", 35)
     store_labels(settings, [("b", True)], "test")
     run_curation(settings, NOW - timedelta(days=20))  # compacts both, curates nothing yet (maturity)
-    before = Lake(settings).transactions.manifest()
-    from fraudops.lake import storage
+    before = Lake(settings).transactions.snapshot()
+    from pyiceberg.catalog.sql import SqlCatalog
 
-    real = storage.LocalLakeStorage.put_if_absent
+    real = SqlCatalog.commit_table
 
-    def crash(self: storage.LocalLakeStorage, key: str, data: bytes) -> bool:
-        if key.startswith("transactions/"):
+    def crash(self: SqlCatalog, table: Any, requirements: Any, updates: Any) -> Any:
+        if table.name()[-1] == "transactions":  # the catalog's pointer swap: Iceberg's one commit write
             raise StoreError("killed")
-        return real(self, key, data)
+        return real(self, table, requirements, updates)
 
-    monkeypatch.setattr(storage.LocalLakeStorage, "put_if_absent", crash)
+    monkeypatch.setattr(SqlCatalog, "commit_table", crash)
     with pytest.raises(StoreError):
         run_curation(settings, NOW)
-    assert Lake(settings).transactions.manifest() == before
-    monkeypatch.setattr(storage.LocalLakeStorage, "put_if_absent", real)
+    assert Lake(settings).transactions.snapshot() == before
+    monkeypatch.setattr(SqlCatalog, "commit_table", real)
     run_curation(settings, NOW)
     assert curated(settings) == {"a": 0, "b": 1}
 

@@ -83,8 +83,11 @@ def test_estimator_gets_the_lambdas_hyper_parameters() -> None:
 
 
 def _lake_copy(small_db: Path, tmp_path: Path) -> Path:
+    """A lake of its own with the session lake's rows (an Iceberg table names its files by absolute
+    paths, so a copied folder would still point at the original's)."""
     copy = tmp_path / "lake"
-    shutil.copytree(lake_of(small_db), copy)
+    write_transaction_frames(Lake(Settings(lake_uri=str(copy))).transactions, iter_transactions(small_db),
+                             source="generate")  # fmt: skip
     return copy
 
 
@@ -94,7 +97,7 @@ def test_plan_sizes_the_window_from_the_lake_manifest_and_picks_the_engine(small
     settings = fast_settings(state_dir=tmp_path / "state", lake_uri=str(lake), lambda_training_max_rows=total)
     committed = committed_files(settings)
     # A crashed writer's part (never in a manifest) is neither counted nor handed to the job.
-    orphan = lake / "transactions" / "dt=2026-01-02" / "part-20260101T000000-crashed-00000.parquet"
+    orphan = lake / "transactions" / "data" / "dt=2026-01-02" / "part-20260101T000000-crashed-00000.parquet"
     shutil.copy(lake / Lake(settings).transactions.files()[0].key, orphan)
     # No data is read: every committed file's bytes could be anything, the manifest's counts decide.
     for uri in committed:
@@ -111,7 +114,7 @@ def test_plan_sizes_the_window_from_the_lake_manifest_and_picks_the_engine(small
     window = read_input_manifest(settings, above.input_uri)
     assert list(window.uris) == committed and window.rows == total  # the job trains on what was counted
     assert str(orphan.as_uri()) not in window.uris
-    assert window.table_version == Lake(settings).transactions.manifest().version
+    assert window.table_version == Lake(settings).transactions.snapshot().version
     assert above.register == {"action": "register", "output_uri": above.output_uri, "reason": "drift"}
 
 
@@ -152,7 +155,7 @@ def test_plan_on_an_s3_lake_hands_the_job_s3_uris(settings: Settings, small_db: 
     assert plan.input_uri is not None and plan.input_uri.startswith(f"s3://{settings.model_bucket}/spark-training/")
     window = read_input_manifest(remote, plan.input_uri)
     assert list(window.uris) == committed_files(remote)
-    assert all(uri.startswith(f"s3://{settings.model_bucket}/lake/transactions/dt=") for uri in window.uris)
+    assert all(uri.startswith(f"s3://{settings.model_bucket}/lake/transactions/data/dt=") for uri in window.uris)
 
 
 def test_register_refuses_an_unfinished_job_and_registers_nothing(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ __all__ = ["build_parser", "load_settings", "main"]
 
 # The order `fraudops --help` lists the commands in: the single-module CLI's, kept when it was split by group.
 HELP_ORDER = (
-    "generate", "import-csv", "import", "export", "sql", "curate", "train", "promote", "rollback", "reconcile",
+    "generate", "import-csv", "import", "export", "sql", "curate", "lake", "train", "promote", "rollback", "reconcile",
     "history", "policy", "monitor", "import-labels", "append-labeled", "drift-demo", "smoke", "deploy", "ui",
     "serve", "s3-server", "predict", "up", "down", "logs", "retrain", "batch-score", "batch-check", "demo",
 )  # fmt: skip

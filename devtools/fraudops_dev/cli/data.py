@@ -20,9 +20,10 @@ def _lake_summary(settings: Settings) -> dict[str, Any]:
     from fraudops.lake import Lake
 
     lake = Lake(settings)
-    manifest = lake.transactions.manifest()
-    return {"lake": lake.root_uri, "table": "transactions", "table_version": manifest.version,
-            "rows_in_table": manifest.rows, "partitions": len(manifest.partitions)}  # fmt: skip
+    snapshot, files = lake.transactions.snapshot_and_files()
+    return {"lake": lake.root_uri, "table": "transactions", "table_version": snapshot.version,
+            "snapshot_id": snapshot.snapshot_id, "rows_in_table": snapshot.rows,
+            "partitions": len({f.dt for f in files})}  # fmt: skip
 
 
 def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -132,7 +133,7 @@ def cmd_append_labeled(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     table = Lake(settings).transactions
     written = write_transaction_frames(table, [frame], append=True, source="curated")
-    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": table.manifest().rows}))
+    print(json.dumps({"appended": written, "fraud": int(frame["isFraud"].sum()), "rows": table.snapshot().rows}))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Commands that work on what the lake holds in place: sql (DuckDB over its tables) and curate."""
+"""Commands that work on what the lake holds in place: sql (DuckDB over its tables), curate, and lake
+(migrate: the old layout to Iceberg tables; maintain: snapshot expiry and orphan cleanup)."""
 
 from __future__ import annotations
 
@@ -41,7 +42,37 @@ def _add_curate(sub: Subparsers) -> None:
     curate.set_defaults(func=cmd_curate)
 
 
+def cmd_lake_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops_dev.lake_migrate import migrate_lake
+
+    print(json.dumps(migrate_lake(settings), indent=2))
+    return 0
+
+
+def cmd_lake_maintain(args: argparse.Namespace, settings: Settings) -> int:
+    from fraudops.lake.maintenance import maintain_lake
+
+    print(json.dumps(maintain_lake(settings), indent=2))
+    return 0
+
+
+def _add_lake(sub: Subparsers) -> None:
+    lake = sub.add_parser("lake", help="the lake's tables: migrate (old layout -> Iceberg), maintain")
+    lake_sub = lake.add_subparsers(dest="lake_command", required=True, metavar="ACTION", help="migrate | maintain")
+    migrate = lake_sub.add_parser(
+        "migrate",
+        help="turn a lake of the old layout (_manifests, before issue 29) into Iceberg tables: once, after "
+        "upgrading; idempotent and crash-safe (docs/lake.md)",
+    )
+    migrate.set_defaults(func=cmd_lake_migrate)
+    maintain = lake_sub.add_parser(
+        "maintain", help="expire old snapshots and delete orphan files now (each curation run does it too)"
+    )
+    maintain.set_defaults(func=cmd_lake_maintain)
+
+
 COMMANDS: dict[str, AddCommand] = {
     "sql": _add_sql,
     "curate": _add_curate,
+    "lake": _add_lake,
 }

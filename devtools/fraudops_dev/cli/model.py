@@ -23,12 +23,12 @@ def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         if args.workers:
             settings = settings.model_copy(update={"spark_workers": args.workers})
         print(f"training on PySpark local mode with {settings.spark_workers} XGBoost workers", file=sys.stderr)
-        result = run_local_spark_training(settings, feature_set=args.feature_set)
+        result = run_local_spark_training(settings, feature_set=args.feature_set, snapshot_id=args.snapshot)
         print(json.dumps(result.summary(), indent=2))
         return 0
     from fraudops.stages.train import run_training
 
-    result = run_training(settings, feature_set=args.feature_set)
+    result = run_training(settings, feature_set=args.feature_set, snapshot_id=args.snapshot)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
@@ -134,6 +134,12 @@ def _add_train(sub: Subparsers) -> None:
         "as the EMR Serverless job (reads the committed files of the lake's training window)",
     )
     train.add_argument("--workers", type=int, help="Spark: XGBoost workers (FRAUDOPS_SPARK_WORKERS, default 2)")
+    train.add_argument(
+        "--snapshot",
+        type=int,
+        help="train on this Iceberg snapshot of the transactions table (a run's dataset input names it: "
+        "the same rows again after later appends and replaces), not the current one",
+    )
     train.set_defaults(func=cmd_train)
 
 

@@ -127,7 +127,7 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = with_running_ports(apply_db_and_lake(args, settings))
     lake = Lake(settings)
-    if lake.transactions.manifest().version == 0:
+    if lake.transactions.snapshot().version == 0:
         from fraudops.lake.transactions import write_transaction_frames
         from fraudops_dev.datagen import GeneratorConfig, generate_frames
 

@@ -33,7 +33,28 @@ class Settings(BaseSettings):
     lake_uri: str | None = Field(
         None,
         description="Root of the lake (Parquet tables transactions, decisions, labels): s3://bucket/prefix in "
-        "AWS (the template sets the data bucket's lake/), a folder locally. Unset: <state_dir>/lake.",
+        "AWS (the template sets the data bucket's lake/), a folder locally. Unset: <state_dir>/lake. It is "
+        "the Iceberg warehouse: each table lives at <lake root>/<table>.",
+    )
+    lake_catalog: Literal["sql", "glue"] = Field(
+        "sql",
+        description="The lake's Iceberg catalog: 'sql' (pyiceberg's SQL catalog, a SQLite file locally) or "
+        "'glue' (the Glue Data Catalog; the template sets it in AWS, where Athena and EMR read the same tables).",
+    )
+    lake_catalog_uri: str | None = Field(
+        None,
+        description="The SQL catalog's database URI. Unset: sqlite:///<lake folder>/catalog.db for a local "
+        "lake, sqlite:///<state_dir>/lake/catalog.db for a lake in S3.",
+    )
+    lake_snapshot_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Iceberg snapshots of the lake's tables older than this expire (the curation schedule's "
+        "maintenance step); time travel and `fraudops train --snapshot` reach back this far.",
+    )
+    lake_database: str = Field(
+        "fraudops",
+        description="The Iceberg namespace of the lake's tables: the Glue database in AWS (the template sets it).",
     )
     train_window_days: int = Field(
         0, ge=0, description="Train on the newest N days (partitions) of the transactions table; 0 = all of it."
@@ -246,6 +267,16 @@ class Settings(BaseSettings):
     def lake_root_uri(self) -> str:
         """``lake_uri``, or the local folder ``<state_dir>/lake`` as a plain absolute path."""
         return self.lake_uri.rstrip("/") if self.lake_uri else str((self.state_dir / "lake").resolve())
+
+    @property
+    def lake_catalog_database_uri(self) -> str:
+        """``lake_catalog_uri``, or a SQLite file beside a local lake (in the state dir for a lake in S3)."""
+        if self.lake_catalog_uri:
+            return self.lake_catalog_uri
+        root = self.lake_root_uri
+        local = "://" not in root or root.startswith("file://")
+        folder = Path(root.removeprefix("file://")).resolve() if local else (self.state_dir / "lake").resolve()
+        return f"sqlite:///{folder}/catalog.db"
 
     @property
     def spark_output_root(self) -> str:

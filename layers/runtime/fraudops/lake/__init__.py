@@ -1,14 +1,18 @@
-"""The lake: Parquet tables (zstd, Hive-partitioned by ``dt``) with all-or-nothing commits, one layout
-in a local folder and in the data bucket. One entry point, ``Lake``; the layout and the schemas are
-in ``fraudops.lake.schemas``.
+"""The lake: three Apache Iceberg tables (zstd Parquet, partitioned by ``dt``) in one catalog (pyiceberg's
+SQL catalog locally, the Glue Data Catalog in AWS), one layout in a local folder and in the data bucket.
+One entry point, ``Lake``; the layout and the schemas are in ``fraudops.lake.schemas``.
 
     lake = Lake(settings)
-    lake.table("transactions").manifest().rows
+    lake.table("transactions").snapshot().rows
     committed_files(settings, "transactions", newest_days=30)   # URIs a Spark or DuckDB job can read
 
 - ``schemas``: the three tables' schemas, declared once and versioned, and the ``dt`` layout;
+- ``catalog``: the Iceberg catalog and the tables' creation (the only module that builds them);
+- ``fileio``: pyiceberg's FileIO for a lake in S3, over our boto3 client (moto included);
 - ``storage``: a local folder or the data bucket (ranged reads in S3);
-- ``table``: manifests, the writer, the pruning reader, vacuum;
+- ``table``: snapshots, the writer, the pruning reader, snapshot expiry and orphan cleanup;
+- ``maintenance``: snapshot expiry and orphan cleanup, the curation schedule's last step;
+- ``migrate``: the old (manifest) layout -> Iceberg tables (``fraudops lake migrate``);
 - ``transactions``: PaySim rows in, the training window out (``read_training_data``);
 - ``curation``: captured decisions + labels -> the labels and decisions tables -> matured training rows;
 - ``decision_window``: the monitor's window of decisions, as columns.
@@ -35,7 +39,7 @@ from fraudops.lake.schemas import (
     table_schema,
 )
 from fraudops.lake.storage import LakeStorage, lake_storage
-from fraudops.lake.table import DataFile, LakeTable, Manifest, TableWriter
+from fraudops.lake.table import DataFile, LakeTable, Snapshot, TableWriter
 
 
 class Lake:
@@ -54,7 +58,7 @@ class Lake:
         return self.storage.root_uri
 
     def table(self, name: str) -> LakeTable:
-        return LakeTable(self.storage, table_schema(name))
+        return LakeTable(self.settings, self.storage, table_schema(name))
 
     @property
     def transactions(self) -> LakeTable:
@@ -73,9 +77,10 @@ class Lake:
 
 
 def committed_files(settings: Settings, table: str = "transactions", newest_days: int | None = None) -> list[str]:
-    """The URIs (``s3://…`` or absolute paths) of the Parquet files of ``table``'s newest committed version,
-    only the newest ``newest_days`` partitions when given (a training window). Files a crashed or running
-    writer left uncommitted are never in it. Each path holds its partition (``…/dt=YYYY-MM-DD/…``)."""
+    """The URIs (``s3://…`` or ``file://…``) of the Parquet files of ``table``'s current Iceberg snapshot,
+    only the newest ``newest_days`` partitions when given (a training window), as pyiceberg plans them.
+    Files a crashed or running writer left uncommitted are never in it. Each path holds its partition
+    (``…/data/dt=YYYY-MM-DD/…``)."""
     return Lake(settings).file_uris(table, newest_days)
 
 
@@ -90,7 +95,7 @@ __all__ = [
     "Lake",
     "LakeStorage",
     "LakeTable",
-    "Manifest",
+    "Snapshot",
     "TableSchema",
     "TableWriter",
     "committed_files",

@@ -1,7 +1,7 @@
 """Curation: captured decisions + late labels -> training rows, with label maturity.
 
-Three incremental steps, each committed on its own with its checkpoint in the same manifest as its
-data (so a crash between two steps loses nothing and repeats nothing):
+Three incremental steps, each committed on its own with its checkpoint in the same Iceberg commit as its
+data (the snapshot's properties), so a crash between two steps loses nothing and repeats nothing:
 
 1. **labels**: label objects (``labels/…jsonl`` in the artifact store, one per ``POST /feedback`` call)
    modified since the last checkpoint are appended to the ``labels`` table (append-only events; the
@@ -14,7 +14,8 @@ data (so a crash between two steps loses nothing and repeats nothing):
    before that (neither trained on, held out nor measured). The checkpoint is the maturity horizon plus
    the ids of fraud rows curated before it, so nothing is ever curated twice.
 
-Running it twice in a row commits nothing the second time.
+Running it twice in a row commits nothing the second time. Each run ends with the lake's maintenance
+(``fraudops.lake.maintenance``: snapshot expiry, orphan cleanup).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudops.core.config import Settings
-from fraudops.core.errors import DataError
+from fraudops.core.errors import DataError, StoreError
 from fraudops.core.schema import COLUMNS, RAW_FEATURE_COLUMNS
 from fraudops.lake import Lake
 from fraudops.lake.schemas import DECISIONS, dt_of_time
-from fraudops.lake.table import Manifest
+from fraudops.lake.table import Snapshot
 from fraudops.lake.transactions import frame_to_arrow, step_partitions
 from fraudops.monitoring.capture import CAPTURE_PREFIX, iter_capture_lines
 from fraudops.store import blob_store
@@ -73,7 +74,7 @@ def compact_labels(settings: Settings, lake: Lake, now: datetime) -> int:
     from fraudops.monitoring.labels import LABELS_PREFIX, parse_label_object
 
     table = lake.labels
-    current = table.manifest()
+    current = table.snapshot()
     checkpoint = current.properties.get(LABELS_CHECKPOINT)
     since = datetime.fromisoformat(checkpoint) if checkpoint else _EPOCH
     store = blob_store(settings)
@@ -148,7 +149,7 @@ def compact_decisions(settings: Settings, lake: Lake, now: datetime, settle: tim
     never change; a local capture file only grows (appended lines), so the next run reads from that
     offset, and only up to the last complete line."""
     table = lake.decisions
-    current = table.manifest()
+    current = table.snapshot()
     store = blob_store(settings)
     closed_through = current.properties.get(DECISIONS_CHECKPOINT)
     offsets: dict[str, int] = dict(current.properties.get(DECISIONS_OFFSETS, {}))
@@ -200,12 +201,12 @@ def compact_retrying(compaction: Callable[[], int], attempts: int = 3) -> int:
     return compaction()
 
 
-def _nobody_else_committed(read: Manifest, *checkpoints: str) -> Callable[[Manifest], None]:
+def _nobody_else_committed(read: Snapshot, *checkpoints: str) -> Callable[[Snapshot], None]:
     """Refuse a commit onto checkpoints another compaction moved after ``read``: both read the same new
     lines, so committing both would store them twice (the hourly schedule and the state machine's Curate
     step can overlap). The loser commits nothing; its next run starts from the winner's checkpoint."""
 
-    def check(latest: Manifest) -> None:
+    def check(latest: Snapshot) -> None:
         if any(latest.properties.get(name) != read.properties.get(name) for name in checkpoints):
             raise CurationConflictError("another curation committed meanwhile; nothing was added, run it again")
 
@@ -225,12 +226,12 @@ def _hour(folder: str) -> datetime:
 
 def curate(settings: Settings, lake: Lake, now: datetime, report: CurationReport) -> None:
     transactions = lake.transactions
-    current = transactions.manifest()
+    current = transactions.snapshot()
     horizon_before = datetime.fromisoformat(current.properties.get(MATURED_CHECKPOINT, _EPOCH.isoformat()))
     early_before = set(current.properties.get(EARLY_FRAUD_IDS, []))
     horizon = now - timedelta(days=settings.label_maturity_days)
     first_dt = dt_of_time(horizon_before)
-    files = [f for f in lake.decisions.files() if f.dt >= first_dt]  # partition pruning: older ones are done
+    files = lake.decisions.files(first_dt=first_dt)  # partition pruning: older ones are done
     decisions = lake.decisions.read(files=files).to_pandas()
     report.matured_through = max(horizon, horizon_before).isoformat()
     if decisions.empty:
@@ -293,4 +294,10 @@ def run_curation(settings: Settings, now: datetime | None = None, settle: timede
     report.decisions_added = compact_decisions(settings, lake, now, settle)
     curate(settings, lake, now, report)
     log.info("curation: %s", report.as_dict())
+    from fraudops.lake.maintenance import maintain_lake
+
+    try:
+        maintain_lake(settings, lake)  # the schedule's upkeep step: snapshot expiry, orphan cleanup
+    except StoreError as error:  # curation's commits stand; the next run tries the upkeep again
+        log.warning("lake maintenance failed (curation's commits stand; the next run retries): %s", error)
     return report

@@ -34,7 +34,7 @@ def read_decision_window(settings: Settings, since: datetime, until: datetime, n
     lake = Lake(settings)
     compact_retrying(lambda: compact_decisions(settings, lake, now))
     first, last = dt_of_time(since), dt_of_time(until - timedelta(microseconds=1))
-    files = [f for f in lake.decisions.files() if first <= f.dt <= last]  # partition pruning
+    files = lake.decisions.files(first_dt=first, last_dt=last)  # partition pruning, planned by pyiceberg
     frame = lake.decisions.read(columns=list(WINDOW_COLUMNS), files=files).to_pandas()
     times = frame["decision_time"]
     frame = frame[(times >= pd.Timestamp(since)) & (times < pd.Timestamp(until))]

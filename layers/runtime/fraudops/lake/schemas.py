@@ -1,13 +1,15 @@
-"""The lake's tables, declared once: columns, Arrow types, the Glue/Athena types, the partition rule.
+"""The lake's tables, declared once: columns, Arrow types, the Iceberg and Glue/Athena types, the
+partition rule.
 
-Every reader and writer (training, curation, the monitor, ``fraudops sql``, the template's Glue tables,
-a Spark job) takes the layout from here:
+Every reader and writer (training, curation, the monitor, ``fraudops sql``, the Glue tables, a Spark
+job) takes the layout from here. Each table is an Apache Iceberg table (format version 2) at
 
-    <lake root>/<table>/dt=YYYY-MM-DD/part-<commit>-<n>.parquet     (Hive partitions, zstd Parquet)
-    <lake root>/<table>/_manifests/<version>.json                   (the committed file list)
+    <lake root>/<table>/data/dt=YYYY-MM-DD/<file>.parquet     (zstd Parquet, partitioned by identity(dt))
+    <lake root>/<table>/metadata/…                            (Iceberg metadata: snapshots, manifests)
 
-A schema change bumps the table's ``version``; the version is written into every file's metadata and
-every manifest, and a reader refuses data written by a newer schema than it knows.
+Types are those Athena's Iceberg supports (no tinyint/smallint: the int8 flags are Iceberg ``int``,
+read back as int8). A schema change bumps the table's ``version``; it is a table property, and a reader
+refuses a table written by a newer schema than it knows.
 """
 
 from __future__ import annotations
@@ -34,9 +36,27 @@ TABLE_KEY: Final = b"fraudops.table"
 class Column:
     name: str
     arrow: pa.DataType
-    glue: str  # the Glue Data Catalog / Athena (Hive DDL) type
+    glue: str  # the Hive DDL type of the template's partition-projection Glue tables (until they go)
     comment: str
     nullable: bool = False
+
+    @property
+    def iceberg(self) -> str:
+        """The Iceberg type, one Athena's Iceberg supports (no tinyint: int8 is stored as ``int``;
+        https://docs.aws.amazon.com/athena/latest/ug/querying-iceberg-supported-data-types.html)."""
+        if pa.types.is_timestamp(self.arrow):
+            return "timestamptz" if self.arrow.tz else "timestamp"
+        return _ICEBERG_TYPES[str(self.arrow)]
+
+
+_ICEBERG_TYPES: Final = {
+    "int8": "int",
+    "int32": "int",
+    "int64": "long",
+    "double": "double",
+    "string": "string",
+    "bool": "boolean",
+}
 
 
 @dataclass(frozen=True)
@@ -155,5 +175,5 @@ def dt_of_time(when: datetime) -> str:
 
 
 def partition_dir(table: str, dt: str) -> str:
-    """The key prefix of one partition, relative to the lake root."""
-    return f"{table}/{PARTITION_COLUMN}={dt}"
+    """The key prefix of one partition's data files, relative to the lake root (pyiceberg's layout)."""
+    return f"{table}/data/{PARTITION_COLUMN}={dt}"

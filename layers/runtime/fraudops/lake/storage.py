@@ -1,16 +1,16 @@
 """Where the lake's objects live: a folder (the local default, ``<state_dir>/lake``) or an S3 prefix
 (the data bucket in AWS), behind one small base class, addressed by keys relative to the lake root.
 
-The one primitive the commit protocol needs beyond put/get/list is ``put_if_absent``: S3's conditional
-write (``If-None-Match: *``, which fails with 412 when the key exists; AWS docs, "Add preconditions to S3
-operations with conditional requests") and, in a folder, a hard link of a complete temporary file
-(``link`` fails when the name exists). Two writers can race for a manifest version; exactly one wins.
+Iceberg (pyiceberg's FileIO) writes the tables; this is what our readers read the planned files with
+(ranged reads through boto3, so moto and the same credentials), what the migration reads the old layout
+with, and what orphan cleanup lists and deletes with (with each object's modification time).
 """
 
 from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,8 +18,8 @@ from botocore.exceptions import ClientError
 
 from fraudops.core.config import Settings
 from fraudops.core.errors import StoreError
-from fraudops.core.files import atomic_write, create_exclusively
-from fraudops.store.s3 import CONFLICT_CODES, error_code, is_not_found, s3_client, split_s3_uri
+from fraudops.core.files import atomic_write
+from fraudops.store.s3 import is_not_found, s3_client, split_s3_uri
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,13 +33,22 @@ class LakeStorage(ABC):
     def uri(self, key: str) -> str:
         return f"{self.root_uri.rstrip('/')}/{key.lstrip('/')}"
 
+    def contains(self, uri: str) -> bool:
+        return _normal(uri).startswith(_normal(self.root_uri).rstrip("/") + "/")
+
+    def key_of(self, uri: str) -> str:
+        """The key of an absolute URI under the lake root (what Iceberg's metadata names)."""
+        if not self.contains(uri):
+            raise StoreError(f"{uri} is not under the lake at {self.root_uri}")
+        return _normal(uri)[len(_normal(self.root_uri).rstrip("/")) + 1 :]
+
+    @abstractmethod
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        """(key, last modified) under ``prefix``, sorted by key."""
+
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:
         """Write one whole object (a reader sees the old one or the new one, never a part)."""
-
-    @abstractmethod
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        """Create ``key`` with ``data`` unless it exists; False when someone else created it first."""
 
     @abstractmethod
     def get(self, key: str) -> bytes | None: ...
@@ -78,8 +87,8 @@ class LocalLakeStorage(LakeStorage):
     def put(self, key: str, data: bytes) -> None:
         atomic_write(self._path(key), data)
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        return create_exclusively(self._path(key), data)
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        return [(key, datetime.fromtimestamp(self._path(key).stat().st_mtime, UTC)) for key in self.list_keys(prefix)]
 
     def get(self, key: str) -> bytes | None:
         try:
@@ -135,15 +144,6 @@ class S3LakeStorage(LakeStorage):
         except ClientError as error:
             raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
 
-    def put_if_absent(self, key: str, data: bytes) -> bool:
-        try:
-            self._client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
-        except ClientError as error:
-            if error_code(error) in CONFLICT_CODES:
-                return False
-            raise StoreError(f"cannot write {self.uri(key)}: {error}") from error
-        return True
-
     def get(self, key: str) -> bytes | None:
         try:
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(key))
@@ -154,17 +154,20 @@ class S3LakeStorage(LakeStorage):
         return bytes(response["Body"].read())
 
     def list_keys(self, prefix: str) -> list[str]:
-        keys: list[str] = []
+        return [key for key, _ in self.list_keys_modified(prefix)]
+
+    def list_keys_modified(self, prefix: str) -> list[tuple[str, datetime]]:
+        found: list[tuple[str, datetime]] = []
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix))
             for page in pages:
-                keys += [str(item["Key"]) for item in page.get("Contents", [])]
+                found += [(str(item["Key"]), item["LastModified"]) for item in page.get("Contents", [])]
         except ClientError as error:
             if is_not_found(error):
                 return []
             raise StoreError(f"cannot list {self.uri(prefix)}: {error}") from error
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(key[strip:] for key in keys)
+        return sorted((key[strip:], modified) for key, modified in found)
 
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
@@ -235,6 +238,13 @@ class _S3RangeReader(io.RawIOBase):
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+def _normal(uri: str) -> str:
+    """``file:/x`` and ``file:///x`` (pyiceberg writes either) as one form."""
+    if uri.startswith("file:") and not uri.startswith("file:///"):
+        return "file:///" + uri.removeprefix("file:").lstrip("/")
+    return uri
 
 
 def lake_storage(settings: Settings) -> LakeStorage:

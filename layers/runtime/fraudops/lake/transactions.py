@@ -16,7 +16,7 @@ import pyarrow as pa
 from fraudops.core.errors import DataError
 from fraudops.core.schema import COLUMNS, LABEL, RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 from fraudops.lake.schemas import DATE_FORMAT, TRANSACTIONS, TRANSACTIONS_EPOCH
-from fraudops.lake.table import DataFile, LakeTable, Manifest
+from fraudops.lake.table import DataFile, LakeTable, Snapshot
 
 ProgressCallback = Callable[[int], None]
 MAX_STEP_PROPERTY = "max_step"
@@ -53,14 +53,14 @@ def write_transaction_frames(
     source: str = "import",
     properties: dict[str, Any] | None = None,
 ) -> int:
-    """Write PaySim rows all or nothing: nothing is visible until the one manifest write at the end, and
+    """Write PaySim rows all or nothing: nothing is visible until the one Iceberg commit at the end, and
     an exception, Ctrl-C or ``kill -9`` before it leaves the table exactly as it was.
 
     ``append`` adds rows whose steps are all newer than the table's (history is not rewritten); without
     it the rows replace the table."""
     if table.name != TRANSACTIONS.name:
         raise ValueError("write_transaction_frames writes the transactions table")
-    current = table.manifest()
+    current = table.snapshot()
     floor = _max_step(current) if append else None
     if append and current.version == 0:
         raise DataError("--append needs existing transactions in the lake: import or generate some first")
@@ -81,7 +81,7 @@ def write_transaction_frames(
             if progress:
                 progress(writer.rows)
 
-        def check(latest: Manifest) -> None:
+        def check(latest: Snapshot) -> None:
             if floor is not None and _max_step(latest) != floor:
                 raise DataError("another writer appended transactions meanwhile; nothing was added, run it again")
 
@@ -92,8 +92,8 @@ def write_transaction_frames(
     return writer.rows
 
 
-def _max_step(manifest: Manifest) -> int | None:
-    value = manifest.properties.get(MAX_STEP_PROPERTY)
+def _max_step(snapshot: Snapshot) -> int | None:
+    value = snapshot.properties.get(MAX_STEP_PROPERTY)
     return None if value is None else int(value)
 
 
@@ -109,6 +109,8 @@ class TrainingData:
     files: list[DataFile]
     uris: list[str]
     partitions: list[str] = field(default_factory=list)
+    snapshot_id: int | None = None  # the Iceberg snapshot read: `fraudops train --snapshot` reads it again
+    table_uri: str = ""
 
     @property
     def rows(self) -> int:
@@ -122,7 +124,8 @@ class TrainingData:
         return files_digest(self.files)
 
     def describe(self) -> dict[str, Any]:
-        return describe_dataset(self.table_version, self.files, self.uris, self.rows, self.fraud_rows)
+        return describe_dataset(self.table_version, self.files, self.uris, self.rows, self.fraud_rows,
+                                self.snapshot_id, self.table_uri)  # fmt: skip
 
 
 def files_digest(files: Iterable[DataFile]) -> str:
@@ -134,11 +137,20 @@ def files_digest(files: Iterable[DataFile]) -> str:
 
 
 def describe_dataset(
-    table_version: int, files: list[DataFile], uris: list[str], rows: int, fraud_rows: int
+    table_version: int,
+    files: list[DataFile],
+    uris: list[str],
+    rows: int,
+    fraud_rows: int,
+    snapshot_id: int | None = None,
+    table_uri: str = "",
 ) -> dict[str, Any]:
-    """What a training run read, as ``mlflow.log_input`` records it: the same for every engine."""
+    """What a training run read, as ``mlflow.log_input`` records it: the same for every engine. The table
+    and its Iceberg snapshot id name exactly these rows (time travel), as long as the snapshot is kept."""
     return {
         "table": TRANSACTIONS.name,
+        "table_uri": table_uri,
+        "snapshot_id": snapshot_id,
         "table_version": table_version,
         "source_uris": uris,
         "partitions": sorted({f.dt for f in files}),
@@ -148,12 +160,14 @@ def describe_dataset(
     }
 
 
-def read_training_data(table: LakeTable, newest_days: int | None = None) -> TrainingData:
-    """The model's columns and the label for the newest ``newest_days`` partitions (all when None or 0),
-    ordered by step (the out-of-time order), ``type`` categorical. Read straight from the Parquet objects
-    (ranged reads of the columns asked for; no file is copied first)."""
-    manifest = table.manifest()
-    files = table.files(newest_days=newest_days or None)
+def read_training_data(
+    table: LakeTable, newest_days: int | None = None, snapshot_id: int | None = None
+) -> TrainingData:
+    """The model's columns and the label for the newest ``newest_days`` partitions (all when None or 0)
+    of the current snapshot, or of ``snapshot_id`` (a recorded run's rows again), ordered by step (the
+    out-of-time order), ``type`` categorical. pyiceberg plans the files; they are read straight from the
+    Parquet objects (ranged reads of the columns asked for; no file is copied first)."""
+    snapshot, files = table.snapshot_and_files(newest_days=newest_days or None, snapshot_id=snapshot_id)
     if not files:
         raise DataError(
             f"the lake at {table.storage.root_uri} has no transactions: run `fraudops generate` or "
@@ -173,8 +187,10 @@ def read_training_data(table: LakeTable, newest_days: int | None = None) -> Trai
         raise DataError(f"the lake's transactions table at {table.storage.root_uri} is empty")
     return TrainingData(
         frame=frame,
-        table_version=manifest.version,
+        table_version=snapshot.version,
         files=files,
         uris=[table.storage.uri(f.key) for f in files],
         partitions=sorted({f.dt for f in files}),
+        snapshot_id=snapshot.snapshot_id,
+        table_uri=table.location,
     )

@@ -1,11 +1,11 @@
 """The engine choice: how many rows the training window holds against ``lambda_training_max_rows``.
 
 The window is the one the train Lambda reads (``lake.transactions``, the newest ``train_window_days``
-partitions of the committed version): its size comes from the lake's manifest (each committed file's row
-count), so planning reads no data and never sees a file a crashed or running writer left uncommitted. For
-a Spark training the window's committed files are frozen in an input manifest the job reads, so the job
-trains on exactly what was counted, and on exactly what the Lambda would have read, even if the lake
-grows meanwhile.
+partitions of the current Iceberg snapshot, or of a recorded snapshot): its size comes from the files
+pyiceberg plans (each data file's row count in the Iceberg manifests), so planning reads no data and never
+sees a file a crashed or running writer left uncommitted. For a Spark training the snapshot's window files
+are frozen in an input manifest the job reads (with the snapshot id), so the job trains on exactly what was
+counted, and on exactly what the Lambda would have read, even if the lake grows meanwhile.
 """
 
 from __future__ import annotations
@@ -43,13 +43,15 @@ class TrainingPlan:
 @dataclass(frozen=True)
 class TrainingWindow:
     """The committed files of the training window: where they are (URIs Spark reads: ``s3://`` in AWS,
-    ``file://`` locally) and what the manifest says of them (partition, rows, bytes)."""
+    ``file://`` locally) and what the Iceberg snapshot says of them (partition, rows, bytes)."""
 
     lake: str
     table_version: int
     files: tuple[DataFile, ...]
     uris: tuple[str, ...]
     newest_days: int | None = None
+    snapshot_id: int | None = None
+    table_uri: str = ""
 
     @property
     def rows(self) -> int:
@@ -61,13 +63,16 @@ class TrainingWindow:
 
     def describe(self, rows: int, fraud_rows: int) -> dict[str, Any]:
         """The dataset as the Lambda training logs it (``mlflow.log_input``), with the counts Spark read."""
-        return describe_dataset(self.table_version, list(self.files), list(self.uris), rows, fraud_rows)
+        return describe_dataset(self.table_version, list(self.files), list(self.uris), rows, fraud_rows,
+                                self.snapshot_id, self.table_uri)  # fmt: skip
 
     def to_bytes(self) -> bytes:
         body = {
             "lake": self.lake,
             "table": "transactions",
             "table_version": self.table_version,
+            "snapshot_id": self.snapshot_id,
+            "table_uri": self.table_uri,
             "newest_days": self.newest_days,
             "rows": self.rows,
             "files": [{**f.as_json(), "uri": uri} for f, uri in zip(self.files, self.uris, strict=True)],
@@ -84,23 +89,26 @@ class TrainingWindow:
             files=tuple(DataFile(**{k: v for k, v in entry.items() if k != "uri"}) for entry in entries),
             uris=tuple(str(entry["uri"]) for entry in entries),
             newest_days=body.get("newest_days"),
+            snapshot_id=body.get("snapshot_id"),
+            table_uri=str(body.get("table_uri", "")),
         )
 
 
-def training_window(settings: Settings) -> TrainingWindow:
-    """The window the train Lambda reads (``read_training_data(lake.transactions, train_window_days)``),
-    from the lake's manifest alone."""
+def training_window(settings: Settings, snapshot_id: int | None = None) -> TrainingWindow:
+    """The window the train Lambda reads (``read_training_data(lake.transactions, train_window_days,
+    snapshot_id)``), from the Iceberg metadata alone."""
     lake = Lake(settings)
     table = lake.transactions
     newest_days = settings.train_window_days or None
-    version = table.manifest().version
-    files = table.files(newest_days=newest_days)
+    snapshot, files = table.snapshot_and_files(newest_days=newest_days, snapshot_id=snapshot_id)
     return TrainingWindow(
         lake=lake.root_uri,
-        table_version=version,
+        table_version=snapshot.version,
         files=tuple(files),
         uris=tuple(lake.storage.uri(f.key) for f in files),
         newest_days=newest_days,
+        snapshot_id=snapshot.snapshot_id,
+        table_uri=table.location,
     )
 
 
@@ -119,11 +127,15 @@ def freeze_window(settings: Settings, window: TrainingWindow) -> tuple[str, str]
 
 
 def plan_training(
-    settings: Settings, feature_set: str = "engineered", trigger: dict[str, Any] | None = None
+    settings: Settings,
+    feature_set: str = "engineered",
+    trigger: dict[str, Any] | None = None,
+    snapshot_id: int | None = None,
 ) -> TrainingPlan:
-    """Count the window and choose the engine; for Spark, write the input manifest the job reads.
-    ``trigger`` (reason, drifted) is handed on to the register step so the version records it."""
-    window = training_window(settings)
+    """Count the window (of ``snapshot_id``, or the current snapshot) and choose the engine; for Spark,
+    write the input manifest the job reads. ``trigger`` (reason, drifted) is handed on to the register
+    step so the version records it."""
+    window = training_window(settings, snapshot_id)
     limit = settings.lambda_training_max_rows
     if window.rows <= limit:  # includes an empty lake: the Lambda says what is missing
         return TrainingPlan("lambda", window.rows, limit, len(window.files), feature_set)

@@ -28,6 +28,23 @@ class TrainInput(BaseModel):
     feature_set: str = "engineered"
     reason: str = Field("manual", max_length=64, description="Why this training runs: manual, schedule, drift.")
     drifted: list[str] = Field(default_factory=list, max_length=50)
+    snapshot: int | str | None = Field(
+        None,
+        description="Train (or plan) on this Iceberg snapshot id of the transactions table, not the current one: "
+        "a run's dataset input names it. A decimal string is accepted (a 64-bit id may not survive a JSON "
+        "number in every engine).",
+    )
+
+    @property
+    def snapshot_id(self) -> int | None:
+        return None if self.snapshot is None else int(self.snapshot)
+
+    @field_validator("snapshot")
+    @classmethod
+    def _snapshot_is_an_id(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, str) and not value.isdigit():
+            raise ValueError("snapshot is an Iceberg snapshot id: digits only")
+        return value
 
     def trigger_tags(self) -> dict[str, str]:
         """Recorded on the run and the new version, so a drift-triggered model says so."""

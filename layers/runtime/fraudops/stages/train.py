@@ -22,16 +22,20 @@ log = logging.getLogger(__name__)
 
 
 def run_training(
-    settings: Settings, feature_set: str = "engineered", tags: dict[str, str] | None = None
+    settings: Settings,
+    feature_set: str = "engineered",
+    tags: dict[str, str] | None = None,
+    snapshot_id: int | None = None,
 ) -> TrainingResult:
-    """Read the table, train, evaluate, log and register. Raises TrainingError/DataError on bad data."""
+    """Read the table (its current Iceberg snapshot, or ``snapshot_id``: a recorded run's rows again),
+    train, evaluate, log and register. Raises TrainingError/DataError on bad data."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
     lake = Lake(settings)
     window = settings.train_window_days or None
-    log.info("reading transactions from the lake at %s (window: %s)", lake.root_uri,
-             f"newest {window} days" if window else "all")  # fmt: skip
-    read = read_training_data(lake.transactions, window)
+    log.info("reading transactions from the lake at %s (window: %s, snapshot: %s)", lake.root_uri,
+             f"newest {window} days" if window else "all", snapshot_id or "current")  # fmt: skip
+    read = read_training_data(lake.transactions, window, snapshot_id)
     frame = read.frame
     data = fingerprint(frame)
     timings["read"] = time.perf_counter() - started

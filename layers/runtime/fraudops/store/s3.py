@@ -66,6 +66,12 @@ def s3_client(settings: Settings) -> S3Client:
     return _cached_s3_client(settings.s3_endpoint_url, settings.aws_region)
 
 
+def s3_client_at(endpoint_url: str | None, region: str) -> S3Client:
+    """The cached client for an endpoint and region: for code that knows only those two (the lake's
+    pyiceberg FileIO, built by pyiceberg from string properties)."""
+    return _cached_s3_client(endpoint_url, region)
+
+
 def reset_s3_clients() -> None:
     """Forget cached S3 clients (ours and MLflow's artifact client), so the next call makes new ones:
     needed when the S3 endpoint, a botocore hook or a moto mock changes within one process."""

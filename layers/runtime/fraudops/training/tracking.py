@@ -183,14 +183,15 @@ def _has_dist(name: str) -> bool:
 
 def _log_dataset(dataset: dict[str, Any]) -> None:
     """The training input as an MLflow dataset (``mlflow.log_input``): the lake table's URI as source, the
-    committed files' digest, and tags with the partitions, row and fraud counts; the full list of files
-    goes beside it as ``dataset.json``."""
+    committed files' digest, and tags with the Iceberg table and snapshot id (``fraudops train --snapshot``
+    reads exactly those rows again), the partitions, row and fraud counts; the full list of files goes
+    beside it as ``dataset.json``."""
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
     uris = dataset["source_uris"]
-    table_uri = uris[0].rsplit("/dt=", 1)[0] if uris else ""
+    table_uri = dataset.get("table_uri") or (uris[0].rsplit("/data/dt=", 1)[0] if uris else "")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "can be interpreted in multiple ways": file:// is local
         source = resolve_dataset_source(table_uri if "://" in table_uri else Path(table_uri).as_uri())
@@ -200,6 +201,8 @@ def _log_dataset(dataset: dict[str, Any]) -> None:
         meta,
         context="training",
         tags={
+            "table": f"lake.{dataset['table']}",
+            "snapshot_id": str(dataset.get("snapshot_id") or ""),
             "table_version": str(dataset["table_version"]),
             "partitions": f"{partitions[0]}..{partitions[-1]} ({len(partitions)})" if partitions else "",
             "rows": str(dataset["rows"]),
