@@ -129,3 +129,57 @@ def test_only_denials_the_code_handles_are_let_through() -> None:
     assert check([head_bucket], roles)[0] == []
     writes_intent = _call("ApiFunctionRole", "PutObject", Key="mlflow/intents/fraud-detector/x.json")
     assert [f.request.action for f in check([writes_intent], roles)[0]] == ["s3:PutObject"]
+
+
+def _glue(role: str, operation: str, **params: Any) -> Call:
+    """A Glue call on the database the code was configured with ("fraudops"), the template's LakeDatabase."""
+    return Call(role, "glue", operation, params, databases={"fraudops": "LakeDatabase"})
+
+
+def test_glue_operations_need_the_catalog_the_database_and_the_table() -> None:
+    """pyiceberg's GlueCatalog calls, authorized on each level of the Data Catalog they touch."""
+    database = f"{STACK}_lake".replace("-", "_")
+    base = "arn:aws:glue:us-east-1:123456789012"
+    (catalog, on_database, table) = requests_for(_glue("R", "GetTable", DatabaseName="fraudops", Name="labels"))
+    assert [catalog[0], on_database[0], table[0]] == [
+        Request("glue:GetTable", f"{base}:catalog"),
+        Request("glue:GetTable", f"{base}:database/{database}"),
+        Request("glue:GetTable", f"{base}:table/{database}/labels"),
+    ]
+    update = requests_for(_glue("R", "UpdateTable", DatabaseName="fraudops", TableInput={"Name": "decisions"},
+                                VersionId="3", SkipArchive=True))  # fmt: skip
+    assert update[-1][0] == Request("glue:UpdateTable", f"{base}:table/{database}/decisions")
+    assert [r.resource for r, _ in requests_for(_glue("R", "GetDatabase", Name="fraudops"))] == [
+        f"{base}:catalog", f"{base}:database/{database}"
+    ]  # fmt: skip
+    (*_, every_table) = requests_for(_glue("R", "GetTables", DatabaseName="fraudops"))
+    assert every_table[0].resource == f"{base}:table/{database}/*"
+
+
+def test_the_template_roles_allow_their_own_lake_tables_and_deny_the_others() -> None:
+    roles = all_roles()
+    reads = _glue("TrainFunctionRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    commits = _glue("CurateFunctionRole", "UpdateTable", DatabaseName="fraudops", TableInput={"Name": "labels"})
+    creates = _glue("MonitorFunctionRole", "CreateTable", DatabaseName="fraudops", TableInput={"Name": "decisions"})
+    job_reads = _glue("SparkJobRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    assert check([reads, commits, creates, job_reads], roles)[0] == []
+    train_commits = _glue("TrainFunctionRole", "UpdateTable", DatabaseName="fraudops",
+                          TableInput={"Name": "transactions"})  # fmt: skip
+    monitor_reads = _glue("MonitorFunctionRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    curate_drops = _glue("CurateFunctionRole", "DeleteTable", DatabaseName="fraudops", Name="labels")
+    other_database = Call("PromoteFunctionRole", "glue", "GetTable",
+                          {"DatabaseName": "someone_else", "Name": "transactions"})  # fmt: skip
+    findings, _ = check([train_commits, monitor_reads, curate_drops, other_database], roles)
+    denied = {(f.role, f.request.action, f.request.resource.rsplit(":", 1)[-1]) for f in findings}
+    database = f"{STACK}_lake".replace("-", "_")
+    assert denied == {
+        ("TrainFunctionRole", "glue:UpdateTable", f"table/{database}/transactions"),
+        ("TrainFunctionRole", "glue:UpdateTable", "catalog"),
+        ("TrainFunctionRole", "glue:UpdateTable", f"database/{database}"),
+        ("MonitorFunctionRole", "glue:GetTable", f"table/{database}/transactions"),
+        ("CurateFunctionRole", "glue:DeleteTable", "catalog"),
+        ("CurateFunctionRole", "glue:DeleteTable", f"database/{database}"),
+        ("CurateFunctionRole", "glue:DeleteTable", f"table/{database}/labels"),
+        ("PromoteFunctionRole", "glue:GetTable", "database/someone_else"),
+        ("PromoteFunctionRole", "glue:GetTable", "table/someone_else/transactions"),
+    }
