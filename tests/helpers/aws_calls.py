@@ -108,12 +108,24 @@ def _bucket_roles() -> dict[str, str]:
     return found
 
 
+LAKE_DATABASE_DEFAULT = "fraudops"  # FRAUDOPS_LAKE_DATABASE's default (fraudops.core.config)
+
+
+def _database_roles() -> dict[str, str]:
+    """Concrete Glue database -> the template's: the lake's namespace, as the template configures the
+    functions (FRAUDOPS_LAKE_DATABASE: !Ref LakeDatabase)."""
+    return {os.environ.get("FRAUDOPS_LAKE_DATABASE") or LAKE_DATABASE_DEFAULT: "LakeDatabase"}
+
+
 def _on_params(params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
     role = attribute(sys._getframe(1))
     if role is None:
         UNATTRIBUTED[0] += 1
         return
-    call = Call(role, model.service_model.signing_name, model.name, dict(params), buckets=_bucket_roles())
+    call = Call(
+        role, model.service_model.signing_name, model.name, dict(params), buckets=_bucket_roles(),
+        databases=_database_roles(),
+    )  # fmt: skip
     context["fraudops_call"] = call
     RECORDED.append(call)
 
@@ -130,7 +142,9 @@ def _on_response(http_response: Any, parsed: dict[str, Any], context: dict[str, 
 
 def record_derived(role: str, service: str, operation: str, params: dict[str, Any]) -> None:
     """A call AWS makes for us that no botocore client here makes (the Step Functions EMR integration)."""
-    RECORDED.append(Call(role, service, operation, params, status=200, buckets=_bucket_roles()))
+    RECORDED.append(
+        Call(role, service, operation, params, status=200, buckets=_bucket_roles(), databases=_database_roles())
+    )
 
 
 BATCH_STATE_MACHINE = "fraudops-batch-score-local-0000"  # folded to <stack>-batch-score (fraudops_dev.iam.calls)

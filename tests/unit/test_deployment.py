@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -233,6 +234,33 @@ def test_api_image_leaves_mlflow_and_pandas_out() -> None:
     requirements = (ROOT / "functions/api/requirements.txt").read_text()
     for heavy in ("mlflow", "pandas", "scikit-learn", "matplotlib"):
         assert f"\n{heavy}\n" not in f"\n{requirements}\n"
+
+
+def _requirement_names(path: Path) -> set[str]:
+    lines = path.read_text().splitlines()
+    return {re.sub(r"[-_.]+", "-", x.strip()).lower() for x in lines if x.strip() and not x.startswith("#")}
+
+
+def test_pyiceberg_is_in_the_train_image_only() -> None:
+    """The lake's writers and readers (train, promote, monitor, curate) run pyiceberg; the API image never
+    touches the lake, and the Spark job on EMR reads the table through the release's Java Iceberg runtime
+    (its import chain must not need pyiceberg: the test below)."""
+    assert "pyiceberg" in _requirement_names(ROOT / "functions/train/requirements.txt")
+    assert "pyiceberg" not in _requirement_names(ROOT / "functions/api/requirements.txt")
+    assert "pyiceberg" not in _requirement_names(ROOT / "functions/api/requirements-nodeps.txt")
+    assert "pyiceberg" not in _requirement_names(ROOT / "infra/emr/requirements.txt")
+
+
+def test_the_spark_jobs_entry_point_imports_without_pyiceberg() -> None:
+    """What the EMR image runs (infra/emr/spark_train.py -> fraudops.spark_training) imports with pyiceberg
+    made unimportable, as in that image."""
+    code = (
+        "import sys; sys.modules['pyiceberg'] = None\n"
+        "import fraudops.spark_training.__main__, fraudops.spark_training.job"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "runtime")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_sample_events_and_env_are_valid() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +130,114 @@ def test_only_denials_the_code_handles_are_let_through() -> None:
     assert check([head_bucket], roles)[0] == []
     writes_intent = _call("ApiFunctionRole", "PutObject", Key="mlflow/intents/fraud-detector/x.json")
     assert [f.request.action for f in check([writes_intent], roles)[0]] == ["s3:PutObject"]
+
+
+def _glue(role: str, operation: str, **params: Any) -> Call:
+    """A Glue call on the database the code was configured with ("fraudops"), the template's LakeDatabase."""
+    return Call(role, "glue", operation, params, databases={"fraudops": "LakeDatabase"})
+
+
+def test_glue_operations_need_the_catalog_the_database_and_the_table() -> None:
+    """pyiceberg's GlueCatalog calls, authorized on each level of the Data Catalog they touch."""
+    database = f"{STACK}_lake".replace("-", "_")
+    base = "arn:aws:glue:us-east-1:123456789012"
+    (catalog, on_database, table) = requests_for(_glue("R", "GetTable", DatabaseName="fraudops", Name="labels"))
+    assert [catalog[0], on_database[0], table[0]] == [
+        Request("glue:GetTable", f"{base}:catalog"),
+        Request("glue:GetTable", f"{base}:database/{database}"),
+        Request("glue:GetTable", f"{base}:table/{database}/labels"),
+    ]
+    update = requests_for(_glue("R", "UpdateTable", DatabaseName="fraudops", TableInput={"Name": "decisions"},
+                                VersionId="3", SkipArchive=True))  # fmt: skip
+    assert update[-1][0] == Request("glue:UpdateTable", f"{base}:table/{database}/decisions")
+    assert [r.resource for r, _ in requests_for(_glue("R", "GetDatabase", Name="fraudops"))] == [
+        f"{base}:catalog", f"{base}:database/{database}"
+    ]  # fmt: skip
+    (*_, every_table) = requests_for(_glue("R", "GetTables", DatabaseName="fraudops"))
+    assert every_table[0].resource == f"{base}:table/{database}/*"
+
+
+def test_the_template_roles_allow_their_own_lake_tables_and_deny_the_others() -> None:
+    roles = all_roles()
+    reads = _glue("TrainFunctionRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    commits = _glue("CurateFunctionRole", "UpdateTable", DatabaseName="fraudops", TableInput={"Name": "labels"})
+    creates = _glue("MonitorFunctionRole", "CreateTable", DatabaseName="fraudops", TableInput={"Name": "decisions"})
+    job_reads = _glue("SparkJobRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    assert check([reads, commits, creates, job_reads], roles)[0] == []
+    train_commits = _glue("TrainFunctionRole", "UpdateTable", DatabaseName="fraudops",
+                          TableInput={"Name": "transactions"})  # fmt: skip
+    monitor_reads = _glue("MonitorFunctionRole", "GetTable", DatabaseName="fraudops", Name="transactions")
+    curate_drops = _glue("CurateFunctionRole", "DeleteTable", DatabaseName="fraudops", Name="labels")
+    other_database = Call("PromoteFunctionRole", "glue", "GetTable",
+                          {"DatabaseName": "someone_else", "Name": "transactions"})  # fmt: skip
+    findings, _ = check([train_commits, monitor_reads, curate_drops, other_database], roles)
+    denied = {(f.role, f.request.action, f.request.resource.rsplit(":", 1)[-1]) for f in findings}
+    database = f"{STACK}_lake".replace("-", "_")
+    assert denied == {
+        ("TrainFunctionRole", "glue:UpdateTable", f"table/{database}/transactions"),
+        ("TrainFunctionRole", "glue:UpdateTable", "catalog"),
+        ("TrainFunctionRole", "glue:UpdateTable", f"database/{database}"),
+        ("MonitorFunctionRole", "glue:GetTable", f"table/{database}/transactions"),
+        ("CurateFunctionRole", "glue:DeleteTable", "catalog"),
+        ("CurateFunctionRole", "glue:DeleteTable", f"database/{database}"),
+        ("CurateFunctionRole", "glue:DeleteTable", f"table/{database}/labels"),
+        ("PromoteFunctionRole", "glue:GetTable", "database/someone_else"),
+        ("PromoteFunctionRole", "glue:GetTable", "table/someone_else/transactions"),
+    }
+
+
+def _pyiceberg_glue_calls(tmp_path: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """What pyiceberg 0.12's GlueCatalog really calls (against moto's Glue, metadata in a folder): to
+    create a table, to commit an append to it, and to load it."""
+    from datetime import UTC, datetime
+
+    import boto3
+    import pyarrow as pa
+    from moto import mock_aws
+    from pyiceberg.catalog.glue import GlueCatalog
+
+    from fraudops.lake.schemas import LABELS
+
+    recorded: list[tuple[str, dict[str, Any]]] = []
+    phases: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    with mock_aws():
+        boto3.client("glue", region_name="us-east-1").create_database(DatabaseInput={"Name": "fraudops"})
+        catalog = GlueCatalog("fraudops", **{"warehouse": tmp_path.as_uri(), "glue.region": "us-east-1"})
+        catalog.glue.meta.events.register(
+            "provide-client-params.glue", lambda params, model, **_: recorded.append((model.name, dict(params)))
+        )
+        table = catalog.create_table(("fraudops", "labels"), LABELS.arrow_schema, location=(tmp_path / "l").as_uri())
+        phases["create"], recorded[:] = list(recorded), []
+        row = {"transaction_id": "t", "is_fraud": True, "received_at": datetime(2026, 1, 1, tzinfo=UTC), "source": "s"}
+        table.append(pa.Table.from_pylist([row], schema=LABELS.arrow_schema))
+        phases["append"], recorded[:] = list(recorded), []
+        catalog.load_table(("fraudops", "labels"))
+        phases["load"] = list(recorded)
+    return phases
+
+
+def test_pyicebergs_real_glue_calls_are_what_the_roles_grant(tmp_path: Path) -> None:
+    """The template's grants against the calls pyiceberg makes, not against our reading of its source: the
+    monitor may create, commit to and load its labels table; the train role may load a table, not commit."""
+    phases = _pyiceberg_glue_calls(tmp_path)
+    assert [name for name, _ in phases["create"]] == ["GetDatabase", "CreateTable"]
+    assert [name for name, _ in phases["append"]] == ["GetTable", "GetDatabase", "UpdateTable"]
+    assert [name for name, _ in phases["load"]] == ["GetTable"]
+    assert phases["append"][-1][1]["VersionId"]  # optimistic locking: the version it read
+    roles = all_roles()
+    databases = {"fraudops": "LakeDatabase"}
+
+    def calls(role: str, phase: str) -> list[Call]:
+        return [Call(role, "glue", name, params, databases=databases) for name, params in phases[phase]]
+
+    everything = [*calls("MonitorFunctionRole", "create"), *calls("MonitorFunctionRole", "append")]
+    assert check([*everything, *calls("MonitorFunctionRole", "load")], roles)[0] == []
+    assert check(calls("CurateFunctionRole", "append"), roles)[0] == []
+    (load,) = calls("TrainFunctionRole", "load")
+    transactions = Call(load.role, "glue", load.operation, {**load.params, "Name": "transactions"}, databases=databases)
+    assert check([transactions], roles)[0] == []  # a reader loads the transactions table ...
+    findings, _ = check([load, *calls("TrainFunctionRole", "append")], roles)  # ... not labels, and commits nothing
+    assert {(f.request.action, f.request.resource.rsplit(":", 1)[-1].split("/")[0]) for f in findings} == {
+        ("glue:GetTable", "table"), ("glue:UpdateTable", "catalog"), ("glue:UpdateTable", "database"),
+        ("glue:UpdateTable", "table"),
+    }  # fmt: skip

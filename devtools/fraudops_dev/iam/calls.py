@@ -14,6 +14,16 @@ role; for each read of a missing key the check asks whether the role may list th
 (``s3:ListBucket`` with ``s3:prefix`` = the key: AWS does not document which prefix it evaluates, so
 this is the strictest reading a prefix-conditioned statement can satisfy) and reports the read as
 AWS's 403 otherwise.
+
+Glue Data Catalog calls (pyiceberg's GlueCatalog: GetDatabase, GetTable, CreateTable, UpdateTable, ...)
+are authorized on every level of the catalog's hierarchy the operation touches: the catalog
+(``arn:aws:glue:region:account:catalog``), the database (``database/<db>``) and, for a table operation,
+the table (``table/<db>/<table>``); GetTables on every table of the database (``table/<db>/*``)
+("Specifying AWS Glue resource ARNs", https://docs.aws.amazon.com/glue/latest/dg/glue-specifying-resource-arns.html;
+the Service Authorization Reference lists catalog, database and table as required resource types of
+these actions: https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsglue.html).
+A recorded database name is the template's ``LakeDatabase`` when it is the one the code was configured
+with (FRAUDOPS_LAKE_DATABASE), as a concrete bucket is the template's bucket.
 """
 
 from __future__ import annotations
@@ -49,6 +59,9 @@ S3_BUCKET_ACTIONS = {
     "CreateBucket": "s3:CreateBucket",
     "GetBucketVersioning": "s3:GetBucketVersioning",
 }
+GLUE_DATABASE_OPERATIONS = {"GetDatabase", "UpdateDatabase", "DeleteDatabase"}
+GLUE_TABLE_OPERATIONS = {"GetTable", "CreateTable", "UpdateTable", "DeleteTable", "GetTableVersions"}
+GLUE_ALL_TABLES_OPERATIONS = {"GetTables"}
 # Calls that need no IAM permission at all.
 UNAUTHORIZED_OPERATIONS = {("sts", "GetCallerIdentity")}
 EMULATED_FUNCTIONS = {  # the emulation's function names (fraudops_dev.emulation.FUNCTIONS) -> template ids
@@ -70,6 +83,7 @@ class Call:
     status: int | None = None
     error_code: str | None = None
     buckets: dict[str, str] = field(default_factory=dict)  # concrete bucket -> the template's bucket id
+    databases: dict[str, str] = field(default_factory=dict)  # concrete Glue database -> the template's id
     per_key_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -94,6 +108,34 @@ def bucket_arn(call: Call, bucket: str) -> str:
     logical = call.buckets.get(bucket)
     name = physical_name(logical, "AWS::S3::Bucket") if logical else bucket
     return f"arn:{PARTITION}:s3:::{name}"
+
+
+def glue_database(call: Call, database: str) -> str:
+    """The Glue database's name as the template names it (the configured one), else the name as called."""
+    logical = call.databases.get(database)
+    return physical_name(logical, "AWS::Glue::Database") if logical else database
+
+
+def _glue_requests(call: Call) -> list[tuple[Request, str]]:
+    p = call.params
+    base = f"arn:{PARTITION}:glue:{REGION}:{ACCOUNT}"
+    action = f"glue:{call.operation}"
+    catalog = Request(action, f"{base}:catalog")
+    if call.operation == "GetDatabases":
+        return [(catalog, "")]
+    if call.operation == "CreateDatabase":
+        name = glue_database(call, str(p["DatabaseInput"]["Name"]))
+        return [(catalog, ""), (Request(action, f"{base}:database/{name}"), "")]
+    database = glue_database(call, str(p.get("DatabaseName") or p.get("Name")))
+    on_database = Request(action, f"{base}:database/{database}")
+    if call.operation in GLUE_DATABASE_OPERATIONS:
+        return [(catalog, ""), (on_database, "")]
+    if call.operation in GLUE_ALL_TABLES_OPERATIONS:
+        return [(catalog, ""), (on_database, ""), (Request(action, f"{base}:table/{database}/*"), "")]
+    if call.operation in GLUE_TABLE_OPERATIONS:
+        table = str(p["TableInput"]["Name"]) if "TableInput" in p else str(p.get("Name") or p.get("TableName"))
+        return [(catalog, ""), (on_database, ""), (Request(action, f"{base}:table/{database}/{table}"), "")]
+    return [(Request(action, "*"), "no resource mapping for this Glue operation")]
 
 
 def _state_machine_name(name: str) -> str:
@@ -145,6 +187,8 @@ def requests_for(call: Call) -> list[tuple[Request, str]]:
             if "Delimiter" in p:
                 context["s3:delimiter"] = str(p["Delimiter"])
             return [(Request(S3_BUCKET_ACTIONS[call.operation], base, context), "")]
+    if call.service == "glue":
+        return _glue_requests(call)
     if call.service == "lambda" and call.operation == "Invoke":
         return [(Request("lambda:InvokeFunction", _function_arn(str(p["FunctionName"]))), "")]
     if call.service == "states":

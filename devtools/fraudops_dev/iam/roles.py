@@ -60,6 +60,8 @@ MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
 
 
 def physical_name(logical_id: str, resource_type: str) -> str:
+    if resource_type == "AWS::Glue::Database":
+        return _glue_database_names().get(logical_id, f"{STACK}-{logical_id}".replace("-", "_").lower())
     if resource_type == "AWS::S3::Bucket":
         return f"{STACK}-{logical_id.lower()}"
     if resource_type == "AWS::EMRServerless::Application":
@@ -111,6 +113,8 @@ class Resolver:
         if kind == "AWS::EMRServerless::Application":
             return physical_name(name, kind)
         properties = resource.get("Properties", {})
+        if kind == "AWS::Glue::Database":  # !Ref gives the database's name, which DatabaseInput sets
+            return self.resolve(properties["DatabaseInput"]["Name"])
         for key in ("RoleName", "FunctionName", "BucketName", "Name", "TopicName"):
             if key in properties and kind != "AWS::EMRServerless::Application":
                 return self.resolve(properties[key])
@@ -166,8 +170,9 @@ class Resolver:
                     return str(self.ref(token))
 
                 return re.sub(r"\$\{([^}!][^}]*)\}", substitute, text)
-            if key == "Fn::Join":
-                return str(value[0]).join(str(self.resolve(v)) for v in value[1])
+            if key == "Fn::Join":  # the list may itself be an intrinsic (Fn::Split) that gives one
+                items = self.resolve(value[1]) if isinstance(value[1], dict) else value[1]
+                return str(value[0]).join(str(self.resolve(v)) for v in items)
             if key == "Fn::If":
                 return self.resolve(value[1] if self.condition(value[0]) else value[2])
             if key == "Fn::Select":
@@ -175,6 +180,18 @@ class Resolver:
             if key == "Fn::Split":
                 return str(self.resolve(value[1])).split(value[0])
         return {k: self.resolve(v) for k, v in node.items() if v != {"Ref": "AWS::NoValue"}}
+
+
+@lru_cache(maxsize=1)
+def _glue_database_names() -> dict[str, str]:
+    """Each Glue database's name in the template, for the stack ``STACK`` (LakeDatabase -> fraudops_lint_lake)."""
+    template = load_template()
+    resolver = Resolver(template, environments()["default"])
+    return {
+        name: str(resolver.ref(name))
+        for name, resource in template.get("Resources", {}).items()
+        if resource["Type"] == "AWS::Glue::Database"
+    }
 
 
 def _role_statements(resolver: Resolver, role: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import xgboost as xgb
 from fraudops.core.config import Settings
 from fraudops.core.errors import ConfigError, MetricsError, TrainingError
 from fraudops.core.schema import LABEL, RAW_FEATURE_COLUMNS
+from fraudops.lake.schemas import first_step_of
 from fraudops.model.features import FEATURE_SETS, FeatureSpec, build_features
 from fraudops.model.metrics import best_f1_threshold, evaluate
 from fraudops.monitoring.profile import build_profile
@@ -50,6 +51,11 @@ SCORE = "score"
 TRAIN, VALIDATION, HOLDOUT = 0, 1, 2
 SLICE_NAMES = {TRAIN: "train", VALIDATION: "validation", HOLDOUT: "holdout"}
 PROFILE_SAMPLE_ROWS = 200_000
+# The lake's transactions table in the job's Iceberg catalog, as the template's SparkSubmitParameters name
+# it (``lake.<LakeDatabase>.transactions``, with ``spark.sql.catalog.lake`` the Glue catalog). Set on EMR
+# Serverless only: local Spark cannot load the Iceberg runtime jar (no Maven here), so it reads the
+# planned files instead.
+LAKE_TABLE_CONF = "spark.fraudops.lake.table"
 
 
 # --- the Spark session (local mode; on EMR Serverless the job's own session) --------------------------
@@ -202,6 +208,37 @@ def estimator_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {renamed.get(k, k): v for k, v in params.items() if k not in {"objective", "nthread"}}
 
 
+# --- the window's rows ----------------------------------------------------------------------------------
+
+
+def window_steps(window: TrainingWindow) -> tuple[int, int]:
+    """[first, end) PaySim steps of the window's partitions. A transactions partition is a function of the
+    step (``lake.schemas.dt_of_step``) and the window is the newest partitions, so this step range holds
+    exactly the window's rows; Iceberg prunes the other files by their ``step`` bounds."""
+    partitions = window.partitions
+    if not partitions:
+        raise TrainingError("the training window has no partitions")
+    return first_step_of(partitions[0]), first_step_of(partitions[-1]) + 24
+
+
+def read_window(spark: SparkSession, window: TrainingWindow, files: Sequence[str], native: bool) -> DataFrame:
+    """The window's rows: on EMR (the template names the table in ``LAKE_TABLE_CONF``) Spark reads the
+    Iceberg table itself, at the planned snapshot when the plan names one; otherwise the planned files.
+    Either way the caller checks the rows read against the plan's count."""
+    from pyspark.sql import functions as F
+
+    table = spark.conf.get(LAKE_TABLE_CONF, None) if native else None
+    if not table:
+        return spark.read.parquet(*files)
+    reader = spark.read.format("iceberg")
+    snapshot = getattr(window, "snapshot_id", None)  # the plan's snapshot (fraudops.spark_training.plan)
+    if snapshot is not None:
+        reader = reader.option("snapshot-id", str(snapshot))
+    first, end = window_steps(window)
+    log.info("reading %s (snapshot %s), steps %d..%d, natively through Iceberg", table, snapshot, first, end - 1)
+    return reader.load(table).where((F.col("step") >= first) & (F.col("step") < end))
+
+
 # --- the job ------------------------------------------------------------------------------------------
 
 
@@ -213,10 +250,11 @@ def train_on_spark(
     feature_set: str = "engineered",
     read_uris: Sequence[str] | None = None,
 ) -> SparkTrainingOutput:
-    """Train on the window's committed Parquet files and write the result under ``output_uri`` for the
-    register step. Spark reads ``window.uris`` (``s3://`` through EMRFS in AWS, ``file://`` locally), or
-    ``read_uris``, local copies of the same files in the same order (the emulation: local Spark has no S3
-    connector); the dataset recorded is always the window's."""
+    """Train on the window's committed rows and write the result under ``output_uri`` for the register
+    step. On EMR Serverless Spark reads the Iceberg table at the planned snapshot (``read_window``);
+    elsewhere ``window.uris`` (``file://`` locally), or ``read_uris``, local copies of the same files in
+    the same order (the emulation: local Spark has no S3 connector); the dataset recorded is always the
+    window's, and the rows read must be its count."""
     from pyspark.sql import functions as F
     from xgboost.spark import SparkXGBClassifier
 
@@ -231,7 +269,9 @@ def train_on_spark(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    raw = spark.read.parquet(*files).select(*RAW_FEATURE_COLUMNS, F.col(LABEL).cast("int").alias(LABEL))
+    raw = read_window(spark, window, files, native=read_uris is None).select(
+        *RAW_FEATURE_COLUMNS, F.col(LABEL).cast("int").alias(LABEL)
+    )
     step_counts = {int(row["step"]): int(row["count"]) for row in raw.groupBy("step").count().collect()}
     validation_start, holdout_start = step_cut_points(
         step_counts, settings.validation_fraction, settings.holdout_fraction
