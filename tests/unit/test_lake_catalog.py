@@ -22,7 +22,8 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.glue import _IcebergSchemaToGlueType
 from pyiceberg.schema import visit
 
-from fraudops.lake import TABLES
+from fraudops.lake import PARTITION_COLUMN, TABLES
+from fraudops.lake.catalog import iceberg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 LAKE_FUNCTIONS = ("TrainFunction", "PromoteFunction", "CurateFunction", "MonitorFunction")
@@ -62,9 +63,13 @@ def test_the_template_declares_the_database_at_the_warehouse_and_no_tables() -> 
 @pytest.mark.parametrize("name", sorted(TABLES))
 def test_each_lake_table_has_only_types_athenas_iceberg_reads(name: str) -> None:
     schema = TABLES[name]
-    iceberg = Catalog._convert_schema_if_needed(schema.arrow_schema)  # what create_table(pa.Schema) builds
-    assert [field.name for field in iceberg.fields] == schema.column_names
-    for column, field in zip(schema.columns, iceberg.fields, strict=True):
+    iceberg = iceberg_schema(schema)  # what fraudops.lake.catalog creates the table with
+    assert [field.name for field in iceberg.fields] == [*schema.column_names, PARTITION_COLUMN]
+    assert iceberg.fields[-1].required and str(iceberg.fields[-1].field_type) == "string"
+    # pyiceberg's own conversion of our Arrow schema agrees with the declared Iceberg types
+    converted = Catalog._convert_schema_if_needed(schema.arrow_schema)
+    assert [str(f.field_type) for f in converted.fields] == [str(f.field_type) for f in iceberg.fields[:-1]]
+    for column, field in zip(schema.columns, iceberg.fields[:-1], strict=True):
         assert str(field.field_type) == ARROW_TO_ICEBERG[column.arrow], column.name
         assert str(field.field_type) in ATHENA_ICEBERG_TYPES, column.name
         assert field.required == (not column.nullable), column.name

@@ -231,7 +231,7 @@ def read_window(spark: SparkSession, window: TrainingWindow, files: Sequence[str
     if not table:
         return spark.read.parquet(*files)
     reader = spark.read.format("iceberg")
-    snapshot = getattr(window, "snapshot_id", None)  # the plan's snapshot (fraudops.spark_training.plan)
+    snapshot = window.snapshot_id  # the plan's snapshot (fraudops.spark_training.plan)
     if snapshot is not None:
         reader = reader.option("snapshot-id", str(snapshot))
     first, end = window_steps(window)
