@@ -5,7 +5,6 @@ land. The independent reader opens the catalog file and the warehouse by their p
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from fraudops.lake import Lake
 from fraudops.lake.transactions import frame_to_arrow, step_partitions, write_transaction_frames
 from fraudops.monitoring.capture import FileCaptureSink, capture_record
 from fraudops.monitoring.labels import store_labels
+from tests.helpers.processes import kill_when_marked
 
 ROWS = 5_000
 KEY = ["step", "nameOrig", "amount", "source"]
@@ -60,16 +60,7 @@ def _sorted(rows: pa.Table, key: list[str]) -> list[tuple[object, ...]]:
 
 def _kill_before_commit(settings: Settings, tmp_path: Path, table: str, argv: list[str]) -> None:
     marker = tmp_path / f"marker-{time.monotonic_ns()}"
-    env = {**os.environ, "FRAUDOPS_STATE_DIR": str(settings.state_dir)}
-    child = subprocess.Popen([sys.executable, "-c", BLOCKED_CHILD, str(marker), table, *argv], env=env,
-                             stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 180
-    while not marker.exists():
-        assert child.poll() is None, child.stderr.read() if child.stderr else b""
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    kill_when_marked(BLOCKED_CHILD, marker, table, *argv, env={"FRAUDOPS_STATE_DIR": str(settings.state_dir)})
 
 
 @pytest.fixture

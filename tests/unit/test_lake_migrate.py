@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from fraudops.core.config import Settings
 from fraudops.core.errors import DataError
 from fraudops.lake import Lake
 from fraudops.lake.transactions import read_training_data
+from tests.helpers.processes import kill_when_marked
 
 ROOT = Path(__file__).resolve().parents[2]
 OLD_MAIN = "61f7ff9"  # the last commit with the manifest layout
@@ -169,16 +168,7 @@ def test_a_migration_killed_midway_reruns_and_lands_every_row_once(
     state = tmp_path / "state"
     lake = old_lake(old_code, state)
     _, expected = old_rows(lake, "transactions")
-    marker = tmp_path / "marker"
-    env = {**os.environ, "FRAUDOPS_STATE_DIR": str(state)}
-    child = subprocess.Popen([sys.executable, "-c", BLOCKED_MIGRATION, str(marker)], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while not marker.exists():
-        assert child.poll() is None, child.stderr.read() if child.stderr else b""
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
+    kill_when_marked(BLOCKED_MIGRATION, tmp_path / "marker", env={"FRAUDOPS_STATE_DIR": str(state)})
     from pyiceberg.catalog.sql import SqlCatalog
 
     catalog = SqlCatalog("fraudops", uri=f"sqlite:///{lake}/catalog.db", warehouse=lake.as_uri())
