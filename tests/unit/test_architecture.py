@@ -15,6 +15,7 @@ PACKAGE = RUNTIME / "fraudops"
 # A family may import the families before it, never one after it.
 FAMILY_ORDER = (
     "core",
+    "aggregates",
     "model",
     "store",
     "monitoring",

@@ -3,6 +3,7 @@ documents, and the same outcome row by row and in batches."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fraudops.aggregates import AGGREGATE_NAMES
 from fraudops.core.schema import TRANSACTION_TYPES
 from fraudops.decisions import Bands, DecisionPolicy, ExpressionError, PolicyError, parse_condition
 from fraudops.decisions.expression import FIELD_TYPES
@@ -68,6 +70,8 @@ transactions = st.fixed_dictionaries(
         "nameOrig": st.one_of(st.none(), st.sampled_from(NAMES)),
         "nameDest": st.one_of(st.none(), st.sampled_from(NAMES)),
         "score": st.floats(0, 1),
+        # Entity aggregates: counts and sums, or NaN (no history; what the API sends when unknown).
+        **{name: st.sampled_from([math.nan, 0.0, 1.0, 7.0, 2500.5]) for name in AGGREGATE_NAMES},
     }
 )
 

@@ -3,6 +3,7 @@ per subpackage, listed in import order (a family imports only families above it 
 ``tests/unit/test_architecture.py``; ``docs/architecture.md`` draws the paths between them):
 
 - ``core``: settings, errors, the PaySim schema, crash-safe files (imports nothing else of fraudops);
+- ``aggregates``: what each account did before (velocity), declared once, offline and online alike;
 - ``model``: the feature definition, a model's files and metrics, ``FraudModel``;
 - ``store``: S3, blobs, the MLflow registry session, the serving manifest;
 - ``monitoring``: decision capture, late labels, drift profiles, the report page;

@@ -17,6 +17,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic_core import to_json
 
+from fraudops.aggregates import AGGREGATE_NAMES, AggregateStore, aggregate_store
+from fraudops.aggregates.online import response_values
 from fraudops.api.deps import ApiKeyChecker
 from fraudops.api.errors import error_response, install_error_handlers
 from fraudops.api.keys import KeyRing
@@ -39,6 +41,7 @@ from fraudops.core.errors import ModelUnavailableError
 from fraudops.core.schema import RAW_FEATURE_COLUMNS
 from fraudops.monitoring.capture import CaptureSink, capture_record, capture_sink, capture_time
 from fraudops.serving.decide import PolicyProvider, decide_rows
+from fraudops.serving.entities import row_aggregates
 from fraudops.serving.provider import ModelProvider
 
 DOCS_ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
@@ -107,7 +110,9 @@ def create_app(
     api_keys: KeyRing | list[str],
     capture: CaptureSink | None = None,
     policies: PolicyProvider | None = None,
+    aggregates: AggregateStore | None = None,
 ) -> FastAPI:
+    """``aggregates``: the entity aggregate store; None counts nothing and scores with them missing."""
     app = FastAPI(
         title="fraudops",
         version="0.1.0",
@@ -120,6 +125,7 @@ def create_app(
     policies = policies or PolicyProvider(settings)
     app.state.policies = policies
     app.state.capture = capture
+    app.state.aggregates = aggregates
     ring = api_keys if isinstance(api_keys, KeyRing) else KeyRing.fixed(api_keys)
     app.state.key_ring = ring
     authorized = Depends(ApiKeyChecker(ring))
@@ -190,13 +196,17 @@ def create_app(
         """Returns the serialised Prediction itself: FastAPI would otherwise validate it a second time."""
         loaded = provider.get()
         model = loaded.model
-        features = model.row_features(transaction.raw())
+        explain = _explain(request)
+        row = transaction.__dict__
+        aggregates = row_aggregates(app.state.aggregates, [row])[0]
+        features = model.row_features({**transaction.raw(), **aggregates})
         probability = model.score_row(features)
         threshold, version = model.threshold, loaded.manifest.version
         prediction = 1.0 if probability >= threshold else 0.0
-        row = transaction.__dict__
-        outcome = decide_rows(model, policies.get(), [row], [probability], _explain(request), settings.top_reasons,
-                              features)[0]  # fmt: skip
+        outcome = decide_rows(model, policies.get(), [{**row, **aggregates}], [probability], explain,
+                              settings.top_reasons, features)[0]  # fmt: skip
+        if app.state.aggregates is not None:
+            outcome["aggregates"] = response_values(aggregates)
         _capture(app.state.capture, request, [transaction], [probability], [prediction], threshold, version, [outcome])
         body = prediction_json(probability, prediction, threshold, version, transaction.transaction_id, outcome)
         return Response(to_json(body), media_type="application/json")
@@ -230,10 +240,15 @@ def create_app(
         outcomes: list[dict[str, Any]] = []
         rows = [t.__dict__ for t in transactions]  # validated fields, no model_dump copy per row
         if rows:
-            columns = {name: [row[name] for row in rows] for name in RAW_FEATURE_COLUMNS}
+            aggregates = row_aggregates(app.state.aggregates, rows)  # in the batch's order
+            rows = [{**row, **values} for row, values in zip(rows, aggregates, strict=True)]
+            columns = {name: [row[name] for row in rows] for name in (*RAW_FEATURE_COLUMNS, *AGGREGATE_NAMES)}
             probabilities = loaded.model.predict_proba(columns).tolist()
             decisions = [1.0 if p >= threshold else 0.0 for p in probabilities]
             outcomes = decide_rows(loaded.model, policies.get(), rows, probabilities, explain, settings.top_reasons)
+            if app.state.aggregates is not None:
+                for outcome, values in zip(outcomes, aggregates, strict=True):
+                    outcome["aggregates"] = response_values(values)
             _capture(app.state.capture, request, transactions, probabilities, decisions, threshold, version, outcomes)
         ids = [row["transaction_id"] for row in rows]
         body = batch_prediction_json(probabilities, decisions, ids, threshold, version, outcomes, errors, positions,
@@ -259,5 +274,10 @@ def build_default_app(settings: Settings | None = None) -> FastAPI:
 
     provider = ModelProvider(settings, alias_reader=registry_alias_version)
     return create_app(
-        settings, provider, KeyRing.from_settings(settings), capture_sink(settings), PolicyProvider(settings)
+        settings,
+        provider,
+        KeyRing.from_settings(settings),
+        capture_sink(settings),
+        PolicyProvider(settings),
+        aggregate_store(settings),
     )

@@ -112,6 +112,12 @@ class Prediction(BaseModel):
         description="Top contributions to the score: on review/block outcomes, and on any with ?explain=true. "
         "When a rule or list decided, only those pointing the outcome's way (context, never against it).",
     )
+    aggregates: dict[str, float | None] | None = Field(
+        None,
+        description="What the accounts did before this transaction, as the decision used them (docs/aggregates.md): "
+        "e.g. `orig_count_1h`, `dest_distinct_24h`; null: no earlier event in the window. Absent when the "
+        "aggregate store is off.",
+    )
 
 
 class BatchRequest(BaseModel):

@@ -71,6 +71,28 @@ class Settings(BaseSettings):
         "before that it is pending (not trained on, not in the holdout, not in realized metrics).",
     )
 
+    # Entity aggregates (docs/aggregates.md)
+    aggregate_store: Literal["embedded", "dynamodb", "off"] = Field(
+        "embedded",
+        description="Where the API and batch scoring keep per-account counters: 'embedded' (a SQLite file, "
+        "aggregate_db_path; no server), 'dynamodb' (aggregate_table; the template sets it in AWS) or 'off' "
+        "(nothing counted; a model trained with aggregates then sees them as missing).",
+    )
+    aggregate_table: str | None = Field(
+        None, description="The DynamoDB table of entity aggregates (the template sets it)."
+    )
+    aggregate_db_path: Path | None = Field(
+        None, description="The embedded store's SQLite file. Unset: <state_dir>/aggregates.db."
+    )
+    aggregate_ttl_days: float = Field(
+        8.0,
+        gt=7.0,
+        description="DynamoDB TTL of an aggregate item after its last write (longer than the 7-day lookback).",
+    )
+    dynamodb_endpoint_url: str | None = Field(
+        None, description="DynamoDB endpoint; the moto server (http://127.0.0.1:5000) locally, unset in AWS."
+    )
+
     # Store: MLflow tracking/registry + artifacts
     storage: Literal["local", "s3"] = Field(
         "local",
@@ -277,6 +299,10 @@ class Settings(BaseSettings):
         local = "://" not in root or root.startswith("file://")
         folder = Path(root.removeprefix("file://")).resolve() if local else (self.state_dir / "lake").resolve()
         return f"sqlite:///{folder}/catalog.db"
+
+    @property
+    def aggregate_db_file(self) -> Path:
+        return (self.aggregate_db_path or self.state_dir / "aggregates.db").resolve()
 
     @property
     def spark_output_root(self) -> str:

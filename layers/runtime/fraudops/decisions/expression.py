@@ -13,7 +13,8 @@ Grammar (keywords are lower case; strings in single or double quotes)::
     unary      := "-" unary | atom
     atom       := NUMBER | STRING | "true" | "false" | NAME | "(" expr ")"
 
-Names are the request's fields (``FIELD_TYPES``) and ``score`` (the model's probability). Types are
+Names are the request's fields (``FIELD_TYPES``), the entity aggregates (``orig_count_1h``...) and ``score``
+(the model's probability). Types are
 checked when the policy is validated: numbers compare with numbers, strings only with ``==``, ``!=`` and
 ``in``; a rule must be a condition. At run time a missing account name compares unequal to everything,
 and arithmetic follows IEEE floats (``amount / oldbalanceOrg`` with a zero balance is infinite, and a
@@ -35,6 +36,7 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.errors import FraudopsError
 from fraudops.core.schema import TRANSACTION_TYPES
 
@@ -52,6 +54,8 @@ FIELD_TYPES: Final[dict[str, Kind]] = {
     "nameOrig": "string",
     "nameDest": "string",
     "score": "number",
+    # What the account did before (fraudops.aggregates), e.g. ``orig_count_1h > 5``; NaN when unknown.
+    **dict.fromkeys(AGGREGATE_NAMES, "number"),
 }
 MAX_EXPRESSION_LENGTH: Final = 2_000
 MAX_DEPTH: Final = 40

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from fraudops.aggregates.definitions import AGGREGATES, BY_NAME, aggregate_label
 from fraudops.core.schema import TRANSACTION_TYPES
 
 DEFAULT_TOP_REASONS: Final = 3
@@ -34,6 +35,7 @@ FEATURE_LABELS: Final[dict[str, tuple[str, str | None]]] = {
     "dest_balances_zero": ("destination balances stay zero", None),
     "amount_to_balance": ("amount relative to the origin balance", None),
     "hour_of_day": ("hour of day", None),
+    **{aggregate.name: (aggregate.label(), None) for aggregate in AGGREGATES},
 }
 
 
@@ -67,6 +69,8 @@ def feature_label(feature: str, value: float) -> str:
             return zero
         if value > 0 or value < 0:  # NaN (no valid request gives one) keeps the plain label
             return positive if value > 0 else negative
+    if feature in BY_NAME:  # "7 transactions from this account in this hour"
+        return aggregate_label(feature, value)
     if feature in _FLAG_LABELS and value == 0:
         return _FLAG_LABELS[feature]
     return FEATURE_LABELS.get(feature, (feature, None))[0]

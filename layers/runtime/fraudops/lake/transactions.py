@@ -19,6 +19,7 @@ from fraudops.lake.schemas import DATE_FORMAT, TRANSACTIONS, TRANSACTIONS_EPOCH
 from fraudops.lake.table import DataFile, LakeTable, Snapshot
 
 ProgressCallback = Callable[[int], None]
+ENTITY_COLUMNS = ("nameOrig", "nameDest")  # read only for the entity aggregates
 MAX_STEP_PROPERTY = "max_step"
 
 
@@ -161,21 +162,24 @@ def describe_dataset(
 
 
 def read_training_data(
-    table: LakeTable, newest_days: int | None = None, snapshot_id: int | None = None
+    table: LakeTable, newest_days: int | None = None, snapshot_id: int | None = None, aggregates: bool = False
 ) -> TrainingData:
     """The model's columns and the label for the newest ``newest_days`` partitions (all when None or 0)
     of the current snapshot, or of ``snapshot_id`` (a recorded run's rows again), ordered by step (the
     out-of-time order), ``type`` categorical. pyiceberg plans the files; they are read straight from the
-    Parquet objects (ranged reads of the columns asked for; no file is copied first)."""
+    Parquet objects (ranged reads of the columns asked for; no file is copied first). ``aggregates``: also
+    read the account names and add the entity aggregates (``fraudops.aggregates``), point in time over
+    the rows read (an account's history before the window is not in them)."""
     snapshot, files = table.snapshot_and_files(newest_days=newest_days or None, snapshot_id=snapshot_id)
     if not files:
         raise DataError(
             f"the lake at {table.storage.root_uri} has no transactions: run `fraudops generate` or "
             "`fraudops import-csv` (or `fraudops import <fraud.db>`) first"
         )
-    columns = [*RAW_FEATURE_COLUMNS, LABEL]
+    columns = [*RAW_FEATURE_COLUMNS, LABEL, *(ENTITY_COLUMNS if aggregates else ())]
     arrow = table.read(columns=columns, files=files)
-    frame = arrow.to_pandas(split_blocks=True, self_destruct=True)
+    # Names as categoricals: a code per row, not a Python string (aggregates only need equality).
+    frame = arrow.to_pandas(split_blocks=True, self_destruct=True, strings_to_categorical=aggregates)
     del arrow
     # The dtypes the models' signatures were inferred with (int64, as SQLite gave them): Parquet keeps the
     # narrow storage types, training sees the usual ones.
@@ -185,6 +189,10 @@ def read_training_data(
         frame = frame.sort_values("step", kind="stable", ignore_index=True)
     if len(frame) == 0:
         raise DataError(f"the lake's transactions table at {table.storage.root_uri} is empty")
+    if aggregates:
+        from fraudops.aggregates import with_aggregates
+
+        frame = with_aggregates(frame)
     return TrainingData(
         frame=frame,
         table_version=snapshot.version,

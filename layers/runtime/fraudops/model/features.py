@@ -14,6 +14,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.errors import FeatureMismatchError
 from fraudops.core.schema import RAW_FEATURE_COLUMNS, TRANSACTION_TYPES
 
@@ -56,6 +57,15 @@ def _amount_to_balance(c: Columns) -> np.ndarray:
     return _as_float(c, "amount") / (_as_float(c, "oldbalanceOrg") + 1.0)
 
 
+def _column(name: str) -> Callable[[Columns], np.ndarray]:
+    """A feature that is a column of its own (an entity aggregate, computed before the features)."""
+
+    def feature(columns: Columns) -> np.ndarray:
+        return _as_float(columns, name)
+
+    return feature
+
+
 def _hour_of_day(c: Columns) -> np.ndarray:
     return np.asarray(c["step"], dtype=np.int64) % 24
 
@@ -74,6 +84,9 @@ _FEATURES: Final[dict[str, Callable[[Columns], np.ndarray]]] = {
     "dest_balances_zero": _dest_balances_zero,
     "amount_to_balance": _amount_to_balance,
     "hour_of_day": _hour_of_day,
+    # Entity aggregates (fraudops.aggregates): computed before the features, offline by
+    # ``with_aggregates`` and online by the aggregate store, and passed in as columns of their own.
+    **{name: _column(name) for name in AGGREGATE_NAMES},
 }
 
 FEATURE_SETS: Final[dict[str, tuple[str, ...]]] = {
@@ -96,6 +109,8 @@ FEATURE_SETS: Final[dict[str, tuple[str, ...]]] = {
         "hour_of_day",
     ),
 }
+# Ours plus what each account did before (velocity): the model sees history, not one transaction alone.
+FEATURE_SETS["velocity"] = (*FEATURE_SETS["engineered"], *AGGREGATE_NAMES)
 
 
 class _ArrayColumns(Mapping[str, np.ndarray]):
@@ -146,6 +161,11 @@ class FeatureSpec:
     feature_code_version: str = FEATURE_CODE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def aggregates(self) -> tuple[str, ...]:
+        """The entity aggregates this model was trained with (its spec file lists them too)."""
+        return tuple(name for name in self.feature_names if name in AGGREGATE_NAMES)
+
     def validate(self) -> None:
         unknown = [name for name in self.feature_names if name not in _FEATURES]
         if unknown:
@@ -157,7 +177,7 @@ class FeatureSpec:
             raise FeatureMismatchError(f"threshold {self.threshold} is not a probability")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "aggregates": list(self.aggregates)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:

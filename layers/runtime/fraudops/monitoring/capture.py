@@ -80,6 +80,8 @@ def capture_record(
         decided_by = decision["decided_by"]  # kind and name: the transaction here reproduces the evidence
         record["decided_by"] = {"kind": decided_by["kind"], "name": decided_by["name"]}
         record["policy_version"] = decision["policy_version"]
+        if "aggregates" in decision:  # what the account did before: not in the transaction, needed to replay
+            record["aggregates"] = decision["aggregates"]
     return record
 
 

@@ -8,10 +8,12 @@ xgboost package, scikit-learn or pandas (the API image has none of them).
 - ``treecompiler``: booster -> compiled trees, proved equal to the booster (promotion runs it; xgboost);
 - ``native``: XGBoost's C library through ctypes (large batches, models the compiled form cannot express);
 - ``treeshap``: exact TreeSHAP contributions from per-leaf tables (numpy);
+- ``entities``: the entity aggregates of the rows being scored, from the aggregate store (missing, never an
+  error, when it cannot be read);
 - ``decide``: the active policy (``PolicyProvider``) applied to scores: outcome, ``decided_by``, reasons
   (``decide_rows``): the one place a request's score becomes a decision.
 
-Imports ``fraudops.core``, ``fraudops.store``, ``fraudops.model`` and ``fraudops.decisions``.
+Imports ``fraudops.core``, ``fraudops.aggregates``, ``fraudops.store``, ``fraudops.model`` and ``fraudops.decisions``.
 """
 
 from fraudops.core.exports import lazy_exports

@@ -10,6 +10,7 @@ model's own bands) decides, so a fresh stack answers with outcomes from its firs
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import weakref
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.config import Settings
 from fraudops.core.errors import StoreError
 from fraudops.core.schema import RAW_FEATURE_COLUMNS
@@ -232,7 +234,8 @@ def decide_rows(
         found = explain(model, rows, top, features, [reason_direction(decision)])[0]
         return [decision_fields(decision, active.version, found, evidence)]
     fields = {*RAW_FEATURE_COLUMNS, "nameOrig", "nameDest"}
-    columns = {name: [row.get(name) for row in rows] for name in fields}
+    columns: dict[str, list[Any]] = {name: [row.get(name) for row in rows] for name in fields}
+    columns.update({name: [row.get(name, math.nan) for row in rows] for name in AGGREGATE_NAMES})
     decisions = policy.decide_columns(columns, np.asarray(probabilities), bands)
     wanted = [i for i, d in enumerate(decisions) if explain_all or d.outcome != APPROVE]
     reasons: dict[int, list[Reason]] = {}

@@ -28,6 +28,7 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.config import Settings
 from fraudops.core.errors import FraudopsError
 from fraudops.decisions.expression import FIELD_TYPES
@@ -47,7 +48,7 @@ _KIND_ORDER: Final = {"list": 0, "rule": 1, "band": 2}
 _OUTCOME_ORDER: Final = {BLOCK: 0, REVIEW: 1, APPROVE: 2}
 # What a rule or list may read of a captured decision (expression.FIELD_TYPES but the score), and the
 # columns a replay reads from the lake's decisions table.
-RULE_FIELDS: Final = tuple(name for name in FIELD_TYPES if name != "score")
+RULE_FIELDS: Final = tuple(name for name in FIELD_TYPES if name != "score" and name not in AGGREGATE_NAMES)
 REPLAY_COLUMNS: Final = ("decision_time", "transaction_id", "model_version", "probability", "prediction",
                          *RULE_FIELDS)  # fmt: skip
 
@@ -275,6 +276,14 @@ def backtest_policy(
 
     if days is not None and not days > 0:
         raise ValueError(f"--days must be a positive number of days, got {days:g}")
+    # The decisions table records the request's fields, not the entity aggregates the API used (they
+    # are in each capture record): replaying such a rule on missing values would say it never fires.
+    named = sorted({n for rule in draft.rules for n in rule.condition.tree.names()} & set(AGGREGATE_NAMES))
+    if named:
+        raise BacktestError(
+            f"the draft's rules name entity aggregates ({', '.join(named)}), which the lake's decisions table "
+            "does not record yet: back-test those rules on `fraudops batch-score` output instead (docs/aggregates.md)"
+        )
     now = now or datetime.now(UTC)
     lake = Lake(settings)
     files = lake.decisions.files()

@@ -15,7 +15,7 @@ from fraudops.core.errors import StoreError, disk_full_cause
 from fraudops.lake import Lake
 from fraudops.lake.transactions import read_training_data
 from fraudops.training.dataset import fingerprint, split_out_of_time
-from fraudops.training.fit import train_model
+from fraudops.training.fit import train_model, uses_aggregates
 from fraudops.training.tracking import TrainingResult, log_and_register
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def run_training(
     window = settings.train_window_days or None
     log.info("reading transactions from the lake at %s (window: %s, snapshot: %s)", lake.root_uri,
              f"newest {window} days" if window else "all", snapshot_id or "current")  # fmt: skip
-    read = read_training_data(lake.transactions, window, snapshot_id)
+    read = read_training_data(lake.transactions, window, snapshot_id, aggregates=uses_aggregates(feature_set))
     frame = read.frame
     data = fingerprint(frame)
     timings["read"] = time.perf_counter() - started

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.config import Settings
 from fraudops.core.errors import TrainingError
 from fraudops.core.schema import LABEL, RAW_FEATURE_COLUMNS
@@ -91,4 +92,7 @@ def holdout_slice(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 
 def raw_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {name: frame[name].to_numpy() for name in RAW_FEATURE_COLUMNS}
+    """The columns features are built from: the request's fields and the entity aggregates, when the
+    frame has them (``read_training_data(aggregates=True)``)."""
+    names = [*RAW_FEATURE_COLUMNS, *(name for name in AGGREGATE_NAMES if name in frame.columns)]
+    return {name: frame[name].to_numpy() for name in names}

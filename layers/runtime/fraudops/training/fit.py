@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from fraudops.aggregates.definitions import AGGREGATE_NAMES
 from fraudops.core.config import Settings
 from fraudops.core.errors import MetricsError, TrainingError
 from fraudops.core.schema import LABEL
@@ -50,6 +51,11 @@ class TrainedModel:
     seconds: dict[str, float] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)  # the training data's reference profile
     money: dict[str, float] = field(default_factory=dict)  # holdout money metrics: chosen bands and F1 threshold
+
+
+def uses_aggregates(feature_set: str) -> bool:
+    """Whether the feature set needs the entity aggregates (the read then adds the names and them)."""
+    return bool(set(FEATURE_SETS.get(feature_set, ())) & set(AGGREGATE_NAMES))
 
 
 def train_model(split: DataSplit, settings: Settings, feature_set: str = "engineered") -> TrainedModel:
