@@ -24,11 +24,13 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from fraudops.aggregates import AGGREGATE_NAMES, AggregateStore, aggregate_store
 from fraudops.api.schemas import Transaction
 from fraudops.core.config import Settings
 from fraudops.core.errors import InvalidInputError
 from fraudops.core.schema import LABEL_COLUMNS, RAW_FEATURE_COLUMNS, parse_flag
 from fraudops.serving.decide import decide_rows, pinned_policy
+from fraudops.serving.entities import row_aggregates
 from fraudops.serving.provider import served_model
 from fraudops.serving.served import ServedModel
 from fraudops.stages.events import BatchEvent, BatchItem, describe_errors
@@ -146,6 +148,18 @@ def pinned_model(settings: Settings, manifest: ServingManifest) -> ServedModel:
         return _models[key]
 
 
+_stores: dict[tuple[str, str | None, str], AggregateStore | None] = {}
+
+
+def batch_aggregate_store(settings: Settings) -> AggregateStore | None:
+    """The aggregate store, made once per container (a DynamoDB client, or the embedded file)."""
+    key = (settings.aggregate_store, settings.aggregate_table, str(settings.aggregate_db_file))
+    with _models_lock:
+        if key not in _stores:
+            _stores[key] = aggregate_store(settings)
+        return _stores[key]
+
+
 def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
     request = event.BatchInput
     try:
@@ -158,9 +172,12 @@ def score_batch(settings: Settings, event: BatchEvent) -> BatchResult:
     probabilities: list[float] = []
     outcomes: list[dict[str, Any]] = []
     if transactions:
-        columns = {name: [getattr(t, name) for t in transactions] for name in RAW_FEATURE_COLUMNS}
+        # The entity aggregates as the API computes them: the store's history, then this batch's rows in
+        # order, each new event counted once (a retried batch counts nothing again).
+        aggregates = row_aggregates(batch_aggregate_store(settings), [t.__dict__ for t in transactions])
+        rows = [{**t.__dict__, **values} for t, values in zip(transactions, aggregates, strict=True)]
+        columns = {name: [row[name] for row in rows] for name in (*RAW_FEATURE_COLUMNS, *AGGREGATE_NAMES)}
         probabilities = model.predict_proba(columns).tolist()
-        rows = [t.__dict__ for t in transactions]
         outcomes = decide_rows(model, policy, rows, probabilities, False, settings.top_reasons)
     first = event.Items[0].index
     part = f"part-{first:012d}"

@@ -282,7 +282,7 @@ def backtest_policy(
     if named:
         raise BacktestError(
             f"the draft's rules name entity aggregates ({', '.join(named)}), which the lake's decisions table "
-            "does not record yet: back-test those rules on `fraudops batch-score` output instead (docs/aggregates.md)"
+            "does not record yet: score a file with them through `fraudops batch-score` instead (docs/aggregates.md)"
         )
     now = now or datetime.now(UTC)
     lake = Lake(settings)
