@@ -44,6 +44,37 @@ def capture_overhead(api: Any, event: dict[str, Any], context: Any) -> dict[str,
     return {name: percentiles(values) for name, values in samples.items()}
 
 
+def aggregates_overhead(api: Any, context: Any) -> dict[str, dict[str, float]]:
+    """The warm handler without the entity aggregate store and with the embedded one (read the two
+    accounts' buckets, compute, count the event: one SQLite transaction), interleaved in rounds. Every call
+    is a new event (its own transaction_id; 2,000 senders and 500 destinations, so buckets fill as in
+    traffic); a repeated id would only read."""
+    import tempfile
+    from pathlib import Path
+
+    from fraudops.aggregates.embedded import EmbeddedAggregateStore
+    from fraudops.api.schemas import EXAMPLE_TRANSACTION
+    from tests.helpers.events import api_gateway_event
+
+    folder = Path(tempfile.mkdtemp(prefix="fraudops-aggregates-bench-"))
+    stores = {"no aggregate store": None, "aggregates: embedded (SQLite)": EmbeddedAggregateStore(folder / "a.db")}
+    counter = iter(range(10**9))
+
+    def one_call() -> None:
+        i = next(counter)
+        body = {**EXAMPLE_TRANSACTION, "transaction_id": f"bench-{i}", "nameOrig": f"C{i % 2000}",
+                "nameDest": f"C9{i % 500}", "step": 1 + i // 400}  # fmt: skip
+        response = api.handler(api_gateway_event("POST", "/predict", body, {"x-api-key": "bench-key"}), context)
+        assert response["statusCode"] == 200, response
+
+    samples: dict[str, list[float]] = {name: [] for name in stores}
+    for _ in range(CAPTURE_ROUNDS):
+        for name, store in stores.items():
+            api.app.state.aggregates = store
+            samples[name] += time_calls(one_call, CALLS // CAPTURE_ROUNDS)
+    return {name: percentiles(values) for name, values in samples.items()}
+
+
 def main() -> dict[str, Any]:
     import mlflow
     import pandas as pd
@@ -63,6 +94,9 @@ def main() -> dict[str, Any]:
         handler = percentiles(time_calls(lambda: api.handler(event, context), CALLS))
 
         capture = capture_overhead(api, event, context)
+        configured_store = api.app.state.aggregates
+        aggregates = aggregates_overhead(api, context)
+        api.app.state.aggregates = configured_store
 
         loaded = api.app.state.model_provider.get()
         model = loaded.model
@@ -99,6 +133,7 @@ def main() -> dict[str, Any]:
         ["seed way: pyfunc + 1-row DataFrame", pyfunc_way["p50_ms"], pyfunc_way["p95_ms"], pyfunc_way["p99_ms"]],
     ]
     rows += [[name, c["p50_ms"], c["p95_ms"], c["p99_ms"]] for name, c in capture.items()]
+    rows += [[name, c["p50_ms"], c["p95_ms"], c["p99_ms"]] for name, c in aggregates.items()]
     title = f"Warm /predict latency, ms ({CALLS:,} calls; model of {trees} trees)"
     print_table(title, ["path", "p50", "p95", "p99"], rows)
     result: dict[str, Any] = {
@@ -122,6 +157,12 @@ def main() -> dict[str, Any]:
             name: 1000 * (c["p50_ms"] - capture["no capture"]["p50_ms"]) for name, c in capture.items()
         },
     }
+    base, embedded = aggregates["no aggregate store"], aggregates["aggregates: embedded (SQLite)"]
+    result["aggregates"] = aggregates
+    result["aggregates_added_ms"] = {q: embedded[f"{q}_ms"] - base[f"{q}_ms"] for q in ("p50", "p95", "p99")}
+    added = result["aggregates_added_ms"]
+    print(f"  entity aggregates (embedded store) added, same run: p50 {added['p50'] * 1000:+.0f} us, "
+          f"p99 {added['p99'] * 1000:+.0f} us")  # fmt: skip
     result["targets"]["capture<=+50us_p50"] = all(v <= 50 for v in result["capture_overhead_p50_us"].values())
     overhead = ", ".join(f"{name} {us:+.1f} us" for name, us in result["capture_overhead_p50_us"].items())
     print(f"  capture overhead at p50 (same run): {overhead}")

@@ -37,7 +37,7 @@ from fraudops.monitoring.profile import build_profile
 from fraudops.spark_training.output import SparkTrainingOutput, write_output
 from fraudops.spark_training.plan import TrainingWindow
 from fraudops.training.dataset import DatasetFingerprint, raw_columns
-from fraudops.training.fit import xgboost_params
+from fraudops.training.fit import uses_aggregates, xgboost_params
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -260,6 +260,11 @@ def train_on_spark(
 
     if feature_set not in FEATURE_SETS:
         raise TrainingError(f"unknown feature set {feature_set!r}; choose from {', '.join(FEATURE_SETS)}")
+    if uses_aggregates(feature_set):
+        raise TrainingError(
+            f"the {feature_set!r} feature set needs the entity aggregates, which the Spark job does not compute "
+            "yet: train it with the Lambda (`fraudops train --feature-set velocity`) or choose 'engineered'"
+        )
     files = list(window.uris if read_uris is None else read_uris)
     if not files:
         raise TrainingError("no Parquet files in the training window")

@@ -386,7 +386,9 @@ def run_promotion(
     try:
         # The newest matured rows of the lake (curation commits a decision only once its label matured).
         lake = Lake(settings).transactions
-        holdout = holdout_slice(read_training_data(lake, settings.train_window_days or None).frame, settings)
+        # With the entity aggregates: either model may have been trained with them (the velocity set).
+        read = read_training_data(lake, settings.train_window_days or None, aggregates=True)
+        holdout = holdout_slice(read.frame, settings)
     except TrainingError as error:
         raise PromotionError(f"cannot build the holdout: {error}") from error
     request = _Request(candidate_version, force_reason, actor, change_id, from_version)
